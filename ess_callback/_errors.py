@@ -1,0 +1,90 @@
+"""Errors raised by ess-callback: one root, typed subclasses that carry the scheduler's answer."""
+
+from __future__ import annotations
+
+
+class EssCallbackError(Exception):
+    """Root of every error ess-callback raises."""
+
+    #: exit status the command line uses for this error
+    exit_code = 1
+
+
+class ConfigurationError(EssCallbackError, ValueError):
+    """A setting is missing or malformed; the message names the setting and its variable."""
+
+    exit_code = 2
+
+
+class DeliveryError(EssCallbackError):
+    """A callback could not be delivered.
+
+    Carries what the scheduler said: ``http_status``, ``error_code`` (like ``ESS-00500``),
+    ``title``, ``detail``, and how many ``attempts`` were made.
+    """
+
+    #: True when trying again later may succeed (network trouble, 5xx, 429, 408)
+    retryable = False
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        http_status: int | None = None,
+        error_code: str | None = None,
+        title: str | None = None,
+        detail: str | None = None,
+        attempts: int = 0,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.http_status = http_status
+        self.error_code = error_code
+        self.title = title
+        self.detail = detail
+        self.attempts = attempts
+
+    def __str__(self) -> str:
+        return self.message
+
+    def __repr__(self) -> str:
+        return (
+            f"{type(self).__name__}({self.message!r}, http_status={self.http_status!r}, "
+            f"error_code={self.error_code!r}, attempts={self.attempts!r})"
+        )
+
+
+class RejectedError(DeliveryError):
+    """The scheduler refused the callback with a 4xx answer; sending it again will not help."""
+
+
+class InvalidInputError(RejectedError):
+    """400: the scheduler found the callback invalid."""
+
+
+class AuthenticationError(RejectedError):
+    """401: the credentials are missing, wrong or expired."""
+
+
+class NotAllowedError(RejectedError):
+    """403: the credentials may not report on this request."""
+
+
+class RequestNotFoundError(RejectedError):
+    """404: the scheduler does not know this request (or the watched job does not exist)."""
+
+
+class SchedulerUnavailableError(DeliveryError):
+    """5xx, 429, 408 or a network failure, still so after the retries were spent."""
+
+    retryable = True
+
+
+def rejected_class(http_status: int) -> type[RejectedError]:
+    """The RejectedError subclass for a 4xx status."""
+    return {
+        400: InvalidInputError,
+        401: AuthenticationError,
+        403: NotAllowedError,
+        404: RequestNotFoundError,
+    }.get(http_status, RejectedError)

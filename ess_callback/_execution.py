@@ -1,0 +1,300 @@
+"""``JobExecution``: the context manager that reports how a block of job code ended."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+from collections.abc import Callable, Iterable
+from types import FrameType, TracebackType
+from typing import TYPE_CHECKING, Any
+
+from . import _recording
+from ._control import BusinessError, JobCancelled, JobPaused, JobSuspended, JobWarning
+from ._errors import DeliveryError
+from ._message import DEFAULT_MAX_MESSAGE_BYTES, Redactor, describe_exception, truncate_message
+from ._model import Callback, Outcome
+from ._sender import HttpSender, Sender, make_sender
+from ._settings import Settings, resolve_settings
+from ._status import Status
+from ._updates import UpdatePump
+
+if TYPE_CHECKING:
+    from ._cancel import CancelWatcher
+    from ._client import SchedulerClient
+
+log = logging.getLogger("ess_callback")
+
+HANDLED_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
+
+
+class _SignalReceived(BaseException):
+    """Raised in the main thread by our handler to unwind the block on SIGTERM/INT/HUP."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
+
+
+def signal_name(signum: int) -> str:
+    try:
+        return signal.Signals(signum).name
+    except ValueError:
+        return f"signal {signum}"
+
+
+class JobExecution:
+    """Report the end of a block of job code to ESS.
+
+    >>> with JobExecution() as job:          # settings from ESS_* variables
+    ...     job.update("extracted 1200 rows")
+    ...     job.warn("3 rows skipped")       # the end becomes WARNING
+
+    How the block ended decides the status (SPEC section 4): cancellation and signals give
+    CANCEL, ``JobPaused`` PAUSE, ``JobSuspended`` SUSPEND, ``classify(exc)`` may choose,
+    ``BusinessError`` (or a class in *business_errors*) BUSINESS_ERROR, ``JobWarning`` or
+    ``job.warn`` WARNING, any other exception ERROR, a normal end SUCCESS.
+    """
+
+    def __init__(
+        self,
+        *,
+        base_url: str | None = None,
+        request_id: int | str | None = None,
+        request_handle: str | None = None,
+        username: str | None = None,
+        password: str | None = None,
+        token: str | None = None,
+        dry_run: bool | None = None,
+        business_errors: Iterable[type[BaseException]] = (),
+        classify: Callable[[BaseException], Status | None] | None = None,
+        update_interval: float = 10.0,
+        handle_signals: bool = True,
+        cancel_poll: float | None = None,
+        outbox: str | Any | None = None,
+        client: SchedulerClient | None = None,
+        max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
+        media_type: str | None = None,
+    ) -> None:
+        recording = _recording.active_recorder() is not None
+        self.settings: Settings = resolve_settings(
+            base_url=base_url if base_url is not None else (client.base_url if client else None),
+            request_id=request_id,
+            request_handle=request_handle,
+            username=username,
+            password=password,
+            token=token,
+            dry_run=dry_run,
+            outbox=outbox,
+            cancel_poll=cancel_poll,
+            media_type=media_type,
+            require=not recording,
+        )
+        self.business_errors = tuple(business_errors)
+        self.classify = classify
+        self.update_interval = float(update_interval)
+        self.handle_signals = handle_signals
+        self.max_message_bytes = max_message_bytes
+        self._client = client
+        self._redact = Redactor(self.settings.secrets())
+        self._warnings: list[str] = []
+        self._sender: Sender | None = None
+        self._pump: UpdatePump | None = None
+        self._watcher: CancelWatcher | None = None
+        self._old_handlers: dict[int, Any] = {}
+        self._finishing = False
+        self._cancel_reason: str | None = None
+        self.cancel_requested = False
+        #: the callbacks sent (dry run: that would have been sent), in order
+        self.sent: list[Callback] = []
+        #: how the execution ended; set when the block exits
+        self.outcome: Outcome | None = None
+
+    def __repr__(self) -> str:
+        return f"JobExecution(request_id={self.settings.request_id!r}, outcome={self.outcome!r})"
+
+    # -- the job's calls -----------------------------------------------------------------
+    def update(self, message: str) -> None:
+        """Report progress (UPDATE), throttled to one post per ``update_interval`` seconds.
+
+        The latest message wins; never blocks on the network and never raises for delivery.
+        """
+        pump = self._pump
+        if pump is not None:
+            pump.offer(message)
+
+    def warn(self, message: str) -> None:
+        """Record a warning; a block that then ends normally ends with WARNING."""
+        self._warnings.append(str(message))
+
+    @property
+    def warnings(self) -> list[str]:
+        """The warnings recorded so far, in order."""
+        return list(self._warnings)
+
+    def check_cancelled(self) -> None:
+        """Raise ``JobCancelled`` if the scheduler asked for cancellation (``cancel_poll``)."""
+        if self.cancel_requested:
+            raise JobCancelled(self._cancel_reason)
+
+    # -- context manager -----------------------------------------------------------------
+    def __enter__(self) -> JobExecution:
+        self._sender = self._make_sender()
+        self._pump = UpdatePump(
+            self._deliver_update, self.update_interval, background=not self._sender.local
+        )
+        if self.handle_signals and threading.current_thread() is threading.main_thread():
+            for signum in HANDLED_SIGNALS:
+                self._old_handlers[signum] = signal.signal(signum, self._on_signal)
+        if self.settings.cancel_poll and not self._sender.local:
+            from ._cancel import CancelWatcher
+
+            self._watcher = CancelWatcher(self.settings, self._on_cancel_requested)
+            self._watcher.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> bool:
+        self._finishing = True
+        try:
+            if self._watcher is not None:
+                self._watcher.stop()
+            status, message, consume, exit_code = self._end_status(exc)
+            if self._pump is not None:
+                self._pump.close()
+            outcome = self._send_final(status, message)
+        finally:
+            self._restore_handlers()
+            self._close_client()
+        self.outcome = outcome
+        if not outcome.delivered:
+            error = outcome.error
+            if exit_code is not None or (exc is not None and not consume):
+                log.error("could not report %s to ESS: %s", status, error)
+            elif isinstance(error, DeliveryError):
+                raise error
+        if exit_code is not None:
+            raise SystemExit(exit_code) from None
+        return consume
+
+    # -- internals -----------------------------------------------------------------------
+    def _make_sender(self) -> Sender:
+        sender = make_sender(
+            self.settings, client=self._client, max_message_bytes=self.max_message_bytes
+        )
+        if isinstance(sender, HttpSender) and self._client is None:
+            self._owned_sender: HttpSender | None = sender
+        return sender
+
+    def _close_client(self) -> None:
+        owned = getattr(self, "_owned_sender", None)
+        if owned is not None:
+            owned.close()
+
+    def _callback(self, status: Status, message: str | None) -> Callback:
+        if message is not None:
+            message = truncate_message(self._redact(message), self.max_message_bytes)
+            if message == "":
+                message = None
+        return Callback(self.settings.request_id, self.settings.request_handle, status, message)
+
+    def _deliver_update(self, message: str) -> None:
+        assert self._sender is not None
+        callback = self._callback(Status.UPDATE, message)
+        outcome = self._sender.send(callback, final=False)
+        if outcome.delivered:
+            self.sent.append(callback)
+        else:
+            log.warning("UPDATE not delivered: %s", outcome.error)
+
+    def _send_final(self, status: Status, message: str | None) -> Outcome:
+        assert self._sender is not None
+        callback = self._callback(status, message)
+        outcome = self._sender.send(callback, final=True)
+        if outcome.delivered:
+            self.sent.append(callback)
+        return outcome
+
+    def _warning_text(self, extra: str | None = None) -> str:
+        return "\n".join([*self._warnings, *([extra] if extra else [])])
+
+    def _end_status(
+        self, exc: BaseException | None
+    ) -> tuple[Status, str | None, bool, int | None]:
+        """(status, message, consume the exception?, exit code to leave with) for this end."""
+        if isinstance(exc, _SignalReceived):
+            reason = self._cancel_reason if self.cancel_requested else None
+            return Status.CANCEL, reason or signal_name(exc.signum), True, 128 + exc.signum
+        if isinstance(exc, JobCancelled):
+            return Status.CANCEL, exc.reason, True, None
+        if isinstance(exc, KeyboardInterrupt):
+            return Status.CANCEL, "SIGINT", False, None
+        if isinstance(exc, JobPaused):
+            return Status.PAUSE, exc.state or None, True, None
+        if isinstance(exc, JobSuspended):
+            return Status.SUSPEND, str(exc) or None, True, None
+        if isinstance(exc, Exception) and self.classify is not None:
+            chosen = self._classified(exc)
+            if chosen is not None:
+                consume = isinstance(exc, (BusinessError, JobWarning))
+                return chosen, describe_exception(exc, where=False), consume, None
+        if isinstance(exc, BusinessError):
+            return Status.BUSINESS_ERROR, describe_exception(exc, where=False), True, None
+        if self.business_errors and isinstance(exc, self.business_errors):
+            return Status.BUSINESS_ERROR, describe_exception(exc, where=False), False, None
+        if isinstance(exc, JobWarning):
+            return Status.WARNING, self._warning_text(str(exc)), True, None
+        if isinstance(exc, SystemExit) and exc.code in (0, None):
+            exc = None
+        if exc is not None:
+            return Status.ERROR, describe_exception(exc), False, None
+        if self._warnings:
+            return Status.WARNING, self._warning_text(), False, None
+        return Status.SUCCESS, None, False, None
+
+    def _classified(self, exc: BaseException) -> Status | None:
+        assert self.classify is not None
+        try:
+            chosen = self.classify(exc)
+        except Exception:
+            log.warning("classify() raised; using the default mapping", exc_info=True)
+            return None
+        if chosen is None:
+            return None
+        try:
+            return Status.parse(chosen)
+        except ValueError:
+            log.warning("classify() returned %r, not a Status; using the default mapping", chosen)
+            return None
+
+    def _on_signal(self, signum: int, frame: FrameType | None) -> None:
+        if self._finishing:
+            log.warning("%s received while reporting the end; finishing first",
+                        signal_name(signum))
+            return
+        raise _SignalReceived(signum)
+
+    def _on_cancel_requested(self, reason: str) -> None:
+        """Called by the cancel watcher's thread when ESS shows CANCELLING or CANCELLED."""
+        if self.cancel_requested:
+            return
+        self._cancel_reason = reason
+        self.cancel_requested = True
+        log.warning("%s: stopping the job", reason)
+        if self._old_handlers and not self._finishing:
+            import _thread
+
+            _thread.interrupt_main(signal.SIGTERM)
+
+    def _restore_handlers(self) -> None:
+        for signum, handler in self._old_handlers.items():
+            try:
+                signal.signal(signum, handler if handler is not None else signal.SIG_DFL)
+            except (ValueError, TypeError):  # pragma: no cover - not the main thread
+                pass
+        self._old_handlers.clear()
+

@@ -1,0 +1,99 @@
+"""Status messages: byte-bounded truncation and the text that describes an exception."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+
+DEFAULT_MAX_MESSAGE_BYTES = 4000
+
+
+def _marker(removed: int) -> bytes:
+    return f"...[truncated {removed} bytes]...".encode()
+
+
+def _cut_head(data: bytes, size: int) -> bytes:
+    """The longest prefix of *data* of at most *size* bytes that ends on a character boundary."""
+    if size >= len(data):
+        return data
+    end = size
+    while end > 0 and (data[end] & 0xC0) == 0x80:
+        end -= 1
+    return data[:end]
+
+
+def _cut_tail(data: bytes, size: int) -> bytes:
+    """The longest suffix of *data* of at most *size* bytes that starts on a character boundary."""
+    if size <= 0:
+        return b""
+    start = len(data) - size
+    if start <= 0:
+        return data
+    while start < len(data) and (data[start] & 0xC0) == 0x80:
+        start += 1
+    return data[start:]
+
+
+def truncate_message(text: str, max_bytes: int = DEFAULT_MAX_MESSAGE_BYTES) -> str:
+    """Fit *text* into *max_bytes* UTF-8 bytes.
+
+    Text that fits is returned unchanged. Longer text keeps its head and its tail around a
+    ``...[truncated N bytes]...`` marker, where N counts the bytes left out; no character is
+    ever split. When the limit is too small even for the marker, only the head is kept.
+    """
+    data = text.encode("utf-8", "surrogatepass")
+    if len(data) <= max_bytes:
+        return text
+    if max_bytes <= 0:
+        return ""
+    room = max_bytes - len(_marker(len(data)))
+    if room < 2:
+        return _cut_head(data, max_bytes).decode("utf-8", "surrogatepass")
+    # The marker's own length depends on the number it shows; shrink the room until
+    # head + marker + tail fits (at most a couple of rounds).
+    while True:
+        head = _cut_head(data, room - room // 2)
+        tail = _cut_tail(data, room // 2)
+        marker = _marker(len(data) - len(head) - len(tail))
+        if len(head) + len(marker) + len(tail) <= max_bytes:
+            return (head + marker + tail).decode("utf-8", "surrogatepass")
+        room -= 1
+
+
+def join_lines(lines: Iterable[str]) -> str:
+    """Warnings and similar lists become one message, one item per line."""
+    return "\n".join(lines)
+
+
+def describe_exception(exc: BaseException, *, where: bool = True) -> str:
+    """``Type: text``, then (with *where*) the file:line where it was raised."""
+    name = type(exc).__name__
+    text = str(exc)
+    out = f"{name}: {text}" if text else name
+    if where:
+        tb = exc.__traceback__
+        if tb is not None:
+            while tb.tb_next is not None:
+                tb = tb.tb_next
+            code = tb.tb_frame.f_code
+            out += f"\n  at {code.co_filename}:{tb.tb_lineno} in {code.co_name}"
+    return out
+
+
+class Redactor:
+    """Replaces secret values and patterns with ``***`` in text we send, spool, log or print."""
+
+    def __init__(self, secrets: Iterable[str] = (), patterns: Iterable[str | re.Pattern[str]] = ()):
+        literal = sorted({s for s in secrets if s}, key=len, reverse=True)
+        parts = [re.escape(s) for s in literal]
+        parts += [p.pattern if isinstance(p, re.Pattern) else p for p in patterns]
+        self._regex = re.compile("|".join(f"(?:{p})" for p in parts)) if parts else None
+
+    def __call__(self, text: str) -> str:
+        if self._regex is None or not text:
+            return text
+        # An empty match (a pattern like "x*") must not sprinkle markers between characters.
+        return self._regex.sub(lambda m: "***" if m.group(0) else "", text)
+
+    def __bool__(self) -> bool:
+        return self._regex is not None

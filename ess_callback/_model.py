@@ -1,0 +1,45 @@
+"""Value objects: what is sent (``Callback``) and how an execution ended (``Outcome``)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import attrs
+
+from ._status import Status
+
+
+@attrs.frozen
+class Callback:
+    """One executionStatus call: request id, request handle, status and message.
+
+    ``request_id`` and ``request_handle`` are ``None`` only in dry run and recording
+    when they were not configured.
+    """
+
+    request_id: int | None
+    request_handle: str | None
+    status: Status = attrs.field(converter=Status.parse)
+    message: str | None = None
+
+    def body(self) -> dict[str, Any]:
+        """The JSON body sent to ESS (``statusMessage`` left out when there is none)."""
+        body: dict[str, Any] = {"requestHandle": self.request_handle, "status": self.status.value}
+        if self.message is not None and self.message != "":
+            body["statusMessage"] = self.message
+        return body
+
+
+@attrs.frozen
+class Outcome:
+    """How one execution ended: the status posted, its message, whether it was delivered,
+    how many HTTP attempts it took, and the error when it was not delivered."""
+
+    status: Status
+    message: str | None
+    delivered: bool
+    attempts: int = 0
+    error: BaseException | None = attrs.field(default=None, eq=False)
+    #: the outbox file holding the callback, when it was not delivered but kept
+    spooled_to: Path | None = None

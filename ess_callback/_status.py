@@ -1,0 +1,51 @@
+"""The eight callback statuses of the ESS executionStatus call."""
+
+from __future__ import annotations
+
+import enum
+
+
+class Status(str, enum.Enum):
+    """A callback status; the value is the name on the wire."""
+
+    SUCCESS = "SUCCESS"
+    UPDATE = "UPDATE"
+    PAUSE = "PAUSE"
+    WARNING = "WARNING"
+    ERROR = "ERROR"
+    BUSINESS_ERROR = "BUSINESS_ERROR"
+    CANCEL = "CANCEL"
+    SUSPEND = "SUSPEND"
+
+    def __str__(self) -> str:
+        return self.value
+
+    @property
+    def is_terminal(self) -> bool:
+        """True for the statuses that end an execution for good."""
+        return self in TERMINAL
+
+    @property
+    def is_final(self) -> bool:
+        """True for the statuses that end a run of the job (terminal, PAUSE, SUSPEND)."""
+        return self is not Status.UPDATE
+
+    @classmethod
+    def parse(cls, text: str | Status) -> Status:
+        """Return the status named by *text*, ignoring case and surrounding blanks.
+
+        Raises ``ValueError`` naming the valid statuses when *text* is not one.
+        """
+        if isinstance(text, Status):
+            return text
+        key = str(text).strip().upper().replace("-", "_")
+        try:
+            return cls(key)
+        except ValueError:
+            valid = ", ".join(s.value for s in cls)
+            raise ValueError(f"unknown status {text!r}: use one of {valid}") from None
+
+
+TERMINAL = frozenset(
+    {Status.SUCCESS, Status.WARNING, Status.ERROR, Status.BUSINESS_ERROR, Status.CANCEL}
+)

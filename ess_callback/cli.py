@@ -1,0 +1,205 @@
+"""The ``ess-callback`` command line: only the click layer.
+
+Each command resolves its settings at the edge and hands them to the module that does the
+work; heavy imports (requests, http.server) happen inside the commands that need them, so
+``--help`` and ``--version`` stay fast.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from collections.abc import Callable
+from typing import Any, NoReturn, TypeVar
+
+import click
+
+from . import __version__
+from ._errors import EssCallbackError
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_USAGE = 2
+EXIT_TEMPFAIL = 75  # EX_TEMPFAIL: not delivered now, kept in the outbox for later
+
+CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
+
+
+def fail(message: str, code: int = EXIT_USAGE) -> NoReturn:
+    """Print one clear line on stderr and exit with *code* (never a traceback)."""
+    click.echo(f"ess-callback: {message}", err=True)
+    sys.exit(code)
+
+
+def setup_logging(verbose: int, quiet: bool) -> None:
+    """``ess_callback`` logger on stderr: WARNING by default, -v INFO, -vv DEBUG, -q ERROR."""
+    level = logging.ERROR if quiet else (
+        logging.WARNING if verbose == 0 else logging.INFO if verbose == 1 else logging.DEBUG
+    )
+    logger = logging.getLogger("ess_callback")
+    logger.setLevel(level)
+    if not any(getattr(h, "_ess_callback", False) for h in logger.handlers):
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("ess-callback: %(levelname)s: %(message)s"))
+        handler._ess_callback = True  # type: ignore[attr-defined]
+        logger.addHandler(handler)
+    logger.propagate = False
+
+
+def common_options(func: F) -> F:
+    """The options shared by ``run`` and ``send``, each also read from its variable."""
+    options = [
+        click.option("--base-url", envvar="ESS_BASE_URL", metavar="URL",
+                     help="ESS server, e.g. https://ess.example.com [env: ESS_BASE_URL]"),
+        click.option("--request-id", envvar="ESS_REQUEST_ID", metavar="ID",
+                     help="The ESS request number to report on [env: ESS_REQUEST_ID]"),
+        click.option("--request-handle", envvar="ESS_REQUEST_HANDLE", metavar="HANDLE",
+                     help="The request handle ESS passed to the job [env: ESS_REQUEST_HANDLE]"),
+        click.option("--media-type", envvar="ESS_MEDIA_TYPE", metavar="TYPE",
+                     type=click.Choice(["application/json", "application/vnd.oracle.resource+json"],
+                                       case_sensitive=False),
+                     help="Content-Type of the callback body [env: ESS_MEDIA_TYPE]"),
+        click.option("--dry-run", is_flag=True, default=None, envvar="ESS_CALLBACK_DRY_RUN",
+                     help="Send nothing; print each callback as a JSON line on stderr "
+                          "[env: ESS_CALLBACK_DRY_RUN]"),
+        click.option("-v", "--verbose", count=True,
+                     help="More logging on stderr (-v INFO, -vv DEBUG)."),
+        click.option("-q", "--quiet", is_flag=True, help="Log only errors."),
+    ]
+    for option in reversed(options):
+        func = option(func)
+    return func
+
+
+def resolve_from_cli(
+    base_url: str | None,
+    request_id: str | None,
+    request_handle: str | None,
+    media_type: str | None,
+    dry_run: bool | None,
+    **extra: Any,
+) -> Any:
+    """Settings for the job's own request: options (already merged with their variables),
+    then the remaining environment. A ConfigurationError ends the command with exit 2."""
+    from ._settings import resolve_settings
+
+    try:
+        return resolve_settings(
+            base_url=base_url or None,
+            request_id=request_id or None,
+            request_handle=request_handle,
+            media_type=media_type,
+            dry_run=dry_run,
+            **extra,
+        )
+    except EssCallbackError as exc:
+        fail(str(exc), exc.exit_code)
+
+
+@click.group(context_settings=CONTEXT_SETTINGS)
+@click.version_option(__version__, "-V", "--version", prog_name="ess-callback",
+                      message="%(prog)s %(version)s")
+def main() -> None:
+    """Report a batch job's end to Oracle Enterprise Scheduler (ESS).
+
+    \b
+    Examples:
+      ess-callback run -- ./nightly_extract.sh --full
+      ess-callback send SUCCESS
+      ess-callback send ERROR --message "source database unreachable"
+      ess-callback flush
+      ess-callback wait saas-batch 44046 --relay
+      ess-callback fake-server --port 8765
+
+    Settings come from ESS_BASE_URL, ESS_REQUEST_ID, ESS_REQUEST_HANDLE and the credentials
+    from ESS_USERNAME + ESS_PASSWORD(_FILE) or ESS_TOKEN(_FILE). See the README for all.
+    """
+
+
+def deliver_final(settings: Any, status: Any, message: str | None, *,
+                  secrets: tuple[str, ...] = (), redact: tuple[str, ...] = ()) -> Any:
+    """Send one final callback through the sending seam; return its Outcome."""
+    from ._message import Redactor, truncate_message
+    from ._model import Callback
+    from ._sender import make_sender
+
+    scrub = Redactor([*settings.secrets(), *secrets], redact)
+    if message is not None:
+        message = truncate_message(scrub(message)) or None
+    sender = make_sender(settings)
+    try:
+        return sender.send(
+            Callback(settings.request_id, settings.request_handle, status, message),
+            final=status.is_final,
+        )
+    finally:
+        close = getattr(sender, "close", None)
+        if close is not None:
+            close()
+
+
+def exit_code_for(outcome: Any) -> int:
+    """0 delivered, 75 kept in the outbox, 1 rejected (or lost)."""
+    if outcome.delivered:
+        return EXIT_OK
+    if outcome.spooled_to is not None:
+        return EXIT_TEMPFAIL
+    return EXIT_FAILED
+
+
+class StatusType(click.ParamType):
+    """A callback status, case-insensitive; an unknown one lists the valid ones."""
+
+    name = "STATUS"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        from ._status import Status
+
+        try:
+            return Status.parse(value)
+        except ValueError as exc:
+            self.fail(str(exc), param, ctx)
+
+
+@main.command(context_settings=CONTEXT_SETTINGS)
+@click.argument("status", type=StatusType())
+@click.option("-m", "--message", metavar="TEXT", help="The statusMessage to send.")
+@click.option("--message-file", metavar="PATH", type=click.File("r", encoding="utf-8"),
+              help="Read the statusMessage from a file ('-' for standard input).")
+@common_options
+def send(status: Any, message: str | None, message_file: Any, base_url: str | None,
+         request_id: str | None, request_handle: str | None, media_type: str | None,
+         dry_run: bool | None, verbose: int, quiet: bool) -> None:
+    """Post one STATUS for this job's ESS request.
+
+    STATUS is one of SUCCESS, UPDATE, PAUSE, WARNING, ERROR, BUSINESS_ERROR, CANCEL,
+    SUSPEND (any case). Exit 0 delivered, 75 not delivered but kept in the outbox (run
+    'ess-callback flush' later), 1 rejected, 2 usage or configuration error.
+
+    \b
+    Examples:
+      ess-callback send SUCCESS
+      ess-callback send warning --message "3 rows skipped"
+      ess-callback send ERROR --message-file /tmp/job.err
+      ess-callback send UPDATE -m "50% done" --dry-run
+    """
+    setup_logging(verbose, quiet)
+    if message is not None and message_file is not None:
+        raise click.UsageError("use --message or --message-file, not both")
+    if message_file is not None:
+        try:
+            message = message_file.read()
+        except (OSError, UnicodeDecodeError) as exc:
+            fail(f"cannot read --message-file: {exc}")
+    settings = resolve_from_cli(base_url, request_id, request_handle, media_type, dry_run)
+    outcome = deliver_final(settings, status, message)
+    code = exit_code_for(outcome)
+    if code == EXIT_TEMPFAIL:
+        click.echo(
+            f"ess-callback: {status} not delivered ({outcome.error}); kept in the outbox: "
+            f"{outcome.spooled_to}", err=True)
+    elif code != EXIT_OK:
+        click.echo(f"ess-callback: {status} not delivered: {outcome.error}", err=True)
+    sys.exit(code)

@@ -1,0 +1,50 @@
+"""Shared fixtures: a clean environment for every test, and the loopback fake scheduler."""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from ess_callback.testing import FakeScheduler
+
+ESS_PREFIXES = ("ESS_", "WATCH_")
+
+
+@pytest.fixture(autouse=True)
+def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[None]:
+    """No ESS_* / WATCH_* variable leaks in from the developer's shell; the outbox and XDG
+    state live in the test's own folder."""
+    for name in list(os.environ):
+        if name.startswith(ESS_PREFIXES):
+            monkeypatch.delenv(name)
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
+    monkeypatch.setenv("ESS_CALLBACK_OUTBOX", str(tmp_path / "outbox"))
+    yield
+
+
+@pytest.fixture
+def fake() -> Iterator[FakeScheduler]:
+    """A FakeScheduler on an ephemeral loopback port, accepting any credentials."""
+    with FakeScheduler() as server:
+        yield server
+
+
+@pytest.fixture
+def job_env(fake: FakeScheduler, tmp_path: Path) -> dict[str, str]:
+    """Environment for a child process reporting request 42 to the fake scheduler."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(ESS_PREFIXES)}
+    env.update(fake.env(request_id=42, request_handle="handle-42"))
+    env["ESS_CALLBACK_OUTBOX"] = str(tmp_path / "outbox")
+    env["ESS_CALLBACK_RETRY_SECONDS"] = "5"
+    env["PYTHONUNBUFFERED"] = "1"
+    return env
+
+
+@pytest.fixture
+def python() -> str:
+    """The interpreter running the tests (children use the same installed package)."""
+    return sys.executable
