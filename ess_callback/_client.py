@@ -66,7 +66,7 @@ class RetryPolicy:
 
     def backoff_wait(self, failed_attempts: int) -> float:
         """Exponential backoff with jitter: half fixed, half random, capped at ``max_wait``."""
-        base = min(self.max_wait, self.backoff * (2 ** (failed_attempts - 1)))
+        base = min(self.max_wait, self.backoff * 2.0 ** (failed_attempts - 1))
         return base / 2 + random.uniform(0, base / 2)
 
 
@@ -82,8 +82,6 @@ def retry_after_seconds(value: str | None, *, now: float | None = None) -> float
     try:
         when = email.utils.parsedate_to_datetime(value)
     except (TypeError, ValueError, IndexError):
-        return None
-    if when is None:
         return None
     current = time.time() if now is None else now
     return max(0.0, when.timestamp() - current)
@@ -320,9 +318,15 @@ def _network_reason(exc: BaseException) -> str:
     if isinstance(exc, requests.Timeout):
         return "timed out"
     text = str(exc)
-    for marker in ("Connection refused", "Connection reset", "Name or service not known",
-                   "Temporary failure in name resolution", "Remote end closed connection",
-                   "certificate verify failed", "No route to host"):
+    for marker in (
+        "Connection refused",
+        "Connection reset",
+        "Name or service not known",
+        "Temporary failure in name resolution",
+        "Remote end closed connection",
+        "certificate verify failed",
+        "No route to host",
+    ):
         if marker in text:
             return marker.lower()
     return text if len(text) < 200 else text[:200] + "..."

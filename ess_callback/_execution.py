@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import signal
 import threading
@@ -222,9 +223,7 @@ class JobExecution:
     def _warning_text(self, extra: str | None = None) -> str:
         return "\n".join([*self._warnings, *([extra] if extra else [])])
 
-    def _end_status(
-        self, exc: BaseException | None
-    ) -> tuple[Status, str | None, bool, int | None]:
+    def _end_status(self, exc: BaseException | None) -> tuple[Status, str | None, bool, int | None]:
         """(status, message, consume the exception?, exit code to leave with) for this end."""
         if isinstance(exc, _SignalReceived):
             reason = self._cancel_reason if self.cancel_requested else None
@@ -273,8 +272,7 @@ class JobExecution:
 
     def _on_signal(self, signum: int, frame: FrameType | None) -> None:
         if self._finishing:
-            log.warning("%s received while reporting the end; finishing first",
-                        signal_name(signum))
+            log.warning("%s received while reporting the end; finishing first", signal_name(signum))
             return
         raise _SignalReceived(signum)
 
@@ -292,9 +290,6 @@ class JobExecution:
 
     def _restore_handlers(self) -> None:
         for signum, handler in self._old_handlers.items():
-            try:
+            with contextlib.suppress(ValueError, TypeError):  # not the main thread
                 signal.signal(signum, handler if handler is not None else signal.SIG_DFL)
-            except (ValueError, TypeError):  # pragma: no cover - not the main thread
-                pass
         self._old_handlers.clear()
-

@@ -10,6 +10,10 @@ import attrs
 from ._status import Status
 
 
+def _to_status(value: Status | str) -> Status:
+    return Status.parse(value)
+
+
 @attrs.frozen
 class Callback:
     """One executionStatus call: request id, request handle, status and message.
@@ -20,7 +24,7 @@ class Callback:
 
     request_id: int | None
     request_handle: str | None
-    status: Status = attrs.field(converter=Status.parse)
+    status: Status = attrs.field(converter=_to_status)
     message: str | None = None
 
     def body(self) -> dict[str, Any]:

@@ -6,6 +6,7 @@ folder); folder mode 0700, file mode 0600; never credentials.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import secrets
@@ -72,10 +73,8 @@ def write_atomic(folder: Path, name: str, data: dict[str, Any]) -> Path:
         os.replace(tmp, final)
         _fsync_dir(folder)
     except OSError as exc:
-        try:
+        with contextlib.suppress(OSError):
             tmp.unlink()
-        except OSError:
-            pass
         raise OutboxError(
             f"cannot write to outbox folder {folder}: {exc.strerror or exc}"
         ) from None

@@ -225,8 +225,8 @@ def auth_from_env(
 ) -> Auth | None:
     """Basic or bearer credentials from explicit values, then ``{prefix}_*`` variables."""
     user = username if username is not None else (env.get(f"{prefix}_USERNAME") or None)
-    pwd = password if password is not None else secret_from_env(
-        env, f"{prefix}_PASSWORD", "password"
+    pwd = (
+        password if password is not None else secret_from_env(env, f"{prefix}_PASSWORD", "password")
     )
     tok = token if token is not None else secret_from_env(env, f"{prefix}_TOKEN", "token")
     if tok is not None and (user is not None or pwd is not None):

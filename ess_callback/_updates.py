@@ -98,8 +98,6 @@ class UpdatePump:
                 if not self._dirty:
                     break
                 self._send_if_due()
-            if self._closed:
-                return
 
     def close(self) -> None:
         """Stop; a due update still held is sent now, one held back by the throttle dropped.

@@ -35,8 +35,10 @@ def fail(message: str, code: int = EXIT_USAGE) -> NoReturn:
 
 def setup_logging(verbose: int, quiet: bool) -> None:
     """``ess_callback`` logger on stderr: WARNING by default, -v INFO, -vv DEBUG, -q ERROR."""
-    level = logging.ERROR if quiet else (
-        logging.WARNING if verbose == 0 else logging.INFO if verbose == 1 else logging.DEBUG
+    level = (
+        logging.ERROR
+        if quiet
+        else (logging.WARNING if verbose == 0 else logging.INFO if verbose == 1 else logging.DEBUG)
     )
     logger = logging.getLogger("ess_callback")
     logger.setLevel(level)
@@ -51,21 +53,44 @@ def setup_logging(verbose: int, quiet: bool) -> None:
 def common_options(func: F) -> F:
     """The options shared by ``run`` and ``send``, each also read from its variable."""
     options = [
-        click.option("--base-url", envvar="ESS_BASE_URL", metavar="URL",
-                     help="ESS server, e.g. https://ess.example.com [env: ESS_BASE_URL]"),
-        click.option("--request-id", envvar="ESS_REQUEST_ID", metavar="ID",
-                     help="The ESS request number to report on [env: ESS_REQUEST_ID]"),
-        click.option("--request-handle", envvar="ESS_REQUEST_HANDLE", metavar="HANDLE",
-                     help="The request handle ESS passed to the job [env: ESS_REQUEST_HANDLE]"),
-        click.option("--media-type", envvar="ESS_MEDIA_TYPE", metavar="TYPE",
-                     type=click.Choice(["application/json", "application/vnd.oracle.resource+json"],
-                                       case_sensitive=False),
-                     help="Content-Type of the callback body [env: ESS_MEDIA_TYPE]"),
-        click.option("--dry-run", is_flag=True, default=None, envvar="ESS_CALLBACK_DRY_RUN",
-                     help="Send nothing; print each callback as a JSON line on stderr "
-                          "[env: ESS_CALLBACK_DRY_RUN]"),
-        click.option("-v", "--verbose", count=True,
-                     help="More logging on stderr (-v INFO, -vv DEBUG)."),
+        click.option(
+            "--base-url",
+            envvar="ESS_BASE_URL",
+            metavar="URL",
+            help="ESS server, e.g. https://ess.example.com [env: ESS_BASE_URL]",
+        ),
+        click.option(
+            "--request-id",
+            envvar="ESS_REQUEST_ID",
+            metavar="ID",
+            help="The ESS request number to report on [env: ESS_REQUEST_ID]",
+        ),
+        click.option(
+            "--request-handle",
+            envvar="ESS_REQUEST_HANDLE",
+            metavar="HANDLE",
+            help="The request handle ESS passed to the job [env: ESS_REQUEST_HANDLE]",
+        ),
+        click.option(
+            "--media-type",
+            envvar="ESS_MEDIA_TYPE",
+            metavar="TYPE",
+            type=click.Choice(
+                ["application/json", "application/vnd.oracle.resource+json"], case_sensitive=False
+            ),
+            help="Content-Type of the callback body [env: ESS_MEDIA_TYPE]",
+        ),
+        click.option(
+            "--dry-run",
+            is_flag=True,
+            default=None,
+            envvar="ESS_CALLBACK_DRY_RUN",
+            help="Send nothing; print each callback as a JSON line on stderr "
+            "[env: ESS_CALLBACK_DRY_RUN]",
+        ),
+        click.option(
+            "-v", "--verbose", count=True, help="More logging on stderr (-v INFO, -vv DEBUG)."
+        ),
         click.option("-q", "--quiet", is_flag=True, help="Log only errors."),
     ]
     for option in reversed(options):
@@ -99,8 +124,9 @@ def resolve_from_cli(
 
 
 @click.group(context_settings=CONTEXT_SETTINGS)
-@click.version_option(__version__, "-V", "--version", prog_name="ess-callback",
-                      message="%(prog)s %(version)s")
+@click.version_option(
+    __version__, "-V", "--version", prog_name="ess-callback", message="%(prog)s %(version)s"
+)
 def main() -> None:
     """Report a batch job's end to Oracle Enterprise Scheduler (ESS).
 
@@ -118,8 +144,14 @@ def main() -> None:
     """
 
 
-def deliver_final(settings: Any, status: Any, message: str | None, *,
-                  secrets: tuple[str, ...] = (), redact: tuple[str, ...] = ()) -> Any:
+def deliver_final(
+    settings: Any,
+    status: Any,
+    message: str | None,
+    *,
+    secrets: tuple[str, ...] = (),
+    redact: tuple[str, ...] = (),
+) -> Any:
     """Send one final callback through the sending seam; return its Outcome."""
     from ._message import Redactor, truncate_message
     from ._model import Callback
@@ -149,29 +181,40 @@ def exit_code_for(outcome: Any) -> int:
     return EXIT_FAILED
 
 
-class StatusType(click.ParamType):
-    """A callback status, case-insensitive; an unknown one lists the valid ones."""
-
-    name = "STATUS"
-
-    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
-        from ._status import Status
-
-        try:
-            return Status.parse(value)
-        except ValueError as exc:
-            self.fail(str(exc), param, ctx)
+STATUS_NAMES = (
+    "SUCCESS",
+    "UPDATE",
+    "PAUSE",
+    "WARNING",
+    "ERROR",
+    "BUSINESS_ERROR",
+    "CANCEL",
+    "SUSPEND",
+)
 
 
 @main.command(context_settings=CONTEXT_SETTINGS)
-@click.argument("status", type=StatusType())
+@click.argument("status", metavar="STATUS", callback=parse_status_argument)
 @click.option("-m", "--message", metavar="TEXT", help="The statusMessage to send.")
-@click.option("--message-file", metavar="PATH", type=click.File("r", encoding="utf-8"),
-              help="Read the statusMessage from a file ('-' for standard input).")
+@click.option(
+    "--message-file",
+    metavar="PATH",
+    type=click.File("r", encoding="utf-8"),
+    help="Read the statusMessage from a file ('-' for standard input).",
+)
 @common_options
-def send(status: Any, message: str | None, message_file: Any, base_url: str | None,
-         request_id: str | None, request_handle: str | None, media_type: str | None,
-         dry_run: bool | None, verbose: int, quiet: bool) -> None:
+def send(
+    status: Any,
+    message: str | None,
+    message_file: Any,
+    base_url: str | None,
+    request_id: str | None,
+    request_handle: str | None,
+    media_type: str | None,
+    dry_run: bool | None,
+    verbose: int,
+    quiet: bool,
+) -> None:
     """Post one STATUS for this job's ESS request.
 
     STATUS is one of SUCCESS, UPDATE, PAUSE, WARNING, ERROR, BUSINESS_ERROR, CANCEL,
@@ -199,7 +242,9 @@ def send(status: Any, message: str | None, message_file: Any, base_url: str | No
     if code == EXIT_TEMPFAIL:
         click.echo(
             f"ess-callback: {status} not delivered ({outcome.error}); kept in the outbox: "
-            f"{outcome.spooled_to}", err=True)
+            f"{outcome.spooled_to}",
+            err=True,
+        )
     elif code != EXIT_OK:
         click.echo(f"ess-callback: {status} not delivered: {outcome.error}", err=True)
     sys.exit(code)

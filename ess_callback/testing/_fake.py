@@ -6,6 +6,8 @@ Standard library only (``http.server`` in a thread), so it adds no runtime depen
 from __future__ import annotations
 
 import base64
+import contextlib
+import contextlib
 import hmac
 import json
 import random
@@ -120,8 +122,10 @@ class FakeScheduler:
         server = _Server((self._host, self._port), handler)
         self._server = server
         self._thread = threading.Thread(
-            target=server.serve_forever, kwargs={"poll_interval": 0.1},
-            name="fake-scheduler", daemon=True,
+            target=server.serve_forever,
+            kwargs={"poll_interval": 0.1},
+            name="fake-scheduler",
+            daemon=True,
         )
         self._thread.start()
         return self
@@ -153,7 +157,8 @@ class FakeScheduler:
         if self._server is None:
             raise RuntimeError("the fake scheduler is not running; call start()")
         host, port = self._server.server_address[:2]
-        shown = f"[{host}]" if ":" in str(host) else str(host)
+        host = str(host)
+        shown = f"[{host}]" if ":" in host else host
         return f"http://{shown}:{port}"
 
     @property
@@ -207,7 +212,10 @@ class FakeScheduler:
                 self._states[request_id] = state
 
     def wait_for(
-        self, count: int = 1, *, timeout: float = 10.0,
+        self,
+        count: int = 1,
+        *,
+        timeout: float = 10.0,
         predicate: Callable[[list[Callback]], bool] | None = None,
     ) -> list[Callback]:
         """Block until *count* callbacks arrived (or *predicate* holds); return them.
@@ -238,14 +246,24 @@ class FakeScheduler:
 
     # -- fault injection -----------------------------------------------------------------
     def fail_next(
-        self, count: int = 1, status: int = 503, *, retry_after: str | float | None = None,
+        self,
+        count: int = 1,
+        status: int = 503,
+        *,
+        retry_after: str | float | None = None,
         body: dict[str, Any] | None = None,
     ) -> None:
         """Answer the next *count* calls with *status* (and a SimpleExceptionDetail body)."""
         with self._lock:
-            self._faults.append(Fault("status", count, status=status, body=body,
-                                      retry_after=None if retry_after is None
-                                      else str(retry_after)))
+            self._faults.append(
+                Fault(
+                    "status",
+                    count,
+                    status=status,
+                    body=body,
+                    retry_after=None if retry_after is None else str(retry_after),
+                )
+            )
 
     def reset_next(self, count: int = 1) -> None:
         """Drop the connection of the next *count* calls without answering."""
@@ -258,8 +276,12 @@ class FakeScheduler:
             self._faults.append(Fault("delay", count, delay=seconds))
 
     def chaos(
-        self, rate: float, *, statuses: tuple[int, ...] = (500, 502, 503),
-        resets: bool = True, seed: int | None = None,
+        self,
+        rate: float,
+        *,
+        statuses: tuple[int, ...] = (500, 502, 503),
+        resets: bool = True,
+        seed: int | None = None,
     ) -> None:
         """Fail a random share (*rate*, 0..1) of calls with one of *statuses* or a reset;
         ``chaos(0)`` stops it."""
@@ -287,25 +309,29 @@ class FakeScheduler:
     def _authorized(self, header: str | None) -> bool:
         if self._token is not None:
             return header is not None and hmac.compare_digest(
-                header.encode(), f"Bearer {self._token}".encode())
+                header.encode(), f"Bearer {self._token}".encode()
+            )
         if self._username is not None:
             expected = base64.b64encode(f"{self._username}:{self._password}".encode()).decode()
             return header is not None and hmac.compare_digest(
-                header.encode(), f"Basic {expected}".encode())
+                header.encode(), f"Basic {expected}".encode()
+            )
         return True
 
     def _log_request(self, request: ReceivedRequest) -> None:
         with self._lock:
             self._requests.append(request)
 
-    def _accept(self, request_id: int, handle: str, status: Status,
-                message: str | None) -> tuple[int, dict[str, Any] | None]:
+    def _accept(
+        self, request_id: int, handle: str, status: Status, message: str | None
+    ) -> tuple[int, dict[str, Any] | None]:
         """Apply one valid callback to the state machine; return (HTTP status, problem)."""
         callback = Callback(request_id, handle, status, message)
         with self._lock:
             if request_id in self._missing:
-                return 404, problem(404, "Not Found", f"Request {request_id} not found",
-                                    "ESS-00404")
+                return 404, problem(
+                    404, "Not Found", f"Request {request_id} not found", "ESS-00404"
+                )
             current = self._states.get(request_id, "RUNNING")
             done = {STATE_AFTER[s] for s in TERMINAL} | {"CANCELLED"}
             if current in done:
@@ -314,9 +340,12 @@ class FakeScheduler:
                     self._lock.notify_all()
                     return 200, None
                 return 400, problem(
-                    400, "Bad Request",
+                    400,
+                    "Bad Request",
                     f"Request {request_id} already ended in state {current}; "
-                    f"{status.value} refused", "ESS-00400")
+                    f"{status.value} refused",
+                    "ESS-00400",
+                )
             if status is not Status.UPDATE:
                 self._states[request_id] = STATE_AFTER[status]
             elif current in ("PAUSED", "SUSPENDED"):
@@ -324,17 +353,20 @@ class FakeScheduler:
             self._received.append(callback)
             self._lock.notify_all()
         if self.on_callback is not None:
-            try:
+            with contextlib.suppress(Exception):  # a printing hook must never break the server
                 self.on_callback(callback)
-            except Exception:  # a printing hook must never break the server
-                pass
         return 200, None
 
 
 def problem(status: int, title: str, detail: str, code: str) -> dict[str, Any]:
     """An RFC 7807 ``SimpleExceptionDetail`` body."""
-    return {"type": "about:blank", "title": title, "status": status, "detail": detail,
-            "errorCode": code}
+    return {
+        "type": "about:blank",
+        "title": title,
+        "status": status,
+        "detail": detail,
+        "errorCode": code,
+    }
 
 
 class _Server(ThreadingHTTPServer):
@@ -368,8 +400,9 @@ class _Handler(BaseHTTPRequestHandler):
             return None
         return self.rfile.read(size)
 
-    def _answer(self, status: int, body: dict[str, Any] | None = None,
-                headers: dict[str, str] | None = None) -> None:
+    def _answer(
+        self, status: int, body: dict[str, Any] | None = None, headers: dict[str, str] | None = None
+    ) -> None:
         data = json.dumps(body).encode() if body is not None else b""
         self.send_response(status)
         if data:
@@ -383,16 +416,11 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _reset(self) -> None:
         """Close the connection abruptly (RST), as a crashed proxy would."""
-        try:
-            self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER,
-                                       struct.pack("ii", 1, 0))
-        except OSError:
-            pass
+        with contextlib.suppress(OSError):
+            self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
         self.close_connection = True
-        try:
+        with contextlib.suppress(OSError):
             self.connection.close()
-        except OSError:
-            pass
 
     def _apply_fault(self) -> bool:
         """Apply an injected fault; True when the call was answered (or dropped) by it."""
@@ -407,13 +435,16 @@ class _Handler(BaseHTTPRequestHandler):
             return True
         headers = {"Retry-After": fault.retry_after} if fault.retry_after else None
         body = fault.body or problem(
-            fault.status, "Injected fault", f"fault injected by FakeScheduler ({fault.status})",
-            f"ESS-{fault.status:05d}")
+            fault.status,
+            "Injected fault",
+            f"fault injected by FakeScheduler ({fault.status})",
+            f"ESS-{fault.status:05d}",
+        )
         self._answer(fault.status, body, headers)
         return True
 
     # -- verbs ---------------------------------------------------------------------------
-    def do_POST(self) -> None:  # noqa: N802 - http.server's naming
+    def do_POST(self) -> None:
         body = self._read_body()
         seen = ReceivedRequest("POST", self.path, dict(self.headers.items()), body or b"")
         self.fake._log_request(seen)
@@ -428,18 +459,26 @@ class _Handler(BaseHTTPRequestHandler):
             return None
         match = STATUS_PATH.match(self.path.split("?", 1)[0])
         if not match:
-            self._answer(404, problem(404, "Not Found", f"no resource at {self.path}",
-                                      "ESS-00404"))
+            self._answer(404, problem(404, "Not Found", f"no resource at {self.path}", "ESS-00404"))
             return 404
         if not self.fake._authorized(self.headers.get("Authorization")):
-            self._answer(401, problem(401, "Unauthorized", "missing or wrong credentials",
-                                      "ESS-00401"), {"WWW-Authenticate": 'Basic realm="ESS"'})
+            self._answer(
+                401,
+                problem(401, "Unauthorized", "missing or wrong credentials", "ESS-00401"),
+                {"WWW-Authenticate": 'Basic realm="ESS"'},
+            )
             return 401
         media = (self.headers.get("Content-Type") or "").split(";")[0].strip().lower()
         if media not in MEDIA_TYPES:
-            self._answer(415, problem(415, "Unsupported Media Type",
-                                      f"Content-Type {media or '(none)'} is not supported",
-                                      "ESS-00415"))
+            self._answer(
+                415,
+                problem(
+                    415,
+                    "Unsupported Media Type",
+                    f"Content-Type {media or '(none)'} is not supported",
+                    "ESS-00415",
+                ),
+            )
             return 415
         raw_id = match.group(1)
         if not raw_id.isdigit() or int(raw_id) <= 0 or int(raw_id) > 2**63 - 1:
@@ -457,8 +496,9 @@ class _Handler(BaseHTTPRequestHandler):
         try:
             status = Status(raw_status)
         except ValueError:
-            return self._bad(f"status {raw_status!r} is not one of "
-                             + ", ".join(s.value for s in Status))
+            return self._bad(
+                f"status {raw_status!r} is not one of " + ", ".join(s.value for s in Status)
+            )
         message = data.get("statusMessage")
         if message is not None and not isinstance(message, str):
             return self._bad("statusMessage must be a string")
@@ -470,7 +510,7 @@ class _Handler(BaseHTTPRequestHandler):
         self._answer(400, problem(400, "Bad Request", detail, "ESS-00400"))
         return 400
 
-    def do_GET(self) -> None:  # noqa: N802 - http.server's naming
+    def do_GET(self) -> None:
         seen = ReceivedRequest("GET", self.path, dict(self.headers.items()), b"")
         self.fake._log_request(seen)
         seen.answer = self._handle_get()
@@ -480,25 +520,24 @@ class _Handler(BaseHTTPRequestHandler):
             return None
         match = REQUEST_PATH.match(self.path.split("?", 1)[0])
         if not match:
-            self._answer(404, problem(404, "Not Found", f"no resource at {self.path}",
-                                      "ESS-00404"))
+            self._answer(404, problem(404, "Not Found", f"no resource at {self.path}", "ESS-00404"))
             return 404
         if not self.fake._authorized(self.headers.get("Authorization")):
-            self._answer(401, problem(401, "Unauthorized", "missing or wrong credentials",
-                                      "ESS-00401"))
+            self._answer(
+                401, problem(401, "Unauthorized", "missing or wrong credentials", "ESS-00401")
+            )
             return 401
         raw_id = match.group(1)
         if not raw_id.isdigit() or int(raw_id) <= 0:
             return self._bad(f"request id {raw_id!r} is not a positive integer")
         state = self.fake.state(int(raw_id))
         if state is None:
-            self._answer(404, problem(404, "Not Found", f"Request {raw_id} not found",
-                                      "ESS-00404"))
+            self._answer(404, problem(404, "Not Found", f"Request {raw_id} not found", "ESS-00404"))
             return 404
         self._answer(200, {"requestId": int(raw_id), "state": state})
         return 200
 
-    def do_PUT(self) -> None:  # noqa: N802
+    def do_PUT(self) -> None:
         self._answer(405, problem(405, "Method Not Allowed", "use POST", "ESS-00405"))
 
     do_DELETE = do_PUT
