@@ -181,16 +181,14 @@ def exit_code_for(outcome: Any) -> int:
     return EXIT_FAILED
 
 
-STATUS_NAMES = (
-    "SUCCESS",
-    "UPDATE",
-    "PAUSE",
-    "WARNING",
-    "ERROR",
-    "BUSINESS_ERROR",
-    "CANCEL",
-    "SUSPEND",
-)
+def parse_status_argument(ctx: click.Context, param: click.Parameter, value: str) -> Any:
+    """STATUS, case-insensitive; an unknown one is a usage error listing the valid ones."""
+    from ._status import Status
+
+    try:
+        return Status.parse(value)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from None
 
 
 @main.command(context_settings=CONTEXT_SETTINGS)
