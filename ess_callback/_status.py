@@ -38,9 +38,12 @@ class Status(str, enum.Enum):
         """
         if isinstance(text, Status):
             return text
-        key = str(text).strip().upper().replace("-", "_")
+        key = str(text).strip()
         try:
-            return cls(key)
+            # ASCII only: str.upper() would turn look-alikes such as the long s (U+017F) into "S".
+            if not key.isascii():
+                raise ValueError(key)
+            return cls(key.upper().replace("-", "_"))
         except ValueError:
             valid = ", ".join(s.value for s in cls)
             raise ValueError(f"unknown status {text!r}: use one of {valid}") from None
