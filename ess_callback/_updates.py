@@ -1,8 +1,10 @@
 """Throttled UPDATE callbacks: ``job.update()`` stores, a background thread sends.
 
 ``offer()`` is the hot path (a job may call it for every row): it stores the message and
-compares one clock reading, nothing more. An update is *due* once the previous UPDATE was
-posted at least ``interval`` seconds ago (the first is due at once); the latest message wins.
+compares one clock reading, nothing more, unless an update is due. An update is *due* once
+the previous UPDATE was posted at least ``interval`` seconds ago (the first is due at once);
+the latest message wins. A message held back by the throttle is sent when the interval has
+passed (trailing edge), unless the pump is closed first: then it is dropped.
 """
 
 from __future__ import annotations
@@ -14,15 +16,13 @@ from collections.abc import Callable
 
 log = logging.getLogger("ess_callback")
 
-_monotonic = time.monotonic
-
 
 class UpdatePump:
     """Sends the latest offered message at most once per *interval* seconds.
 
     With ``background=False`` (dry run, recording: sending is free) a due update is sent
     inline by ``offer``; otherwise a daemon thread sends it, so the job never waits on the
-    network and never sees a delivery error.
+    network and never sees a delivery error. *clock* is injectable for tests.
     """
 
     def __init__(
@@ -31,16 +31,18 @@ class UpdatePump:
         interval: float,
         *,
         background: bool,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._deliver = deliver
         self._interval = max(0.0, float(interval))
+        self._clock = clock
         self._latest: str | None = None
-        self._dirty = False
+        self._pending = False
         self._next_due = float("-inf")
         self._closed = False
         self._background = background
+        # Set by offer() when an update is due, and by close(); the thread waits on it.
         self._wake = threading.Event()
-        self._signalled = False
         self._lock = threading.Lock()  # serialises deliveries
         self._thread: threading.Thread | None = None
         if background:
@@ -49,26 +51,37 @@ class UpdatePump:
             )
             self._thread.start()
 
+    @property
+    def interval(self) -> float:
+        """Seconds between two UPDATEs at most."""
+        return self._interval
+
     # -- hot path ----------------------------------------------------------------------
     def offer(self, message: str) -> None:
-        """Store *message* as the latest progress; send it if an update is due."""
+        """Store *message* as the latest progress; send it if an update is due.
+
+        After ``close()`` an offer is ignored: nothing may follow the terminal status.
+        """
+        if self._closed:
+            return
         self._latest = message
-        self._dirty = True
-        if not self._signalled and _monotonic() >= self._next_due:
+        self._pending = True
+        if self._clock() >= self._next_due:
             if self._background:
-                self._signalled = True
                 self._wake.set()
             else:
-                self._send_if_due()
+                self._send_if_due(from_thread=False)
 
     # -- sending -----------------------------------------------------------------------
-    def _send_if_due(self) -> bool:
+    def _send_if_due(self, *, from_thread: bool) -> bool:
         with self._lock:
-            if self._closed and self._background and self._thread is not None:
+            # Once close() has begun, the thread must not start a new delivery: close()
+            # waits for the thread and then decides itself what is still due.
+            if from_thread and self._closed:
                 return False
-            if not self._dirty or _monotonic() < self._next_due:
+            if not self._pending or self._clock() < self._next_due:
                 return False
-            self._dirty = False
+            self._pending = False
             message = self._latest
             if message is None:
                 return False
@@ -76,38 +89,36 @@ class UpdatePump:
                 self._deliver(message)
             except Exception:  # never let progress reporting hurt the job
                 log.warning("could not send an UPDATE", exc_info=True)
-            self._next_due = _monotonic() + self._interval
+            self._next_due = self._clock() + self._interval
             return True
 
     def _run(self) -> None:
         while True:
             self._wake.wait()
             self._wake.clear()
-            self._signalled = False
+            # Send what is due, then hold back until the next update may go; a message
+            # offered meanwhile is sent at that moment (trailing edge). Every wait wakes
+            # early on close().
+            while not self._closed:
+                pause = self._next_due - self._clock()
+                if pause > 0:
+                    if self._wake.wait(pause):
+                        self._wake.clear()
+                    continue
+                if not self._pending:
+                    break
+                self._send_if_due(from_thread=True)
             if self._closed:
                 return
-            self._send_if_due()
-            # Hold back until the next update is due; then send the latest held message,
-            # if any (trailing edge), or go back to waiting for a new one.
-            while not self._closed:
-                pause = self._next_due - _monotonic()
-                if pause > 0 and self._wake.wait(pause):
-                    self._wake.clear()
-                    self._signalled = False
-                    continue
-                if not self._dirty:
-                    break
-                self._send_if_due()
 
     def close(self) -> None:
         """Stop; a due update still held is sent now, one held back by the throttle dropped.
 
         Returns only when no UPDATE is in flight, so the caller's terminal status is last.
         """
-        thread = self._thread
         self._closed = True
+        thread, self._thread = self._thread, None
         if thread is not None:
             self._wake.set()
             thread.join()
-            self._thread = None
-        self._send_if_due()
+        self._send_if_due(from_thread=False)
