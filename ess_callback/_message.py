@@ -6,6 +6,7 @@ import re
 from collections.abc import Iterable
 
 DEFAULT_MAX_MESSAGE_BYTES = 4000
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 def _marker(removed: int) -> bytes:
@@ -37,18 +38,22 @@ def _cut_tail(data: bytes, size: int) -> bytes:
 def truncate_message(text: str, max_bytes: int = DEFAULT_MAX_MESSAGE_BYTES) -> str:
     """Fit *text* into *max_bytes* UTF-8 bytes.
 
-    Text that fits is returned unchanged. Longer text keeps its head and its tail around a
+    Text that fits is returned unchanged (but for lone surrogates, which have no UTF-8
+    form and become U+FFFD). Longer text keeps its head and its tail around a
     ``...[truncated N bytes]...`` marker, where N counts the bytes left out; no character is
     ever split. When the limit is too small even for the marker, only the head is kept.
     """
-    data = text.encode("utf-8", "surrogatepass")
+    # A lone surrogate (say, from a file name decoded with surrogateescape) has no UTF-8
+    # form; the scheduler would store garbage or refuse the body, so it becomes U+FFFD.
+    text = _SURROGATE.sub("\ufffd", text)
+    data = text.encode("utf-8")
     if len(data) <= max_bytes:
         return text
     if max_bytes <= 0:
         return ""
     room = max_bytes - len(_marker(len(data)))
     if room < 2:
-        return _cut_head(data, max_bytes).decode("utf-8", "surrogatepass")
+        return _cut_head(data, max_bytes).decode("utf-8")
     # The marker's own length depends on the number it shows; shrink the room until
     # head + marker + tail fits (at most a couple of rounds).
     while True:
@@ -56,7 +61,7 @@ def truncate_message(text: str, max_bytes: int = DEFAULT_MAX_MESSAGE_BYTES) -> s
         tail = _cut_tail(data, room // 2)
         marker = _marker(len(data) - len(head) - len(tail))
         if len(head) + len(marker) + len(tail) <= max_bytes:
-            return (head + marker + tail).decode("utf-8", "surrogatepass")
+            return (head + marker + tail).decode("utf-8")
         room -= 1
 
 
