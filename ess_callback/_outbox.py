@@ -1,12 +1,19 @@
 """The outbox: final callbacks that could not be delivered, kept on disk until ``flush``.
 
 One JSON file per callback, written atomically (temp file, fsync, rename, fsync of the
-folder); folder mode 0700, file mode 0600; never credentials.
+folder); folder mode 0700, file mode 0600; never credentials. This module writes, reads and
+claims those files; ``_flush.py`` sends them.
+
+A flush *claims* a file with an exclusive ``fcntl.flock`` on the file itself before sending
+it, and removes (or moves) it while still holding the claim. Every file is thus its own lock
+file: any number of concurrent flushes, or a flush racing a job that is spooling, send each
+file at most once, and a flush killed by a signal drops its claims with its descriptors.
 """
 
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import json
 import os
 import secrets
@@ -15,15 +22,35 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+import attrs
+
 from ._errors import DeliveryError, EssCallbackError
 from ._model import Callback
+from ._settings import parse_base_url, parse_request_id
+from ._status import Status
 
 FORMAT_VERSION = 1
 SUFFIX = ".json"
+TMP_SUFFIX = ".tmp"
+REJECTED = "rejected"
+CORRUPT = "corrupt"
+#: an outbox file is a few kB; anything far bigger did not come from us
+MAX_FILE_BYTES = 1024 * 1024
 
 
 class OutboxError(EssCallbackError):
-    """The outbox folder cannot be written (permissions, full disk): the message names it."""
+    """The outbox folder cannot be read or written (permissions, full disk, not a folder);
+    the message names the folder."""
+
+    exit_code = 2
+
+
+class CorruptEntryError(ValueError):
+    """An outbox file that cannot be read back as a callback (truncated, edited, foreign)."""
+
+
+class NewerFormatError(ValueError):
+    """An outbox file written by a newer ess-callback: left alone, never destroyed."""
 
 
 def error_record(error: BaseException | None) -> dict[str, Any] | None:
@@ -37,7 +64,13 @@ def error_record(error: BaseException | None) -> dict[str, Any] | None:
     return record
 
 
-def _fsync_dir(path: Path) -> None:
+def now_iso() -> str:
+    """The current time, UTC, ISO 8601."""
+    return datetime.now(timezone.utc).isoformat()
+
+
+def fsync_dir(path: Path) -> None:
+    """Make a rename or unlink in *path* durable."""
     fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(fd)
@@ -45,39 +78,66 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
+def _why(exc: OSError) -> str:
+    return exc.strerror or str(exc)
+
+
 def ensure_folder(path: Path) -> Path:
     """Create the folder (and parents) with mode 0700 if needed."""
     try:
         path.mkdir(mode=0o700, parents=True, exist_ok=True)
     except OSError as exc:
-        raise OutboxError(f"cannot create outbox folder {path}: {exc.strerror or exc}") from None
+        raise OutboxError(f"cannot create outbox folder {path}: {_why(exc)}") from None
     return path
+
+
+def _write_temp(folder: Path, name: str, data: dict[str, Any], *, lock: bool) -> tuple[Path, int]:
+    """Write *data* to a fresh temp file next to ``folder/name``; return it and its open fd."""
+    tmp = folder / f".{name}.{secrets.token_hex(4)}{TMP_SUFFIX}"
+    payload = (json.dumps(data, indent=2, sort_keys=True) + "\n").encode("utf-8")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+    try:
+        if lock:
+            # Claimed before it gets its final name, so no other flush can take it between
+            # the rename and our next step.
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        view = memoryview(payload)
+        while view:
+            written = os.write(fd, view)
+            view = view[written:]
+        os.fsync(fd)
+    except BaseException:
+        os.close(fd)
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        raise
+    return tmp, fd
+
+
+def _install(folder: Path, name: str, data: dict[str, Any], *, lock: bool) -> tuple[Path, int]:
+    ensure_folder(folder)
+    final = folder / name
+    tmp: Path | None = None
+    try:
+        tmp, fd = _write_temp(folder, name, data, lock=lock)
+        try:
+            os.replace(tmp, final)
+            fsync_dir(folder)
+        except BaseException:
+            os.close(fd)
+            raise
+    except OSError as exc:
+        if tmp is not None:
+            with contextlib.suppress(OSError):
+                tmp.unlink()
+        raise OutboxError(f"cannot write to outbox folder {folder}: {_why(exc)}") from None
+    return final, fd
 
 
 def write_atomic(folder: Path, name: str, data: dict[str, Any]) -> Path:
     """Write *data* as ``folder/name`` so that a reader sees all of it or nothing."""
-    ensure_folder(folder)
-    final = folder / name
-    tmp = folder / f".{name}.{secrets.token_hex(4)}.tmp"
-    payload = (json.dumps(data, indent=2, sort_keys=True) + "\n").encode("utf-8")
-    try:
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        try:
-            view = memoryview(payload)
-            while view:
-                written = os.write(fd, view)
-                view = view[written:]
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        os.replace(tmp, final)
-        _fsync_dir(folder)
-    except OSError as exc:
-        with contextlib.suppress(OSError):
-            tmp.unlink()
-        raise OutboxError(
-            f"cannot write to outbox folder {folder}: {exc.strerror or exc}"
-        ) from None
+    final, fd = _install(folder, name, data, lock=False)
+    os.close(fd)
     return final
 
 
@@ -111,3 +171,219 @@ def spool(
         "last_error": error_record(error),
     }
     return write_atomic(folder, name, record)
+
+
+# -- reading -------------------------------------------------------------------------------
+@attrs.frozen
+class OutboxEntry:
+    """One kept callback, read back from its file."""
+
+    path: Path
+    base_url: str
+    request_id: int
+    request_handle: str = attrs.field(repr=False)
+    status: Status
+    message: str | None = attrs.field(repr=False)
+    created: str | None
+    attempts: int
+    last_error: dict[str, Any] | None = attrs.field(repr=False)
+    #: the whole JSON object, unknown keys included (kept when the file is rewritten)
+    record: dict[str, Any] = attrs.field(repr=False, eq=False)
+
+    @property
+    def callback(self) -> Callback:
+        """The callback to send again."""
+        return Callback(self.request_id, self.request_handle, self.status, self.message)
+
+
+def parse_entry(path: Path, raw: bytes) -> OutboxEntry:
+    """Validate the bytes of an outbox file; raise ``CorruptEntryError`` saying what is wrong."""
+    try:
+        data = json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError):
+        raise CorruptEntryError("not a complete JSON document") from None
+    if not isinstance(data, dict):
+        raise CorruptEntryError("not a JSON object")
+    version = data.get("format")
+    if not isinstance(version, int) or isinstance(version, bool) or version < 1:
+        raise CorruptEntryError("no valid 'format' version")
+    if version > FORMAT_VERSION:
+        raise NewerFormatError(
+            f"format {version} was written by a newer ess-callback (this one reads "
+            f"{FORMAT_VERSION}); flush it with that version"
+        )
+
+    def field(key: str, check: Any, what: str) -> Any:
+        value = data.get(key)
+        if not check(value):
+            raise CorruptEntryError(f"'{key}' is {what}")
+        return value
+
+    base_url = field("base_url", lambda v: isinstance(v, str) and v, "missing or not a string")
+    try:
+        base_url = parse_base_url(base_url, allow_http=True)
+        request_id = parse_request_id(data.get("request_id"))
+    except ValueError as exc:
+        raise CorruptEntryError(str(exc).split(";")[0]) from None
+    if isinstance(data.get("request_id"), str):
+        raise CorruptEntryError("'request_id' is not a number")
+    handle = field("request_handle", lambda v: isinstance(v, str) and v.strip(), "missing")
+    try:
+        status = Status.parse(field("status", lambda v: isinstance(v, str), "missing"))
+    except ValueError as exc:
+        raise CorruptEntryError(str(exc)) from None
+    if not status.is_final:
+        raise CorruptEntryError(f"'status' {status.value} is never kept in the outbox")
+    message = field("message", lambda v: v is None or isinstance(v, str), "not a string")
+    created = data.get("created") if isinstance(data.get("created"), str) else None
+    attempts = data.get("attempts")
+    if not isinstance(attempts, int) or isinstance(attempts, bool) or attempts < 0:
+        attempts = 0
+    last_error = data.get("last_error") if isinstance(data.get("last_error"), dict) else None
+    return OutboxEntry(
+        path=path,
+        base_url=base_url,
+        request_id=request_id,
+        request_handle=handle,
+        status=status,
+        message=message,
+        created=created,
+        attempts=attempts,
+        last_error=last_error,
+        record=data,
+    )
+
+
+def read_entry(path: str | os.PathLike[str]) -> OutboxEntry:
+    """Read one outbox file (without claiming it); raise ``CorruptEntryError`` if invalid."""
+    file = Path(path)
+    with open(file, "rb") as fh:
+        raw = fh.read(MAX_FILE_BYTES + 1)
+    if len(raw) > MAX_FILE_BYTES:
+        raise CorruptEntryError(f"larger than {MAX_FILE_BYTES} bytes")
+    return parse_entry(file, raw)
+
+
+def is_entry_name(name: str) -> bool:
+    """True for the names of kept callbacks (not temp files, not hidden files)."""
+    return name.endswith(SUFFIX) and not name.startswith(".")
+
+
+def entry_paths(folder: Path) -> list[Path]:
+    """The kept callbacks in *folder*, oldest first (names start with the creation time).
+
+    Raises ``FileNotFoundError`` when the folder does not exist, ``OSError`` when it cannot
+    be listed.
+    """
+    with os.scandir(folder) as it:
+        names = [e.name for e in it if is_entry_name(e.name)]
+    return [folder / name for name in sorted(names)]
+
+
+def remove_stale_temp_files(folder: Path, *, older_than: float) -> int:
+    """Delete temp files left by writers killed mid-write, once older than *older_than*
+    seconds (a live writer holds its temp file for milliseconds). Returns how many."""
+    removed = 0
+    cutoff = time.time() - older_than
+    with contextlib.suppress(OSError), os.scandir(folder) as it:
+        for item in it:
+            if item.name.startswith(".") and item.name.endswith(TMP_SUFFIX):
+                with contextlib.suppress(OSError):
+                    if item.stat(follow_symlinks=False).st_mtime < cutoff:
+                        os.unlink(item.path)
+                        removed += 1
+    return removed
+
+
+# -- claims --------------------------------------------------------------------------------
+class Claim:
+    """An exclusive hold on one outbox file; whoever holds it may send, move or delete it."""
+
+    def __init__(self, path: Path, fd: int) -> None:
+        self.path = path
+        self._fd: int | None = fd
+
+    def __repr__(self) -> str:
+        return f"Claim({self.path.name!r}, held={self._fd is not None})"
+
+    def read(self) -> bytes:
+        """The file's bytes, read through the claimed descriptor (at most MAX_FILE_BYTES + 1)."""
+        assert self._fd is not None
+        os.lseek(self._fd, 0, os.SEEK_SET)
+        chunks: list[bytes] = []
+        size = 0
+        while size <= MAX_FILE_BYTES:
+            chunk = os.read(self._fd, 65536)
+            if not chunk:
+                break
+            chunks.append(chunk)
+            size += len(chunk)
+        return b"".join(chunks)
+
+    def entry(self) -> OutboxEntry:
+        """The claimed file as an entry; ``CorruptEntryError`` if it is not a valid one."""
+        raw = self.read()
+        if len(raw) > MAX_FILE_BYTES:
+            raise CorruptEntryError(f"larger than {MAX_FILE_BYTES} bytes")
+        return parse_entry(self.path, raw)
+
+    def delete(self) -> None:
+        """Remove the file for good (it was delivered), durably, still holding the claim."""
+        os.unlink(self.path)
+        fsync_dir(self.path.parent)
+
+    def move_to(self, folder: Path) -> Path:
+        """Move the file as it is into *folder* (``corrupt/``)."""
+        ensure_folder(folder)
+        target = folder / self.path.name
+        os.replace(self.path, target)
+        fsync_dir(self.path.parent)
+        return target
+
+    def replace_with(self, data: dict[str, Any], folder: Path | None = None) -> Path:
+        """Write *data* in place of the file (in *folder*, when given, removing the original).
+
+        Rewriting in place keeps the claim on the new file, so no concurrent flush can pick
+        it up again in this round.
+        """
+        target_folder = self.path.parent if folder is None else folder
+        target, fd = _install(target_folder, self.path.name, data, lock=folder is None)
+        if folder is None:
+            self.release()
+            self._fd = fd
+        else:
+            os.close(fd)
+            self.delete()
+        return target
+
+    def release(self) -> None:
+        """Let go of the file (closing the descriptor drops the lock)."""
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+
+
+def claim(path: Path) -> Claim | None:
+    """Claim *path* for sending; None when another flush holds it or already dealt with it.
+
+    ``OSError`` (unreadable file) is left to the caller.
+    """
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    except FileNotFoundError:
+        return None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        # The holder before us may have delivered (unlinked), moved or rewritten the file
+        # between our open and our lock: only the file still at *path* is ours to send.
+        current = os.stat(path, follow_symlinks=False)
+        if not os.path.samestat(os.fstat(fd), current):
+            os.close(fd)
+            return None
+    except (BlockingIOError, FileNotFoundError):
+        os.close(fd)
+        return None
+    except BaseException:
+        os.close(fd)
+        raise
+    return Claim(path, fd)

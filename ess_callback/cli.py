@@ -181,6 +181,43 @@ def exit_code_for(outcome: Any) -> int:
     return EXIT_FAILED
 
 
+@main.command(context_settings=CONTEXT_SETTINGS)
+@click.option(
+    "--outbox",
+    metavar="DIR",
+    envvar="ESS_CALLBACK_OUTBOX",
+    help="The outbox folder [env: ESS_CALLBACK_OUTBOX; default "
+    "$XDG_STATE_HOME/ess-callback/outbox]",
+)
+@click.option("-v", "--verbose", count=True, help="More logging on stderr (-v INFO, -vv DEBUG).")
+@click.option("-q", "--quiet", is_flag=True, help="Log only errors.")
+def flush(outbox: str | None, verbose: int, quiet: bool) -> None:
+    """Send the final statuses kept in the outbox again, oldest first.
+
+    Each goes to the base URL it was meant for, with the credentials of this environment
+    (ESS_USERNAME + ESS_PASSWORD(_FILE) or ESS_TOKEN(_FILE); ESS_CA_BUNDLE, ESS_MEDIA_TYPE,
+    ESS_CALLBACK_RETRY_SECONDS). Delivered files are deleted; refused ones (400, 403, 404)
+    move to rejected/; 401 or an unreachable scheduler keep them. Safe to run concurrently
+    and from cron. Prints one summary line. Exit 0 all delivered (or nothing to do),
+    1 something was rejected, 75 something is still pending, 2 usage, configuration, or
+    an outbox folder that cannot be read or written.
+
+    \b
+    Examples:
+      ess-callback flush
+      ess-callback flush --outbox /var/lib/batch/outbox -v
+    """
+    setup_logging(verbose, quiet)
+    from ._flush import flush_outbox
+
+    try:
+        report = flush_outbox(outbox or None)
+    except EssCallbackError as exc:
+        fail(str(exc), exc.exit_code)
+    click.echo(f"ess-callback flush: {report.summary()}")
+    sys.exit(report.exit_code)
+
+
 def parse_status_argument(ctx: click.Context, param: click.Parameter, value: str) -> Any:
     """STATUS, case-insensitive; an unknown one is a usage error listing the valid ones."""
     from ._status import Status

@@ -1,0 +1,435 @@
+"""``flush_outbox``: send the kept final callbacks again, oldest first, each at most once.
+
+Each file goes to its own base URL with the credentials of the flushing environment. A
+delivered file is deleted; one refused for good (400, 403, 404 and the other 4xx that a
+retry cannot change) moves to ``rejected/`` with the reason; one refused with 401, or still
+undeliverable, stays. A file that cannot be read back moves to ``corrupt/``. Concurrent
+flushes cooperate through per-file claims (see ``_outbox``).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import attrs
+
+from . import _outbox
+from ._errors import AuthenticationError, DeliveryError, RejectedError
+from ._message import Redactor
+from ._outbox import Claim, CorruptEntryError, NewerFormatError, OutboxEntry, OutboxError
+from ._settings import (
+    DEFAULT_MEDIA_TYPE,
+    DEFAULT_RETRY_SECONDS,
+    Auth,
+    BasicAuth,
+    BearerAuth,
+    auth_from_env,
+    default_outbox,
+    parse_base_url,
+    parse_bool,
+    parse_media_type,
+    parse_seconds,
+)
+
+if TYPE_CHECKING:
+    from ._client import SchedulerClient
+
+log = logging.getLogger("ess_callback")
+
+#: temp files older than this were left by a writer that died mid-write
+STALE_TEMP_SECONDS = 3600.0
+#: 4xx answers that a later retry may turn around: the flush's own setup is at fault
+FIXABLE_STATUSES = frozenset({401, 407, 415})
+
+DELIVERED = "delivered"
+REJECTED = "rejected"
+PENDING = "pending"
+CORRUPT = "corrupt"
+ELSEWHERE = "elsewhere"
+
+
+@attrs.frozen
+class FlushConfig:
+    """How a flush sends: credentials, TLS, media type and retry budget (not per file)."""
+
+    auth: Auth | None = attrs.field(default=None, repr=False)
+    media_type: str = DEFAULT_MEDIA_TYPE
+    ca_bundle: str | None = None
+    retry_seconds: float = DEFAULT_RETRY_SECONDS
+    allow_http: bool = False
+
+    def secrets(self) -> list[str]:
+        """The secret values held (for redaction)."""
+        if isinstance(self.auth, BasicAuth):
+            return [self.auth.password]
+        if isinstance(self.auth, BearerAuth):
+            return [self.auth.token]
+        return []
+
+
+def resolve_flush_config(
+    env: Mapping[str, str],
+    *,
+    username: str | None = None,
+    password: str | None = None,
+    token: str | None = None,
+    media_type: str | None = None,
+    ca_bundle: str | None = None,
+    retry_seconds: float | None = None,
+) -> FlushConfig:
+    """Explicit values first, then ``ESS_*`` variables; ``ConfigurationError`` if malformed."""
+    from ._errors import ConfigurationError
+
+    auth = auth_from_env(env, username=username, password=password, token=token)
+    raw_media = media_type if media_type is not None else (env.get("ESS_MEDIA_TYPE") or None)
+    media = parse_media_type(raw_media) if raw_media else DEFAULT_MEDIA_TYPE
+    bundle = ca_bundle if ca_bundle is not None else (env.get("ESS_CA_BUNDLE") or None)
+    if bundle is not None and not os.path.exists(bundle):
+        raise ConfigurationError(
+            f"CA bundle: {bundle} does not exist; set ESS_CA_BUNDLE to a PEM file or folder"
+        )
+    if retry_seconds is None:
+        raw = env.get("ESS_CALLBACK_RETRY_SECONDS")
+        retry_seconds = (
+            parse_seconds(
+                raw,
+                setting="retry budget",
+                variable="ESS_CALLBACK_RETRY_SECONDS",
+                allow_zero=True,
+            )
+            if raw
+            else DEFAULT_RETRY_SECONDS
+        )
+    allow_http = parse_bool(
+        env.get("ESS_CALLBACK_ALLOW_HTTP", ""),
+        setting="allow http",
+        variable="ESS_CALLBACK_ALLOW_HTTP",
+    )
+    return FlushConfig(
+        auth=auth,
+        media_type=media,
+        ca_bundle=bundle,
+        retry_seconds=float(retry_seconds),
+        allow_http=allow_http,
+    )
+
+
+def outbox_folder(outbox: str | os.PathLike[str] | None, env: Mapping[str, str]) -> Path:
+    """The folder to flush: the argument, else ``ESS_CALLBACK_OUTBOX``, else the XDG default."""
+    if outbox is not None and str(outbox) != "":
+        return Path(outbox)
+    if env.get("ESS_CALLBACK_OUTBOX"):
+        return Path(env["ESS_CALLBACK_OUTBOX"])
+    return default_outbox(env)
+
+
+@attrs.frozen
+class FlushResult:
+    """What happened to one outbox file in one flush."""
+
+    #: the file as found in the outbox
+    path: Path
+    #: delivered, rejected, pending, corrupt, or elsewhere (another flush had it)
+    result: str
+    #: the callback, when the file could be read
+    entry: OutboxEntry | None = None
+    #: where the file is now (None once delivered and deleted)
+    now_at: Path | None = None
+    #: why it was not delivered
+    reason: str | None = None
+    error: BaseException | None = attrs.field(default=None, eq=False, repr=False)
+
+
+@attrs.frozen
+class FlushReport:
+    """The outcome of one flush: what was delivered, rejected, kept (pending) or set aside."""
+
+    outbox: Path
+    results: tuple[FlushResult, ...] = ()
+    #: False when the outbox folder did not exist
+    existed: bool = True
+
+    def _pick(self, result: str) -> list[FlushResult]:
+        return [r for r in self.results if r.result == result]
+
+    @property
+    def delivered(self) -> list[FlushResult]:
+        """Delivered now, and deleted from the outbox."""
+        return self._pick(DELIVERED)
+
+    @property
+    def rejected(self) -> list[FlushResult]:
+        """Refused for good by the scheduler, moved to ``rejected/`` with the reason."""
+        return self._pick(REJECTED)
+
+    @property
+    def pending(self) -> list[FlushResult]:
+        """Still in the outbox: 401, scheduler unreachable, or not tried after that."""
+        return self._pick(PENDING)
+
+    @property
+    def corrupt(self) -> list[FlushResult]:
+        """Could not be read back; moved to ``corrupt/``."""
+        return self._pick(CORRUPT)
+
+    @property
+    def elsewhere(self) -> list[FlushResult]:
+        """Claimed (or already dealt with) by a flush running at the same time."""
+        return self._pick(ELSEWHERE)
+
+    @property
+    def exit_code(self) -> int:
+        """1 if anything was rejected in this run, else 75 if anything is pending, else 0."""
+        if self.rejected:
+            return 1
+        if self.pending:
+            return 75
+        return 0
+
+    def summary(self) -> str:
+        """One line for the operator."""
+        if not self.existed:
+            return f"no outbox at {self.outbox}: nothing to send"
+        if not self.results:
+            return f"outbox {self.outbox} is empty: nothing to send"
+        text = (
+            f"delivered {len(self.delivered)}, rejected {len(self.rejected)}, "
+            f"pending {len(self.pending)} (outbox {self.outbox})"
+        )
+        if self.corrupt:
+            text += f"; {len(self.corrupt)} unreadable moved to {self.outbox / _outbox.CORRUPT}"
+        if self.elsewhere:
+            text += f"; {len(self.elsewhere)} handled by another flush"
+        return text
+
+
+def _rejection(error: DeliveryError) -> dict[str, Any]:
+    record = _outbox.error_record(error) or {}
+    record["at"] = _outbox.now_iso()
+    record["title"] = error.title
+    record["detail"] = error.detail
+    return record
+
+
+class _Flush:
+    """One pass over the outbox (an object only to share the clients and stop reasons)."""
+
+    def __init__(self, folder: Path, config: FlushConfig) -> None:
+        self.folder = folder
+        self.config = config
+        self.redact = Redactor(config.secrets())
+        self.clients: dict[str, SchedulerClient] = {}
+        #: base URL -> why the remaining files for it are not tried in this run
+        self.stopped: dict[str, str] = {}
+        #: pending files stay claimed until the end, so no concurrent flush retries them now
+        self.held: list[Claim] = []
+
+    def client(self, base_url: str) -> SchedulerClient:
+        if base_url not in self.clients:
+            from ._client import RetryPolicy, SchedulerClient
+
+            self.clients[base_url] = SchedulerClient(
+                base_url,
+                auth=self.config.auth,
+                media_type=self.config.media_type,
+                retry=RetryPolicy(budget=self.config.retry_seconds),
+                ca_bundle=self.config.ca_bundle,
+            )
+        return self.clients[base_url]
+
+    def close(self) -> None:
+        for held in self.held:
+            held.release()
+        for client in self.clients.values():
+            client.close()
+
+    def one(self, path: Path) -> FlushResult:
+        try:
+            claim = _outbox.claim(path)
+        except OSError as exc:
+            return self.set_aside(path, None, f"cannot open it: {exc.strerror or exc}")
+        if claim is None:
+            return FlushResult(path, ELSEWHERE)
+        keep = False
+        try:
+            try:
+                entry = claim.entry()
+            except NewerFormatError as exc:
+                log.warning("%s: %s; left in place", path.name, exc)
+                return FlushResult(path, PENDING, now_at=path, reason=str(exc))
+            except (CorruptEntryError, OSError) as exc:
+                why = exc.strerror if isinstance(exc, OSError) else str(exc)
+                return self.set_aside(path, claim, str(why or exc))
+            result = self.send(claim, entry)
+            keep = result.result == PENDING and result.error is not None
+            return result
+        finally:
+            if keep:
+                self.held.append(claim)
+            else:
+                claim.release()
+
+    def set_aside(self, path: Path, claim: Claim | None, why: str) -> FlushResult:
+        """Move an unreadable file to ``corrupt/`` (as it is: it cannot be annotated)."""
+        target = self.folder / _outbox.CORRUPT
+        try:
+            if claim is not None:
+                moved = claim.move_to(target)
+            else:
+                moved = _move(path, _outbox.ensure_folder(target))
+        except (OSError, OutboxError) as exc:
+            log.warning("%s is unreadable (%s) and could not be moved aside: %s", path, why, exc)
+            return FlushResult(path, CORRUPT, now_at=path, reason=why)
+        log.warning("%s is unreadable (%s); moved to %s", path.name, why, moved)
+        return FlushResult(path, CORRUPT, now_at=moved, reason=why)
+
+    def send(self, claim: Claim, entry: OutboxEntry) -> FlushResult:
+        path = claim.path
+        stop = self.stopped.get(entry.base_url)
+        if stop is not None:
+            return FlushResult(path, PENDING, entry, now_at=path, reason=f"not tried: {stop}")
+        try:
+            parse_base_url(entry.base_url, allow_http=self.config.allow_http)
+        except ValueError as exc:
+            self.stopped[entry.base_url] = str(exc)
+            log.warning("%s kept: %s", path.name, exc)
+            return FlushResult(path, PENDING, entry, now_at=path, reason=str(exc))
+        message = self.redact(entry.message) if entry.message else entry.message
+        try:
+            outcome = self.client(entry.base_url).post_status(
+                entry.request_id, entry.request_handle, entry.status, message
+            )
+        except DeliveryError as error:
+            return self.failed(claim, entry, error)
+        try:
+            claim.delete()
+        except OSError as exc:
+            log.error(
+                "%s was delivered but cannot be removed (%s): it will be sent again",
+                path,
+                exc.strerror or exc,
+            )
+        log.info(
+            "delivered %s for request %d (%s, %d attempt(s))",
+            entry.status,
+            entry.request_id,
+            path.name,
+            outcome.attempts,
+        )
+        return FlushResult(path, DELIVERED, entry)
+
+    def failed(self, claim: Claim, entry: OutboxEntry, error: DeliveryError) -> FlushResult:
+        path = claim.path
+        record = dict(entry.record)
+        record["attempts"] = entry.attempts + error.attempts
+        record["last_error"] = _outbox.error_record(error)
+        record["last_attempt"] = _outbox.now_iso()
+        status = error.http_status
+        permanent = isinstance(error, RejectedError) and not (
+            isinstance(error, AuthenticationError)
+            or status in FIXABLE_STATUSES
+            or (status is not None and 300 <= status < 400)
+        )
+        if permanent:
+            record["rejected"] = _rejection(error)
+            try:
+                moved = claim.replace_with(record, self.folder / _outbox.REJECTED)
+            except (OSError, OutboxError) as exc:
+                log.error("%s was rejected (%s) but could not be moved: %s", path, error, exc)
+                moved = path
+            log.warning(
+                "%s for request %d rejected: %s; moved to %s",
+                entry.status,
+                entry.request_id,
+                error,
+                moved,
+            )
+            return FlushResult(path, REJECTED, entry, now_at=moved, reason=str(error), error=error)
+        # Everything else may go through later: the same server will answer the same now.
+        self.stopped[entry.base_url] = str(error)
+        try:
+            claim.replace_with(record)
+        except (OSError, OutboxError) as exc:
+            log.debug("could not record the attempt in %s: %s", path, exc)
+        log.warning("%s for request %d kept: %s", entry.status, entry.request_id, error)
+        return FlushResult(path, PENDING, entry, now_at=path, reason=str(error), error=error)
+
+
+def _move(path: Path, folder: Path) -> Path:
+    target = folder / path.name
+    os.replace(path, target)
+    return target
+
+
+def _check_folder(folder: Path) -> list[Path] | None:
+    """The files to flush, oldest first; None when there is no outbox; OutboxError when it
+    cannot be used (a flush that cannot delete would send the same files again)."""
+    try:
+        paths = _outbox.entry_paths(folder)
+    except FileNotFoundError:
+        return None
+    except NotADirectoryError:
+        raise OutboxError(
+            f"outbox {folder} is not a folder; set ESS_CALLBACK_OUTBOX (or --outbox) to a folder"
+        ) from None
+    except OSError as exc:
+        raise OutboxError(
+            f"cannot read outbox folder {folder}: {exc.strerror or exc}; fix its permissions "
+            "or set ESS_CALLBACK_OUTBOX (or --outbox)"
+        ) from None
+    if paths and not os.access(folder, os.W_OK | os.X_OK):
+        raise OutboxError(
+            f"cannot write to outbox folder {folder} (delivered files must be removed): "
+            "permission denied; fix its permissions or run as its owner"
+        )
+    return paths
+
+
+def flush_outbox(
+    outbox: str | os.PathLike[str] | None = None,
+    *,
+    username: str | None = None,
+    password: str | None = None,
+    token: str | None = None,
+    media_type: str | None = None,
+    ca_bundle: str | None = None,
+    retry_seconds: float | None = None,
+    env: Mapping[str, str] | None = None,
+) -> FlushReport:
+    """Send the outbox again, oldest first, and return a :class:`FlushReport`.
+
+    *outbox* defaults to ``ESS_CALLBACK_OUTBOX``, else ``$XDG_STATE_HOME/ess-callback/outbox``.
+    Credentials, CA bundle, media type and retry budget are the explicit values, else the
+    ``ESS_*`` variables of *env* (default ``os.environ``) — never anything from the files.
+    Raises ``ConfigurationError`` for malformed settings and ``OutboxError`` when the folder
+    cannot be read or written; every per-file trouble ends up in the report instead.
+    """
+    env = os.environ if env is None else env
+    config = resolve_flush_config(
+        env,
+        username=username,
+        password=password,
+        token=token,
+        media_type=media_type,
+        ca_bundle=ca_bundle,
+        retry_seconds=retry_seconds,
+    )
+    folder = outbox_folder(outbox, env)
+    paths = _check_folder(folder)
+    if paths is None:
+        return FlushReport(folder, existed=False)
+    removed = _outbox.remove_stale_temp_files(folder, older_than=STALE_TEMP_SECONDS)
+    if removed:
+        log.info("removed %d temp file(s) left by interrupted writers", removed)
+    flush = _Flush(folder, config)
+    results: list[FlushResult] = []
+    try:
+        for path in paths:
+            results.append(flush.one(path))
+    finally:
+        flush.close()
+    return FlushReport(folder, tuple(results))
