@@ -20,14 +20,14 @@ _active: list[Recorder] = []
 class Recorder(Sequence[Callback]):
     """A thread-safe, list-like record of the callbacks that would have been sent.
 
-    Returned by ``record_callbacks()``; active from creation until ``stop()`` (or the end of
-    its ``with`` block), when the recording that was active before comes back.
+    ``record_callbacks()`` returns one already started; it stays active until ``stop()``
+    (or the end of its ``with`` block), when the recording that was active before comes
+    back. While several are active, the innermost (latest started) one gets the callbacks.
     """
 
     def __init__(self) -> None:
         self._items: list[Callback] = []
         self._items_lock = threading.Lock()
-        self._stopped = False
 
     # -- list-like -------------------------------------------------------------------
     @overload
@@ -87,24 +87,34 @@ class Recorder(Sequence[Callback]):
             return self._items[-1]
 
     # -- activation ------------------------------------------------------------------
-    def start(self) -> Recorder:
+    @property
+    def active(self) -> bool:
+        """True while this recorder is on the stack of recordings (innermost or not)."""
         with _lock:
-            _active.append(self)
+            return any(r is self for r in _active)
+
+    def start(self) -> Recorder:
+        """Start recording into this recorder (again, after ``stop()``); returns it."""
+        with _lock:
+            if not any(r is self for r in _active):
+                _active.append(self)
         return self
 
     def stop(self) -> None:
-        """Stop recording and restore whatever recording was active before."""
+        """Stop recording and restore whatever recording was active before. Idempotent.
+
+        Stopping an outer recorder while an inner one is active leaves the inner one in
+        force; only this recorder leaves the stack.
+        """
         with _lock:
-            if self in _active:
-                # remove this very object (not an equal one)
-                for i in range(len(_active) - 1, -1, -1):
-                    if _active[i] is self:
-                        del _active[i]
-                        break
-            self._stopped = True
+            # remove this very object (Recorder.__eq__ compares contents, so no .remove())
+            for i in range(len(_active) - 1, -1, -1):
+                if _active[i] is self:
+                    del _active[i]
+                    break
 
     def __enter__(self) -> Recorder:
-        return self
+        return self.start()
 
     def __exit__(
         self,
@@ -126,4 +136,7 @@ def record_callbacks() -> Recorder:
 
 def active_recorder() -> Recorder | None:
     """The recorder in force, if any."""
-    return _active[-1] if _active else None
+    # Read under the lock: another thread may stop the last recorder between a check and
+    # the indexing.
+    with _lock:
+        return _active[-1] if _active else None

@@ -11,15 +11,15 @@ from typing import TYPE_CHECKING, Any
 from .._recording import Recorder, record_callbacks
 
 if TYPE_CHECKING:
-    from ._fake import FakeScheduler
+    from ._fake import FakeScheduler, ReceivedRequest
 
-__all__ = ["FakeScheduler", "Recorder", "record_callbacks"]
+__all__ = ["FakeScheduler", "ReceivedRequest", "Recorder", "record_callbacks"]
 
 
 def __getattr__(name: str) -> Any:
     # FakeScheduler pulls in http.server; load it only for those who use it.
-    if name == "FakeScheduler":
-        from ._fake import FakeScheduler
+    if name in ("FakeScheduler", "ReceivedRequest"):
+        from . import _fake
 
-        return FakeScheduler
+        return getattr(_fake, name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -8,27 +8,18 @@ from __future__ import annotations
 import base64
 import contextlib
 import hmac
-import json
 import random
-import re
-import socket
-import struct
 import threading
 import time
 from collections.abc import Callable
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
 from typing import Any
 
-import attrs
-
 from .._model import Callback
 from .._status import TERMINAL, Status
+from ._http import FakeServer, Fault, Handler, ReceivedRequest, problem
 
-STATUS_PATH = re.compile(r"^/ess/rest/scheduler/v1/requests/([^/]+)/executionStatus/?$")
-REQUEST_PATH = re.compile(r"^/ess/rest/scheduler/v1/requests/([^/]+)/?$")
-MEDIA_TYPES = ("application/json", "application/vnd.oracle.resource+json")
-MAX_BODY = 1024 * 1024
+__all__ = ["FakeScheduler", "ReceivedRequest", "describe", "problem"]
 
 #: the request state a status leads to
 STATE_AFTER = {
@@ -40,43 +31,36 @@ STATE_AFTER = {
     Status.PAUSE: "PAUSED",
     Status.SUSPEND: "SUSPENDED",
 }
-
-
-@attrs.define
-class Fault:
-    """One injected misbehaviour, applied to the next calls."""
-
-    kind: str  # "status", "reset" or "delay"
-    remaining: int
-    status: int = 503
-    retry_after: str | None = None
-    delay: float = 0.0
-    body: dict[str, Any] | None = None
-
-
-@attrs.define
-class ReceivedRequest:
-    """Every HTTP request the fake saw (accepted or not), for assertions on the wire."""
-
-    method: str
-    path: str
-    headers: dict[str, str]
-    body: bytes
-    #: the HTTP status answered; None while in progress or when the connection was dropped
-    answer: int | None = None
+#: states after which a request takes no other status (set by a callback or by set_state)
+ENDED_STATES = frozenset(
+    {
+        "SUCCEEDED",
+        "WARNING",
+        "ERROR",
+        "CANCELLED",
+        "EXPIRED",
+        "FINISHED",
+        "ERROR_MANUAL_RECOVERY",
+        "VALIDATION_FAILED",
+    }
+)
 
 
 class FakeScheduler:
     """A loopback ESS that accepts executionStatus callbacks and answers request-state GETs.
 
     >>> with FakeScheduler() as ess:
-    ...     # point ESS_BASE_URL at ess.url, run the job, then:
+    ...     # point ESS_BASE_URL at ess.url (or use ess.env()), run the job, then:
     ...     ess.received            # the accepted Callbacks, in order
     ...     ess.state(42)           # "SUCCEEDED", "RUNNING", ...
 
     Credentials given here are required of every call (Basic or bearer); with none given,
-    any call is accepted. Fault injection: ``fail_next``, ``reset_next``, ``delay_next``,
-    ``chaos``.
+    any call is accepted. Each request is RUNNING until a callback moves it: PAUSE and
+    SUSPEND to PAUSED and SUSPENDED (an UPDATE resumes it), a terminal status to SUCCEEDED,
+    WARNING, ERROR or CANCELLED, after which only the same terminal status is accepted again
+    (a retried delivery) and anything else is refused with 400.
+
+    Fault injection: ``fail_next``, ``reset_next``, ``delay_next`` and ``chaos``.
     """
 
     def __init__(
@@ -88,6 +72,7 @@ class FakeScheduler:
         host: str = "127.0.0.1",
         port: int = 0,
         on_callback: Callable[[Callback], None] | None = None,
+        on_request: Callable[[ReceivedRequest], None] | None = None,
     ) -> None:
         if (username is None) != (password is None):
             raise ValueError("give both username and password, or neither")
@@ -98,15 +83,19 @@ class FakeScheduler:
         self._token = token
         self._host = host
         self._port = port
+        #: called (in a server thread) with each accepted callback, before it is answered
         self.on_callback = on_callback
+        #: called (in a server thread) with each request once it was answered or dropped
+        self.on_request = on_request
         self._lock = threading.Condition()
         self._received: list[Callback] = []
         self._requests: list[ReceivedRequest] = []
         self._states: dict[int, str] = {}
+        self._ended_with: dict[int, Status] = {}
         self._missing: set[int] = set()
         self._faults: list[Fault] = []
         self._chaos: tuple[float, tuple[int, ...], bool, random.Random] | None = None
-        self._server: ThreadingHTTPServer | None = None
+        self._server: FakeServer | None = None
         self._thread: threading.Thread | None = None
 
     def __repr__(self) -> str:
@@ -114,15 +103,15 @@ class FakeScheduler:
 
     # -- life cycle ----------------------------------------------------------------------
     def start(self) -> FakeScheduler:
-        """Bind and serve in a daemon thread. Raises OSError if the port is taken."""
+        """Bind and serve in a daemon thread. Raises ``OSError`` if the port is taken."""
         if self._server is not None:
             return self
-        handler = type("Handler", (_Handler,), {"fake": self})
-        server = _Server((self._host, self._port), handler)
+        handler = type("BoundHandler", (Handler,), {"fake": self})
+        server = FakeServer((self._host, self._port), handler)
         self._server = server
         self._thread = threading.Thread(
             target=server.serve_forever,
-            kwargs={"poll_interval": 0.1},
+            kwargs={"poll_interval": 0.05},
             name="fake-scheduler",
             daemon=True,
         )
@@ -130,10 +119,11 @@ class FakeScheduler:
         return self
 
     def stop(self) -> None:
-        """Stop serving and close the socket."""
+        """Stop serving, end open connections and close the socket. Safe to call twice."""
         server, self._server = self._server, None
         if server is not None:
             server.shutdown()
+            server.close_connections()
             server.server_close()
         if self._thread is not None:
             self._thread.join(timeout=5)
@@ -151,8 +141,13 @@ class FakeScheduler:
         self.stop()
 
     @property
+    def running(self) -> bool:
+        """True between ``start()`` and ``stop()``."""
+        return self._server is not None
+
+    @property
     def url(self) -> str:
-        """Base URL to give the job (``ESS_BASE_URL``)."""
+        """Base URL to give the job (``ESS_BASE_URL``), e.g. ``http://127.0.0.1:40123``."""
         if self._server is None:
             raise RuntimeError("the fake scheduler is not running; call start()")
         host, port = self._server.server_address[:2]
@@ -162,17 +157,29 @@ class FakeScheduler:
 
     @property
     def port(self) -> int:
+        """The TCP port it listens on (ephemeral unless one was asked for)."""
         if self._server is None:
             raise RuntimeError("the fake scheduler is not running; call start()")
         return int(self._server.server_address[1])
 
-    def env(self, request_id: int = 1, request_handle: str = "handle-1") -> dict[str, str]:
-        """The ``ESS_*`` variables a job needs to report to this fake (no credentials)."""
-        return {
+    def env(
+        self, request_id: int = 1, request_handle: str = "handle-1", *, credentials: bool = False
+    ) -> dict[str, str]:
+        """The ``ESS_*`` variables a job needs to report to this fake.
+
+        With ``credentials=True`` also the ones for the credentials it was given
+        (``ESS_USERNAME`` + ``ESS_PASSWORD``, or ``ESS_TOKEN``).
+        """
+        env = {
             "ESS_BASE_URL": self.url,
             "ESS_REQUEST_ID": str(request_id),
             "ESS_REQUEST_HANDLE": request_handle,
         }
+        if credentials and self._username is not None and self._password is not None:
+            env.update(ESS_USERNAME=self._username, ESS_PASSWORD=self._password)
+        if credentials and self._token is not None:
+            env["ESS_TOKEN"] = self._token
+        return env
 
     # -- what it saw ---------------------------------------------------------------------
     @property
@@ -192,8 +199,9 @@ class FakeScheduler:
         return [c for c in self.received if c.request_id == request_id]
 
     def state(self, request_id: int) -> str | None:
-        """The request's state: RUNNING until a final callback, then SUCCEEDED, WARNING,
-        ERROR, CANCELLED, PAUSED or SUSPENDED; None for a request made missing."""
+        """The request's state: RUNNING until a callback moves it, then PAUSED, SUSPENDED,
+        SUCCEEDED, WARNING, ERROR or CANCELLED (or what ``set_state`` put); None for a
+        request made unknown."""
         with self._lock:
             if request_id in self._missing:
                 return None
@@ -201,8 +209,9 @@ class FakeScheduler:
 
     def set_state(self, request_id: int, state: str | None) -> None:
         """Force a request's state, e.g. ``CANCELLING`` as an operator's cancel would;
-        None makes the request unknown (404)."""
+        None makes the request unknown (404 to its callbacks and GETs)."""
         with self._lock:
+            self._ended_with.pop(request_id, None)
             if state is None:
                 self._missing.add(request_id)
                 self._states.pop(request_id, None)
@@ -217,14 +226,12 @@ class FakeScheduler:
         timeout: float = 10.0,
         predicate: Callable[[list[Callback]], bool] | None = None,
     ) -> list[Callback]:
-        """Block until *count* callbacks arrived (or *predicate* holds); return them.
-
-        Raises ``TimeoutError`` naming what did arrive.
-        """
+        """Block until *count* callbacks were accepted (or *predicate* holds on them);
+        return them. Raises ``TimeoutError`` naming what did arrive."""
         test = predicate or (lambda got: len(got) >= count)
         deadline = time.monotonic() + timeout
         with self._lock:
-            while not test(self._received):
+            while not test(list(self._received)):
                 left = deadline - time.monotonic()
                 if left <= 0:
                     raise TimeoutError(
@@ -239,6 +246,7 @@ class FakeScheduler:
             self._received.clear()
             self._requests.clear()
             self._states.clear()
+            self._ended_with.clear()
             self._missing.clear()
             self._faults.clear()
             self._chaos = None
@@ -251,28 +259,31 @@ class FakeScheduler:
         *,
         retry_after: str | float | None = None,
         body: dict[str, Any] | None = None,
+        method: str | None = None,
     ) -> None:
-        """Answer the next *count* calls with *status* (and a SimpleExceptionDetail body)."""
-        with self._lock:
-            self._faults.append(
-                Fault(
-                    "status",
-                    count,
-                    status=status,
-                    body=body,
-                    retry_after=None if retry_after is None else str(retry_after),
-                )
+        """Answer the next *count* calls with *status* and a ``SimpleExceptionDetail`` body
+        (or *body*), with a ``Retry-After`` header when given. *method* ("POST" or "GET")
+        limits the fault to those calls; by default any call counts."""
+        self._add_fault(
+            Fault(
+                "status",
+                count,
+                status=status,
+                body=body,
+                retry_after=None if retry_after is None else str(retry_after),
+                method=method,
             )
+        )
 
-    def reset_next(self, count: int = 1) -> None:
-        """Drop the connection of the next *count* calls without answering."""
-        with self._lock:
-            self._faults.append(Fault("reset", count))
+    def reset_next(self, count: int = 1, *, method: str | None = None) -> None:
+        """Drop the connection of the next *count* calls without answering (a TCP reset)."""
+        self._add_fault(Fault("reset", count, method=method))
 
-    def delay_next(self, count: int = 1, seconds: float = 1.0) -> None:
-        """Answer the next *count* calls only after *seconds*."""
-        with self._lock:
-            self._faults.append(Fault("delay", count, delay=seconds))
+    def delay_next(
+        self, count: int = 1, seconds: float = 1.0, *, method: str | None = None
+    ) -> None:
+        """Answer the next *count* calls only after *seconds* (then normally)."""
+        self._add_fault(Fault("delay", count, delay=seconds, method=method))
 
     def chaos(
         self,
@@ -283,19 +294,28 @@ class FakeScheduler:
         seed: int | None = None,
     ) -> None:
         """Fail a random share (*rate*, 0..1) of calls with one of *statuses* or a reset;
-        ``chaos(0)`` stops it."""
+        ``chaos(0)`` stops it. Planned faults (``fail_next`` ...) are applied first."""
+        if not 0 <= rate <= 1:
+            raise ValueError(f"chaos rate {rate} is not between 0 and 1")
         with self._lock:
-            self._chaos = None if rate <= 0 else (rate, statuses, resets, random.Random(seed))
+            self._chaos = None if rate == 0 else (rate, statuses, resets, random.Random(seed))
 
-    def _next_fault(self) -> Fault | None:
+    def _add_fault(self, fault: Fault) -> None:
+        if fault.remaining < 1:
+            raise ValueError(f"count must be at least 1, not {fault.remaining}")
+        if fault.method is not None:
+            fault.method = fault.method.upper()
         with self._lock:
-            while self._faults:
-                fault = self._faults[0]
-                if fault.remaining <= 0:
-                    self._faults.pop(0)
-                    continue
-                fault.remaining -= 1
-                return attrs.evolve(fault)
+            self._faults.append(fault)
+
+    def _next_fault(self, method: str) -> Fault | None:
+        with self._lock:
+            for fault in self._faults:
+                if fault.method is None or fault.method == method:
+                    fault.remaining -= 1
+                    if fault.remaining <= 0:
+                        self._faults.remove(fault)
+                    return fault
             if self._chaos is not None:
                 rate, statuses, resets, rng = self._chaos
                 if rng.random() < rate:
@@ -307,48 +327,50 @@ class FakeScheduler:
     # -- request handling (called from server threads) -----------------------------------
     def _authorized(self, header: str | None) -> bool:
         if self._token is not None:
-            return header is not None and hmac.compare_digest(
-                header.encode(), f"Bearer {self._token}".encode()
-            )
-        if self._username is not None:
-            expected = base64.b64encode(f"{self._username}:{self._password}".encode()).decode()
-            return header is not None and hmac.compare_digest(
-                header.encode(), f"Basic {expected}".encode()
-            )
-        return True
+            expected = f"Bearer {self._token}"
+        elif self._username is not None:
+            pair = base64.b64encode(f"{self._username}:{self._password}".encode()).decode()
+            expected = f"Basic {pair}"
+        else:
+            return True
+        return header is not None and hmac.compare_digest(header.encode(), expected.encode())
 
     def _log_request(self, request: ReceivedRequest) -> None:
         with self._lock:
             self._requests.append(request)
 
+    def _answered(self, request: ReceivedRequest) -> None:
+        if self.on_request is not None:
+            with contextlib.suppress(Exception):  # a printing hook must never break the server
+                self.on_request(request)
+
     def _accept(
         self, request_id: int, handle: str, status: Status, message: str | None
-    ) -> tuple[int, dict[str, Any] | None]:
-        """Apply one valid callback to the state machine; return (HTTP status, problem)."""
+    ) -> tuple[int, str | None]:
+        """Apply one valid callback to the state machine: (HTTP status, refusal or None)."""
         callback = Callback(request_id, handle, status, message)
         with self._lock:
             if request_id in self._missing:
-                return 404, problem(
-                    404, "Not Found", f"Request {request_id} not found", "ESS-00404"
-                )
+                return 404, f"Request {request_id} not found"
             current = self._states.get(request_id, "RUNNING")
-            done = {STATE_AFTER[s] for s in TERMINAL} | {"CANCELLED"}
-            if current in done:
-                if STATE_AFTER.get(status) == current and status in TERMINAL:
-                    self._received.append(callback)  # at-least-once: a repeat is fine
-                    self._lock.notify_all()
-                    return 200, None
-                return 400, problem(
-                    400,
-                    "Bad Request",
-                    f"Request {request_id} already ended in state {current}; "
-                    f"{status.value} refused",
-                    "ESS-00400",
+            if current in ENDED_STATES:
+                ended_with = self._ended_with.get(request_id)
+                repeat = status is ended_with or (
+                    ended_with is None and status in TERMINAL and STATE_AFTER[status] == current
                 )
-            if status is not Status.UPDATE:
+                if not repeat:
+                    return 400, (
+                        f"Request {request_id} already ended in state {current}; "
+                        f"{status.value} refused"
+                    )
+                # at-least-once delivery: the same final status again is fine
+            elif status is Status.UPDATE:
+                if current in ("PAUSED", "SUSPENDED"):
+                    self._states[request_id] = "RUNNING"
+            else:
                 self._states[request_id] = STATE_AFTER[status]
-            elif current in ("PAUSED", "SUSPENDED"):
-                self._states[request_id] = "RUNNING"
+                if status in TERMINAL:
+                    self._ended_with[request_id] = status
             self._received.append(callback)
             self._lock.notify_all()
         if self.on_callback is not None:
@@ -357,194 +379,8 @@ class FakeScheduler:
         return 200, None
 
 
-def problem(status: int, title: str, detail: str, code: str) -> dict[str, Any]:
-    """An RFC 7807 ``SimpleExceptionDetail`` body."""
-    return {
-        "type": "about:blank",
-        "title": title,
-        "status": status,
-        "detail": detail,
-        "errorCode": code,
-    }
-
-
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-    allow_reuse_address = True
-    request_queue_size = 128
-
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        # A client that hung up is not worth a traceback on the job's terminal.
-        pass
-
-
-class _Handler(BaseHTTPRequestHandler):
-    fake: FakeScheduler
-    protocol_version = "HTTP/1.1"
-    server_version = "FakeESS/1"
-
-    def log_message(self, format: str, *args: Any) -> None:
-        pass
-
-    # -- plumbing ------------------------------------------------------------------------
-    def _read_body(self) -> bytes | None:
-        length = self.headers.get("Content-Length")
-        if length is None:
-            return b""
-        try:
-            size = int(length)
-        except ValueError:
-            return None
-        if size < 0 or size > MAX_BODY:
-            return None
-        return self.rfile.read(size)
-
-    def _answer(
-        self, status: int, body: dict[str, Any] | None = None, headers: dict[str, str] | None = None
-    ) -> None:
-        data = json.dumps(body).encode() if body is not None else b""
-        self.send_response(status)
-        if data:
-            self.send_header("Content-Type", "application/json")
-        for key, value in (headers or {}).items():
-            self.send_header(key, value)
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        if data:
-            self.wfile.write(data)
-
-    def _reset(self) -> None:
-        """Close the connection abruptly (RST), as a crashed proxy would."""
-        with contextlib.suppress(OSError):
-            self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-        self.close_connection = True
-        with contextlib.suppress(OSError):
-            self.connection.close()
-
-    def _apply_fault(self) -> bool:
-        """Apply an injected fault; True when the call was answered (or dropped) by it."""
-        fault = self.fake._next_fault()
-        if fault is None:
-            return False
-        if fault.kind == "delay":
-            time.sleep(fault.delay)
-            return False
-        if fault.kind == "reset":
-            self._reset()
-            return True
-        headers = {"Retry-After": fault.retry_after} if fault.retry_after else None
-        body = fault.body or problem(
-            fault.status,
-            "Injected fault",
-            f"fault injected by FakeScheduler ({fault.status})",
-            f"ESS-{fault.status:05d}",
-        )
-        self._answer(fault.status, body, headers)
-        return True
-
-    # -- verbs ---------------------------------------------------------------------------
-    def do_POST(self) -> None:
-        body = self._read_body()
-        seen = ReceivedRequest("POST", self.path, dict(self.headers.items()), body or b"")
-        self.fake._log_request(seen)
-        seen.answer = self._handle_post(body)
-
-    def _handle_post(self, body: bytes | None) -> int | None:
-        if body is None:
-            self._answer(400, problem(400, "Bad Request", "bad Content-Length", "ESS-00400"))
-            self.close_connection = True
-            return 400
-        if self._apply_fault():
-            return None
-        match = STATUS_PATH.match(self.path.split("?", 1)[0])
-        if not match:
-            self._answer(404, problem(404, "Not Found", f"no resource at {self.path}", "ESS-00404"))
-            return 404
-        if not self.fake._authorized(self.headers.get("Authorization")):
-            self._answer(
-                401,
-                problem(401, "Unauthorized", "missing or wrong credentials", "ESS-00401"),
-                {"WWW-Authenticate": 'Basic realm="ESS"'},
-            )
-            return 401
-        media = (self.headers.get("Content-Type") or "").split(";")[0].strip().lower()
-        if media not in MEDIA_TYPES:
-            self._answer(
-                415,
-                problem(
-                    415,
-                    "Unsupported Media Type",
-                    f"Content-Type {media or '(none)'} is not supported",
-                    "ESS-00415",
-                ),
-            )
-            return 415
-        raw_id = match.group(1)
-        if not raw_id.isdigit() or int(raw_id) <= 0 or int(raw_id) > 2**63 - 1:
-            return self._bad(f"request id {raw_id!r} is not a positive integer")
-        try:
-            data = json.loads(body.decode("utf-8"))
-        except (UnicodeDecodeError, ValueError):
-            return self._bad("body is not JSON")
-        if not isinstance(data, dict):
-            return self._bad("body is not a JSON object")
-        handle = data.get("requestHandle")
-        if not isinstance(handle, str) or not handle:
-            return self._bad("requestHandle is missing")
-        raw_status = data.get("status")
-        try:
-            status = Status(raw_status)
-        except ValueError:
-            return self._bad(
-                f"status {raw_status!r} is not one of " + ", ".join(s.value for s in Status)
-            )
-        message = data.get("statusMessage")
-        if message is not None and not isinstance(message, str):
-            return self._bad("statusMessage must be a string")
-        code, problem_body = self.fake._accept(int(raw_id), handle, status, message)
-        self._answer(code, problem_body)
-        return code
-
-    def _bad(self, detail: str) -> int:
-        self._answer(400, problem(400, "Bad Request", detail, "ESS-00400"))
-        return 400
-
-    def do_GET(self) -> None:
-        seen = ReceivedRequest("GET", self.path, dict(self.headers.items()), b"")
-        self.fake._log_request(seen)
-        seen.answer = self._handle_get()
-
-    def _handle_get(self) -> int | None:
-        if self._apply_fault():
-            return None
-        match = REQUEST_PATH.match(self.path.split("?", 1)[0])
-        if not match:
-            self._answer(404, problem(404, "Not Found", f"no resource at {self.path}", "ESS-00404"))
-            return 404
-        if not self.fake._authorized(self.headers.get("Authorization")):
-            self._answer(
-                401, problem(401, "Unauthorized", "missing or wrong credentials", "ESS-00401")
-            )
-            return 401
-        raw_id = match.group(1)
-        if not raw_id.isdigit() or int(raw_id) <= 0:
-            return self._bad(f"request id {raw_id!r} is not a positive integer")
-        state = self.fake.state(int(raw_id))
-        if state is None:
-            self._answer(404, problem(404, "Not Found", f"Request {raw_id} not found", "ESS-00404"))
-            return 404
-        self._answer(200, {"requestId": int(raw_id), "state": state})
-        return 200
-
-    def do_PUT(self) -> None:
-        self._answer(405, problem(405, "Method Not Allowed", "use POST", "ESS-00405"))
-
-    do_DELETE = do_PUT
-    do_PATCH = do_PUT
-
-
 def describe(callback: Callback) -> str:
-    """``request 42  SUCCESS  message`` for one callback."""
+    """``request 42  WARNING  3 rows skipped`` for one callback (first line of the message)."""
     text = f"request {callback.request_id}  {callback.status.value}"
     if callback.message:
         first, *rest = callback.message.splitlines() or [""]

@@ -1,0 +1,339 @@
+"""The HTTP side of ``FakeScheduler``: a threading server and the request handler.
+
+Standard library only (``http.server``), so the testing kit adds no runtime dependency. The
+handler parses and validates; the state machine and fault plans live in ``_fake.py``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import re
+import socket
+import struct
+import threading
+import time
+from http import HTTPStatus
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import TYPE_CHECKING, Any
+
+import attrs
+
+from .._status import Status
+
+if TYPE_CHECKING:
+    from ._fake import FakeScheduler
+
+STATUS_PATH = re.compile(r"^/ess/rest/scheduler/v1/requests/([^/]+)/executionStatus/?$")
+REQUEST_PATH = re.compile(r"^/ess/rest/scheduler/v1/requests/([^/]+)/?$")
+MEDIA_TYPES = ("application/json", "application/vnd.oracle.resource+json")
+MAX_BODY = 1024 * 1024
+MAX_REQUEST_ID = 2**63 - 1
+#: how long an idle keep-alive connection (or a client that stalls mid-request) is kept
+IDLE_TIMEOUT = 30.0
+
+
+@attrs.define
+class Fault:
+    """One injected misbehaviour, applied to the next matching calls."""
+
+    kind: str  # "status", "reset" or "delay"
+    remaining: int
+    status: int = 503
+    retry_after: str | None = None
+    delay: float = 0.0
+    body: dict[str, Any] | None = None
+    #: only calls with this HTTP method (None: any)
+    method: str | None = None
+
+
+@attrs.define
+class ReceivedRequest:
+    """Every HTTP request the fake saw (accepted or not), for assertions on the wire."""
+
+    method: str
+    path: str
+    headers: dict[str, str]
+    body: bytes
+    #: the HTTP status answered; None while in progress or when the connection was dropped
+    answer: int | None = None
+    #: the ``detail`` of a refusal, e.g. "requestHandle is missing"
+    reason: str | None = None
+
+
+def problem(status: int, title: str, detail: str, code: str | None = None) -> dict[str, Any]:
+    """An RFC 7807 ``SimpleExceptionDetail`` body."""
+    return {
+        "type": "about:blank",
+        "title": title,
+        "status": status,
+        "detail": detail,
+        "errorCode": code or f"ESS-{status:05d}",
+    }
+
+
+def parse_request_id(raw: str) -> int | None:
+    """The positive int64 in a path segment, or None (ASCII digits only: '²' is no id)."""
+    if not (raw.isascii() and raw.isdigit()):
+        return None
+    value = int(raw)
+    return value if 0 < value <= MAX_REQUEST_ID else None
+
+
+class FakeServer(ThreadingHTTPServer):
+    """A threading HTTP server that knows its open connections, so that ``stop()`` can end
+    idle keep-alive connections too (otherwise their threads outlive the server)."""
+
+    daemon_threads = True
+    allow_reuse_address = True
+    request_queue_size = 128
+
+    def __init__(self, address: tuple[str, int], handler: type[BaseHTTPRequestHandler]) -> None:
+        if ":" in address[0]:
+            self.address_family = socket.AF_INET6
+        self._connections: set[socket.socket] = set()
+        self._connections_lock = threading.Lock()
+        super().__init__(address, handler)
+
+    def server_bind(self) -> None:
+        # HTTPServer.server_bind calls socket.getfqdn(), a reverse DNS look-up that can take
+        # seconds on a badly configured machine; the fake needs no server name.
+        socket.socket.bind(self.socket, self.server_address)
+        self.server_address = self.socket.getsockname()
+        self.server_name = str(self.server_address[0])
+        self.server_port = int(self.server_address[1])
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        with self._connections_lock:
+            self._connections.add(request)
+        super().process_request(request, client_address)
+
+    def shutdown_request(self, request: Any) -> None:
+        with self._connections_lock:
+            self._connections.discard(request)
+        super().shutdown_request(request)
+
+    def close_connections(self) -> None:
+        """End every open connection (their handler threads then finish)."""
+        with self._connections_lock:
+            connections = list(self._connections)
+        for connection in connections:
+            with contextlib.suppress(OSError):
+                connection.shutdown(socket.SHUT_RDWR)
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        # A client that hung up is not worth a traceback on the job's terminal.
+        pass
+
+
+class Handler(BaseHTTPRequestHandler):
+    """Speaks the executionStatus POST and the request-state GET; anything else is refused
+    with a ``SimpleExceptionDetail`` body, and a malformed request never kills the server."""
+
+    fake: FakeScheduler
+    protocol_version = "HTTP/1.1"
+    server_version = "FakeESS/1"
+    timeout = IDLE_TIMEOUT
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+    def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
+        """Malformed requests (bad request line, oversized headers) get a JSON problem too."""
+        try:
+            title = HTTPStatus(code).phrase
+        except ValueError:
+            title = "Error"
+        self.close_connection = True
+        if self.request_version == "HTTP/0.9":
+            # Garbage parses as HTTP/0.9, which has no status line; answer as HTTP/1.0 so
+            # the client sees a status code.
+            self.request_version = "HTTP/1.0"
+        with contextlib.suppress(OSError):
+            self._answer(code, problem(code, title, message or explain or title))
+
+    # -- plumbing ------------------------------------------------------------------------
+    def _read_body(self) -> bytes | str:
+        """The body, or the reason it cannot be read (the connection is then closed)."""
+        if "chunked" in (self.headers.get("Transfer-Encoding") or "").lower():
+            return "chunked bodies are not supported: send Content-Length"
+        length = self.headers.get("Content-Length")
+        if length is None:
+            return b""
+        try:
+            size = int(length)
+        except ValueError:
+            return f"bad Content-Length {length!r}"
+        if size < 0 or size > MAX_BODY:
+            return f"Content-Length {size} is out of range (0..{MAX_BODY})"
+        return self.rfile.read(size)
+
+    def _answer(
+        self, status: int, body: dict[str, Any] | None = None, headers: dict[str, str] | None = None
+    ) -> None:
+        data = json.dumps(body).encode() if body is not None else b""
+        self.send_response(status)
+        if data:
+            self.send_header("Content-Type", "application/json")
+        for key, value in (headers or {}).items():
+            self.send_header(key, value)
+        self.send_header("Content-Length", str(len(data)))
+        if self.close_connection:
+            self.send_header("Connection", "close")
+        self.end_headers()
+        if data:
+            self.wfile.write(data)
+        self.wfile.flush()
+
+    def _refuse(
+        self,
+        seen: ReceivedRequest,
+        status: int,
+        detail: str,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        title = HTTPStatus(status).phrase
+        # recorded before answering: a client that got its answer must find it in `requests`
+        seen.answer, seen.reason = status, detail
+        self._answer(status, problem(status, title, detail), headers)
+
+    def _reset(self) -> None:
+        """Close the connection abruptly (RST), as a crashed proxy would."""
+        with contextlib.suppress(OSError):
+            self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        self.close_connection = True
+        with contextlib.suppress(OSError):
+            self.connection.close()
+
+    def _apply_fault(self, seen: ReceivedRequest) -> bool:
+        """Apply an injected fault; True when the call was answered (or dropped) by it."""
+        fault = self.fake._next_fault(seen.method)
+        if fault is None:
+            return False
+        if fault.kind == "delay":
+            time.sleep(fault.delay)
+            return False
+        if fault.kind == "reset":
+            self._reset()
+            seen.reason = "connection reset (injected)"
+            return True
+        headers = {"Retry-After": fault.retry_after} if fault.retry_after else None
+        body = fault.body or problem(
+            fault.status,
+            "Injected fault",
+            f"fault injected by FakeScheduler ({fault.status})",
+        )
+        seen.answer, seen.reason = fault.status, "injected fault"
+        self._answer(fault.status, body, headers)
+        return True
+
+    def _serve(self, method: str, handle: Any) -> None:
+        body: bytes | str = self._read_body() if method == "POST" else b""
+        seen = ReceivedRequest(
+            method, self.path, dict(self.headers.items()), body if isinstance(body, bytes) else b""
+        )
+        self.fake._log_request(seen)
+        try:
+            if isinstance(body, str):
+                # The rest of the stream cannot be trusted as the next request: close it.
+                self.close_connection = True
+                self._refuse(seen, 411 if "chunked" in body else 400, body)
+            elif not self._apply_fault(seen):
+                handle(seen, body)
+        except OSError:
+            self.close_connection = True  # the client went away; nothing to answer
+        except Exception as exc:  # a bug in the fake must not look like a hung scheduler
+            self.close_connection = True
+            with contextlib.suppress(OSError):
+                self._refuse(seen, 500, f"FakeScheduler failed: {type(exc).__name__}: {exc}")
+        self.fake._answered(seen)
+
+    # -- verbs ---------------------------------------------------------------------------
+    def do_POST(self) -> None:
+        self._serve("POST", self._post)
+
+    def do_GET(self) -> None:
+        self._serve("GET", self._get)
+
+    def _other(self) -> None:
+        self._serve(self.command, self._not_allowed)
+
+    do_PUT = do_DELETE = do_PATCH = do_HEAD = do_OPTIONS = _other
+
+    def _not_allowed(self, seen: ReceivedRequest, body: bytes) -> None:
+        self.close_connection = True  # its body, if any, was not read
+        self._refuse(seen, 405, f"{seen.method} is not supported: use POST or GET")
+
+    def _post(self, seen: ReceivedRequest, body: bytes) -> None:
+        match = STATUS_PATH.match(self.path.split("?", 1)[0])
+        if not match:
+            self._refuse(seen, 404, f"no resource at {self.path}")
+            return
+        if not self.fake._authorized(self.headers.get("Authorization")):
+            self._refuse(
+                seen, 401, "missing or wrong credentials", {"WWW-Authenticate": 'Basic realm="ESS"'}
+            )
+            return
+        media = (self.headers.get("Content-Type") or "").split(";")[0].strip().lower()
+        if media not in MEDIA_TYPES:
+            self._refuse(
+                seen,
+                415,
+                f"Content-Type {media or '(none)'} is not supported: use "
+                + " or ".join(MEDIA_TYPES),
+            )
+            return
+        request_id = parse_request_id(match.group(1))
+        if request_id is None:
+            self._refuse(seen, 400, f"request id {match.group(1)!r} is not a positive integer")
+            return
+        try:
+            data = json.loads(body.decode("utf-8"))
+        except (UnicodeDecodeError, ValueError):
+            self._refuse(seen, 400, "body is not JSON")
+            return
+        if not isinstance(data, dict):
+            self._refuse(seen, 400, "body is not a JSON object")
+            return
+        handle = data.get("requestHandle")
+        if not isinstance(handle, str) or not handle:
+            self._refuse(seen, 400, "requestHandle is missing")
+            return
+        raw_status = data.get("status")
+        try:
+            status = Status(raw_status)
+        except (TypeError, ValueError):  # a list or object is unhashable: TypeError
+            valid = ", ".join(s.value for s in Status)
+            self._refuse(seen, 400, f"status {raw_status!r} is not one of {valid}")
+            return
+        message = data.get("statusMessage")
+        if message is not None and not isinstance(message, str):
+            self._refuse(seen, 400, "statusMessage must be a string")
+            return
+        code, refusal = self.fake._accept(request_id, handle, status, message)
+        if refusal is not None:
+            self._refuse(seen, code, refusal)
+            return
+        seen.answer = code
+        self._answer(code)
+
+    def _get(self, seen: ReceivedRequest, body: bytes) -> None:
+        match = REQUEST_PATH.match(self.path.split("?", 1)[0])
+        if not match:
+            self._refuse(seen, 404, f"no resource at {self.path}")
+            return
+        if not self.fake._authorized(self.headers.get("Authorization")):
+            self._refuse(
+                seen, 401, "missing or wrong credentials", {"WWW-Authenticate": 'Basic realm="ESS"'}
+            )
+            return
+        request_id = parse_request_id(match.group(1))
+        if request_id is None:
+            self._refuse(seen, 400, f"request id {match.group(1)!r} is not a positive integer")
+            return
+        state = self.fake.state(request_id)
+        if state is None:
+            self._refuse(seen, 404, f"Request {request_id} not found")
+            return
+        seen.answer = 200
+        self._answer(200, {"requestId": request_id, "state": state})

@@ -1,0 +1,713 @@
+"""FakeScheduler (SPEC section 8): the wire format of section 2, the GET of section 9, the
+per-request state machine, credentials, fault injection and robustness against bad clients."""
+
+from __future__ import annotations
+
+import base64
+import json
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+import requests
+
+from ess_callback import BearerAuth, Callback, JobExecution, SchedulerClient, Status
+from ess_callback._client import RetryPolicy
+from ess_callback.testing import FakeScheduler
+
+pytestmark = pytest.mark.integration
+
+PROBLEM_KEYS = {"type", "title", "status", "detail", "errorCode"}
+
+
+def status_url(fake: FakeScheduler, request_id: object = 42) -> str:
+    return f"{fake.url}/ess/rest/scheduler/v1/requests/{request_id}/executionStatus"
+
+
+def post(
+    fake: FakeScheduler,
+    body: Any = None,
+    *,
+    request_id: object = 42,
+    data: bytes | None = None,
+    content_type: str | None = "application/json",
+    auth: Any = None,
+    headers: dict[str, str] | None = None,
+) -> requests.Response:
+    """POST to the fake's executionStatus resource, by default a valid UPDATE."""
+    if data is None:
+        payload = body if body is not None else {"requestHandle": "h-42", "status": "UPDATE"}
+        data = json.dumps(payload).encode()
+    sent_headers = dict(headers or {})
+    if content_type is not None:
+        sent_headers["Content-Type"] = content_type
+    return requests.post(
+        status_url(fake, request_id), data=data, headers=sent_headers, auth=auth, timeout=5
+    )
+
+
+def send(fake: FakeScheduler, status: str, message: str | None = None, request_id: int = 42) -> int:
+    body: dict[str, Any] = {"requestHandle": "h-42", "status": status}
+    if message is not None:
+        body["statusMessage"] = message
+    return post(fake, body, request_id=request_id).status_code
+
+
+def get_state(fake: FakeScheduler, request_id: object = 42, **kw: Any) -> requests.Response:
+    return requests.get(f"{fake.url}/ess/rest/scheduler/v1/requests/{request_id}", timeout=5, **kw)
+
+
+def assert_problem(response: requests.Response, status: int, *words: str) -> dict[str, Any]:
+    """The answer is *status* with a complete SimpleExceptionDetail body mentioning *words*."""
+    assert response.status_code == status, response.text
+    assert response.headers["Content-Type"] == "application/json"
+    body = response.json()
+    assert set(body) == PROBLEM_KEYS
+    assert body["status"] == status
+    assert body["errorCode"] == f"ESS-{status:05d}"
+    for word in words:
+        assert word in body["detail"]
+    return dict(body)
+
+
+def read_response(sock: socket.socket) -> bytes:
+    """Read one HTTP response (headers and Content-Length body) from a kept-alive socket."""
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = sock.recv(65536)
+        assert chunk, f"connection closed after {data!r}"
+        data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    length = next(
+        int(line.split(b":", 1)[1])
+        for line in head.split(b"\r\n")
+        if line.lower().startswith(b"content-length:")
+    )
+    while len(body) < length:
+        chunk = sock.recv(65536)
+        assert chunk
+        body += chunk
+    return head + b"\r\n\r\n" + body
+
+
+def raw_exchange(fake: FakeScheduler, payload: bytes) -> bytes:
+    """Send raw bytes on a fresh connection and read until the server closes it."""
+    with socket.create_connection(("127.0.0.1", fake.port), timeout=5) as sock:
+        sock.sendall(payload)
+        chunks = []
+        while True:
+            chunk = sock.recv(65536)
+            if not chunk:
+                break
+            chunks.append(chunk)
+    return b"".join(chunks)
+
+
+# -- life cycle -----------------------------------------------------------------------------
+def test_context_manager_serves_on_an_ephemeral_loopback_port_and_stops() -> None:
+    """As a context manager it listens on 127.0.0.1 on a free port, and refuses after exit."""
+    with FakeScheduler() as fake:
+        assert fake.running
+        assert fake.url == f"http://127.0.0.1:{fake.port}"
+        assert fake.port > 0
+        assert send(fake, "UPDATE") == 200
+        port = fake.port
+    assert not fake.running
+    with pytest.raises(requests.ConnectionError):
+        requests.get(f"http://127.0.0.1:{port}/", timeout=2)
+    with pytest.raises(RuntimeError, match="not running"):
+        _ = fake.url
+
+
+def test_two_fakes_get_different_ports() -> None:
+    """Ephemeral ports mean fakes never collide, so tests can run side by side."""
+    with FakeScheduler() as one, FakeScheduler() as two:
+        assert one.port != two.port
+
+
+def test_stop_ends_idle_keep_alive_connections_and_is_idempotent() -> None:
+    """stop() closes kept-alive client connections too, and calling it twice is harmless."""
+    fake = FakeScheduler().start()
+    request = b"GET /ess/rest/scheduler/v1/requests/1 HTTP/1.1\r\nHost: x\r\n\r\n"
+    with socket.create_connection(("127.0.0.1", fake.port), timeout=5) as sock:
+        sock.sendall(request)
+        first = read_response(sock)
+        assert first.startswith(b"HTTP/1.1 200")
+        assert first.endswith(b'"RUNNING"}')
+        started = time.monotonic()
+        fake.stop()
+        assert sock.recv(65536) == b""  # EOF: the server closed the idle connection
+        assert time.monotonic() - started < 5
+    fake.stop()
+    assert not fake.running
+
+
+def test_env_names_the_fake_and_optionally_its_credentials() -> None:
+    """env() gives the ESS_* settings for the fake; credentials only when asked."""
+    with FakeScheduler("alice", "s3cret") as fake:
+        assert fake.env(7, "h-7") == {
+            "ESS_BASE_URL": fake.url,
+            "ESS_REQUEST_ID": "7",
+            "ESS_REQUEST_HANDLE": "h-7",
+        }
+        assert fake.env(credentials=True)["ESS_PASSWORD"] == "s3cret"
+    with FakeScheduler(token="tok") as fake:
+        assert fake.env(credentials=True)["ESS_TOKEN"] == "tok"
+
+
+def test_repr_never_shows_credentials() -> None:
+    """The repr shows the URL, never the password or token."""
+    with FakeScheduler("alice", "s3cret") as fake:
+        assert "s3cret" not in repr(fake)
+        assert fake.url in repr(fake)
+
+
+def test_constructor_refuses_half_or_double_credentials() -> None:
+    """A username without password, or Basic and token at once, is a ValueError."""
+    with pytest.raises(ValueError, match="both username and password"):
+        FakeScheduler(username="alice")
+    with pytest.raises(ValueError, match="not both"):
+        FakeScheduler("alice", "pw", token="tok")
+
+
+def test_ipv6_loopback_url_is_bracketed() -> None:
+    """On ::1 the URL puts the address in brackets, and it serves."""
+    if not socket.has_ipv6:
+        pytest.skip("no IPv6 on this machine")
+    try:
+        fake = FakeScheduler(host="::1").start()
+    except OSError:
+        pytest.skip("cannot bind ::1 here")
+    try:
+        assert fake.url == f"http://[::1]:{fake.port}"
+        assert send(fake, "SUCCESS") == 200
+    finally:
+        fake.stop()
+
+
+# -- the wire format --------------------------------------------------------------------------
+def test_accepts_a_valid_callback_and_records_it(fake: FakeScheduler) -> None:
+    """A valid POST is answered 200 and becomes a Callback in `received`."""
+    response = post(fake, {"requestHandle": "h-42", "status": "WARNING", "statusMessage": "3 rows"})
+    assert response.status_code == 200
+    assert fake.received == [Callback(42, "h-42", Status.WARNING, "3 rows")]
+
+
+def test_message_is_optional(fake: FakeScheduler) -> None:
+    """A body without statusMessage is valid; the Callback's message is None."""
+    assert send(fake, "SUCCESS") == 200
+    assert fake.received[0].message is None
+
+
+@pytest.mark.parametrize("media", ["application/json", "application/vnd.oracle.resource+json"])
+def test_both_media_types_are_accepted(fake: FakeScheduler, media: str) -> None:
+    """Both documented media types (parameters like charset allowed) are accepted."""
+    assert post(fake, content_type=f"{media}; charset=utf-8").status_code == 200
+
+
+@pytest.mark.parametrize("media", ["text/plain", "application/xml", None])
+def test_other_media_types_are_refused_with_415(fake: FakeScheduler, media: str | None) -> None:
+    """Any other Content-Type, or none, is 415 with a problem body naming the valid ones."""
+    assert_problem(post(fake, content_type=media), 415, "application/json")
+    assert fake.received == []
+
+
+@pytest.mark.parametrize(
+    ("body", "words"),
+    [
+        ({"requestHandle": "h", "status": "DONE"}, ["'DONE'", "SUCCESS"]),
+        ({"requestHandle": "h", "status": "success"}, ["'success'"]),
+        ({"requestHandle": "h"}, ["None"]),
+        ({"requestHandle": "h", "status": ["SUCCESS"]}, ["is not one of"]),
+        ({"status": "SUCCESS"}, ["requestHandle is missing"]),
+        ({"requestHandle": "", "status": "SUCCESS"}, ["requestHandle is missing"]),
+        ({"requestHandle": 7, "status": "SUCCESS"}, ["requestHandle is missing"]),
+        ({"requestHandle": "h", "status": "ERROR", "statusMessage": 5}, ["must be a string"]),
+        (["SUCCESS"], ["not a JSON object"]),
+    ],
+)
+def test_invalid_bodies_are_refused_with_400(
+    fake: FakeScheduler, body: Any, words: list[str]
+) -> None:
+    """A bad status, a missing handle or a non-object body is 400 with SimpleExceptionDetail."""
+    assert_problem(post(fake, body), 400, *words)
+    assert fake.received == []
+
+
+@pytest.mark.parametrize("data", [b"not json", b"", b"\xff\xfe{", b'{"requestHandle": '])
+def test_non_json_is_refused_with_400(fake: FakeScheduler, data: bytes) -> None:
+    """A body that is not UTF-8 JSON is 400 'body is not JSON'."""
+    assert_problem(post(fake, data=data), 400, "not JSON")
+
+
+@pytest.mark.parametrize("request_id", ["abc", "0", "-3", "1.5", "9223372036854775808", "%C2%B2"])
+def test_bad_request_ids_are_refused_with_400(fake: FakeScheduler, request_id: str) -> None:
+    """A request id that is not a positive int64 is 400, never a crash."""
+    assert_problem(post(fake, request_id=request_id), 400, "not a positive integer")
+
+
+def test_largest_int64_request_id_is_accepted(fake: FakeScheduler) -> None:
+    """The largest int64 is a valid request id."""
+    assert post(fake, request_id=2**63 - 1).status_code == 200
+    assert fake.received[0].request_id == 2**63 - 1
+
+
+def test_trailing_slash_and_query_are_tolerated(fake: FakeScheduler) -> None:
+    """A trailing slash or a query string does not change the resource."""
+    url = status_url(fake) + "/?x=1"
+    body = json.dumps({"requestHandle": "h", "status": "UPDATE"})
+    headers = {"Content-Type": "application/json"}
+    assert requests.post(url, data=body, headers=headers, timeout=5).status_code == 200
+
+
+def test_unknown_paths_and_methods_are_refused(fake: FakeScheduler) -> None:
+    """Another path is 404 and another method 405, both with problem bodies."""
+    bad_path = requests.post(f"{fake.url}/ess/rest/other", json={}, timeout=5)
+    assert_problem(bad_path, 404, "/ess/rest/other")
+    assert_problem(requests.put(status_url(fake), data=b"{}", timeout=5), 405, "PUT")
+    assert_problem(requests.delete(status_url(fake), timeout=5), 405, "DELETE")
+
+
+# -- credentials ----------------------------------------------------------------------------
+def test_without_credentials_any_request_is_accepted(fake: FakeScheduler) -> None:
+    """A fake given no credentials accepts calls with or without an Authorization header."""
+    assert post(fake).status_code == 200
+    assert post(fake, auth=("anyone", "anything")).status_code == 200
+    assert post(fake, headers={"Authorization": "Bearer whatever"}).status_code == 200
+
+
+def test_basic_credentials_are_checked() -> None:
+    """With Basic credentials, none or wrong ones are 401 with WWW-Authenticate; right ones 200."""
+    with FakeScheduler("alice", "s3cret") as fake:
+        refused = post(fake)
+        assert_problem(refused, 401, "credentials")
+        assert refused.headers["WWW-Authenticate"].startswith("Basic")
+        assert_problem(post(fake, auth=("alice", "wrong")), 401)
+        assert_problem(post(fake, headers={"Authorization": "Bearer s3cret"}), 401)
+        assert post(fake, auth=("alice", "s3cret")).status_code == 200
+        assert len(fake.received) == 1
+        assert_problem(get_state(fake), 401)
+        assert get_state(fake, auth=("alice", "s3cret")).status_code == 200
+
+
+def test_bearer_token_is_checked() -> None:
+    """With a token, only 'Bearer <token>' is accepted."""
+    with FakeScheduler(token="tok-1") as fake:
+        assert_problem(post(fake), 401)
+        assert_problem(post(fake, headers={"Authorization": "Bearer tok-2"}), 401)
+        token_user = base64.b64encode(b"tok-1:").decode()
+        assert_problem(post(fake, headers={"Authorization": f"Basic {token_user}"}), 401)
+        assert post(fake, headers={"Authorization": "Bearer tok-1"}).status_code == 200
+
+
+def test_scheduler_client_credentials_work_against_the_fake() -> None:
+    """SchedulerClient's Basic and bearer auth are what the fake expects."""
+    with FakeScheduler("alice", "s3cret") as basic:
+        client = SchedulerClient(basic.url, auth=("alice", "s3cret"))
+        assert client.post_status(1, "h", "SUCCESS").delivered
+        client.close()
+    with FakeScheduler(token="tok") as bearer:
+        client = SchedulerClient(bearer.url, auth=BearerAuth("tok"))
+        assert client.post_status(1, "h", "SUCCESS").delivered
+        client.close()
+
+
+# -- the state machine ------------------------------------------------------------------------
+def test_request_state_follows_the_callbacks(fake: FakeScheduler) -> None:
+    """RUNNING, PAUSED by PAUSE, RUNNING again on UPDATE, SUSPENDED, then the terminal state."""
+    assert fake.state(42) == "RUNNING"
+    assert send(fake, "UPDATE", "1 of 3") == 200
+    assert fake.state(42) == "RUNNING"
+    assert send(fake, "PAUSE", "waiting for sub-requests") == 200
+    assert fake.state(42) == "PAUSED"
+    assert send(fake, "UPDATE", "2 of 3") == 200
+    assert fake.state(42) == "RUNNING"
+    assert send(fake, "SUSPEND") == 200
+    assert fake.state(42) == "SUSPENDED"
+    assert send(fake, "SUCCESS") == 200
+    assert fake.state(42) == "SUCCEEDED"
+    assert [c.status for c in fake.received] == [
+        Status.UPDATE,
+        Status.PAUSE,
+        Status.UPDATE,
+        Status.SUSPEND,
+        Status.SUCCESS,
+    ]
+
+
+@pytest.mark.parametrize(
+    ("status", "state"),
+    [
+        ("SUCCESS", "SUCCEEDED"),
+        ("WARNING", "WARNING"),
+        ("ERROR", "ERROR"),
+        ("BUSINESS_ERROR", "ERROR"),
+        ("CANCEL", "CANCELLED"),
+    ],
+)
+def test_terminal_status_ends_the_request(fake: FakeScheduler, status: str, state: str) -> None:
+    """Each terminal status leads to its state; the GET shows it."""
+    assert send(fake, status) == 200
+    assert fake.state(42) == state
+    assert get_state(fake).json() == {"requestId": 42, "state": state}
+
+
+def test_same_terminal_status_again_is_accepted(fake: FakeScheduler) -> None:
+    """A retried terminal status (at-least-once delivery) is accepted and recorded again."""
+    assert send(fake, "SUCCESS") == 200
+    assert send(fake, "SUCCESS") == 200
+    assert [c.status for c in fake.received] == [Status.SUCCESS, Status.SUCCESS]
+
+
+@pytest.mark.parametrize(
+    ("first", "then"),
+    [
+        ("SUCCESS", "ERROR"),
+        ("ERROR", "BUSINESS_ERROR"),
+        ("BUSINESS_ERROR", "ERROR"),
+        ("CANCEL", "SUCCESS"),
+        ("WARNING", "UPDATE"),
+        ("SUCCESS", "PAUSE"),
+    ],
+)
+def test_anything_else_after_a_terminal_status_is_refused(
+    fake: FakeScheduler, first: str, then: str
+) -> None:
+    """After a terminal status a different status is 400 and not recorded; the state stays."""
+    assert send(fake, first) == 200
+    state = fake.state(42)
+    response = post(fake, {"requestHandle": "h-42", "status": then})
+    assert_problem(response, 400, "already ended", then)
+    assert [c.status.value for c in fake.received] == [first]
+    assert fake.state(42) == state
+
+
+def test_requests_have_independent_states(fake: FakeScheduler) -> None:
+    """One request's end does not touch another's state."""
+    assert send(fake, "SUCCESS", request_id=1) == 200
+    assert send(fake, "ERROR", request_id=2) == 200
+    assert send(fake, "UPDATE", request_id=3) == 200
+    assert (fake.state(1), fake.state(2), fake.state(3)) == ("SUCCEEDED", "ERROR", "RUNNING")
+    assert [c.request_id for c in fake.callbacks_for(2)] == [2]
+
+
+def test_operator_cancel_then_job_reports_cancel(fake: FakeScheduler) -> None:
+    """set_state('CANCELLING') shows in the GET; the job's CANCEL then ends it CANCELLED."""
+    fake.set_state(42, "CANCELLING")
+    assert get_state(fake).json()["state"] == "CANCELLING"
+    assert send(fake, "UPDATE") == 200
+    assert fake.state(42) == "CANCELLING"
+    assert send(fake, "CANCEL", "SIGTERM") == 200
+    assert fake.state(42) == "CANCELLED"
+
+
+def test_forced_final_state_accepts_only_its_matching_status(fake: FakeScheduler) -> None:
+    """A request forced to SUCCEEDED takes SUCCESS again but refuses ERROR."""
+    fake.set_state(42, "SUCCEEDED")
+    assert send(fake, "SUCCESS") == 200
+    assert send(fake, "ERROR") == 400
+
+
+def test_unknown_request_is_404_for_post_and_get(fake: FakeScheduler) -> None:
+    """set_state(id, None) makes a request unknown: 404 to its callbacks and its GET."""
+    fake.set_state(42, None)
+    assert fake.state(42) is None
+    assert_problem(post(fake), 404, "42")
+    assert_problem(get_state(fake), 404, "42")
+    fake.set_state(42, "RUNNING")
+    assert send(fake, "SUCCESS") == 200
+
+
+def test_get_validates_its_path(fake: FakeScheduler) -> None:
+    """GET of a bad id is 400, of another path 404; an untouched request is RUNNING."""
+    assert get_state(fake, 7).json() == {"requestId": 7, "state": "RUNNING"}
+    assert_problem(get_state(fake, "x7"), 400, "'x7'")
+    assert_problem(requests.get(f"{fake.url}/nothing", timeout=5), 404)
+
+
+def test_clear_forgets_everything(fake: FakeScheduler) -> None:
+    """clear() forgets callbacks, requests, states and planned faults."""
+    send(fake, "SUCCESS")
+    fake.fail_next(5)
+    fake.clear()
+    assert fake.received == [] and fake.requests == []
+    assert fake.state(42) == "RUNNING"
+    assert send(fake, "ERROR") == 200
+
+
+# -- what it saw ------------------------------------------------------------------------------
+def test_requests_log_keeps_refusals_with_their_reason(fake: FakeScheduler) -> None:
+    """`requests` holds every call, with the answer and, for refusals, the reason."""
+    post(fake, {"status": "SUCCESS"})
+    send(fake, "SUCCESS")
+    first, second = fake.requests
+    assert (first.method, first.answer, first.reason) == ("POST", 400, "requestHandle is missing")
+    assert (second.answer, second.reason) == (200, None)
+    assert json.loads(second.body) == {"requestHandle": "h-42", "status": "SUCCESS"}
+    assert second.headers["Content-Type"] == "application/json"
+
+
+def test_wait_for_returns_once_enough_arrived(fake: FakeScheduler) -> None:
+    """wait_for blocks until the count (or predicate) holds, across threads."""
+    threading.Timer(0.2, lambda: send(fake, "SUCCESS")).start()
+    got = fake.wait_for(1, timeout=5)
+    assert [c.status for c in got] == [Status.SUCCESS]
+    got = fake.wait_for(predicate=lambda cs: cs[-1].status is Status.SUCCESS, timeout=1)
+    assert len(got) == 1
+
+
+def test_wait_for_times_out_naming_what_arrived(fake: FakeScheduler) -> None:
+    """A wait that is not satisfied raises TimeoutError listing the statuses received."""
+    send(fake, "UPDATE")
+    with pytest.raises(TimeoutError, match="UPDATE"):
+        fake.wait_for(2, timeout=0.2)
+
+
+def test_hooks_see_callbacks_and_a_failing_hook_breaks_nothing() -> None:
+    """on_callback sees accepted callbacks; on_request sees every answer; a raising hook is
+    ignored and the caller still gets its answer."""
+    seen: list[Callback] = []
+    answers: list[int | None] = []
+
+    def explode(callback: Callback) -> None:
+        seen.append(callback)
+        raise RuntimeError("hook bug")
+
+    with FakeScheduler(on_callback=explode, on_request=lambda r: answers.append(r.answer)) as fake:
+        assert send(fake, "SUCCESS") == 200
+        assert post(fake, {"status": "X"}).status_code == 400
+    assert [c.status for c in seen] == [Status.SUCCESS]
+    assert answers == [200, 400]
+
+
+# -- fault injection --------------------------------------------------------------------------
+def test_fail_next_answers_the_next_calls_with_the_status_and_retry_after(
+    fake: FakeScheduler,
+) -> None:
+    """fail_next(2, 503, retry_after=7) fails exactly two calls, with the header, then serves."""
+    fake.fail_next(2, 503, retry_after=7)
+    for _ in range(2):
+        failed = post(fake)
+        assert_problem(failed, 503)
+        assert failed.headers["Retry-After"] == "7"
+    assert post(fake).status_code == 200
+    assert len(fake.received) == 1
+
+
+def test_fail_next_with_a_custom_body(fake: FakeScheduler) -> None:
+    """A given body is answered as is."""
+    fake.fail_next(1, 500, body={"title": "Boom", "errorCode": "ESS-12345"})
+    response = post(fake)
+    assert response.status_code == 500
+    assert response.json() == {"title": "Boom", "errorCode": "ESS-12345"}
+
+
+def test_faults_apply_in_the_order_planned(fake: FakeScheduler) -> None:
+    """Planned faults are used up one after the other."""
+    fake.fail_next(1, 429)
+    fake.fail_next(1, 502)
+    assert [post(fake).status_code for _ in range(3)] == [429, 502, 200]
+
+
+def test_fault_limited_to_a_method_leaves_other_calls_alone(fake: FakeScheduler) -> None:
+    """fail_next(method='POST') is not used up by request-state GETs (a cancel poller)."""
+    fake.fail_next(1, 503, method="post")
+    assert get_state(fake).status_code == 200
+    assert post(fake).status_code == 503
+    assert post(fake).status_code == 200
+
+
+def test_reset_next_drops_the_connection(fake: FakeScheduler) -> None:
+    """reset_next makes the client see a connection error, then the fake serves again."""
+    fake.reset_next(1)
+    with pytest.raises(requests.ConnectionError):
+        post(fake)
+    assert post(fake).status_code == 200
+    assert fake.requests[0].answer is None
+    assert len(fake.received) == 1
+
+
+def test_delay_next_answers_late_but_answers(fake: FakeScheduler) -> None:
+    """delay_next holds the answer for the given time; a short client timeout then fails."""
+    fake.delay_next(1, seconds=0.5)
+    started = time.monotonic()
+    assert post(fake).status_code == 200
+    assert time.monotonic() - started >= 0.5
+    fake.delay_next(1, seconds=1.0)
+    with pytest.raises(requests.Timeout):
+        requests.post(
+            status_url(fake),
+            json={"requestHandle": "h", "status": "UPDATE"},
+            timeout=0.2,
+        )
+
+
+def test_fault_counts_must_be_positive(fake: FakeScheduler) -> None:
+    """A count below one is a ValueError, not a silently ignored plan."""
+    with pytest.raises(ValueError, match="at least 1"):
+        fake.fail_next(0)
+    with pytest.raises(ValueError, match="between 0 and 1"):
+        fake.chaos(1.5)
+
+
+def test_chaos_fails_a_share_of_calls_reproducibly(fake: FakeScheduler) -> None:
+    """chaos(rate, seed) fails about that share with the given statuses; chaos(0) stops it."""
+
+    def run(seed: int) -> list[int]:
+        fake.chaos(0.5, statuses=(502,), resets=False, seed=seed)
+        return [post(fake).status_code for _ in range(40)]
+
+    first, second = run(1), run(1)
+    assert first == second
+    assert set(first) == {200, 502}
+    assert 8 <= first.count(502) <= 32
+    fake.chaos(1.0, statuses=(500,), resets=False)
+    assert post(fake).status_code == 500
+    fake.chaos(0)
+    assert all(post(fake).status_code == 200 for _ in range(10))
+
+
+def test_chaos_resets_connections_too(fake: FakeScheduler) -> None:
+    """With resets on and only resets possible, every call sees a connection error."""
+    fake.chaos(1.0, statuses=(), resets=True)
+    with pytest.raises(requests.ConnectionError):
+        post(fake)
+
+
+def test_client_retries_through_injected_faults(fake: FakeScheduler) -> None:
+    """SchedulerClient delivers after two 503s and a reset: four attempts, one callback."""
+    fake.fail_next(2, 503, retry_after=0)
+    fake.reset_next(1)
+    policy = RetryPolicy(sleep=lambda s: None)
+    with SchedulerClient(fake.url, retry=policy) as client:
+        outcome = client.post_status(42, "h-42", "SUCCESS")
+    assert outcome.delivered and outcome.attempts == 4
+    assert fake.received == [Callback(42, "h-42", Status.SUCCESS, None)]
+
+
+def test_job_execution_reports_over_real_http(fake: FakeScheduler) -> None:
+    """A JobExecution pointed at the fake delivers UPDATE then the terminal status."""
+    with JobExecution(
+        base_url=fake.url,
+        request_id=42,
+        request_handle="h-42",
+        update_interval=0,
+        handle_signals=False,
+    ) as job:
+        job.update("half way")
+        job.warn("1 row skipped")
+    assert job.outcome is not None and job.outcome.delivered
+    assert [(c.status, c.message) for c in fake.received] == [
+        (Status.UPDATE, "half way"),
+        (Status.WARNING, "1 row skipped"),
+    ]
+    assert fake.state(42) == "WARNING"
+
+
+# -- robustness -------------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    "garbage",
+    [
+        b"\x00\x01\x02 garbage\r\n\r\n",
+        b"HELLO\r\n\r\n",
+        b"GET / HTTP/9.9\r\n\r\n",
+        b"POST /x HTTP/1.1\r\n" + b"X: " + b"a" * 70000 + b"\r\n\r\n",
+    ],
+)
+def test_raw_garbage_gets_an_error_and_the_server_lives_on(
+    fake: FakeScheduler, garbage: bytes
+) -> None:
+    """Malformed requests are answered with an error (or dropped), never crash the server."""
+    answer = raw_exchange(fake, garbage)
+    assert answer == b"" or answer.startswith(b"HTTP/1.")
+    if answer:
+        status = int(answer.split()[1])
+        assert 400 <= status < 600
+    assert send(fake, "SUCCESS") == 200
+
+
+def test_bad_content_length_is_400_and_closes(fake: FakeScheduler) -> None:
+    """An unparsable or oversized Content-Length is 400 and the connection is closed."""
+    path = "/ess/rest/scheduler/v1/requests/1/executionStatus"
+    for length in (b"abc", b"-1", b"99999999"):
+        answer = raw_exchange(
+            fake,
+            f"POST {path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n".encode()
+            + b"Content-Length: "
+            + length
+            + b"\r\n\r\n{}",
+        )
+        assert answer.startswith(b"HTTP/1.1 400"), answer
+        assert b"Content-Length" in answer.split(b"\r\n\r\n", 1)[1]
+    assert send(fake, "SUCCESS") == 200
+
+
+def test_chunked_body_is_411(fake: FakeScheduler) -> None:
+    """A chunked body is refused with 411 Length Required instead of being misread."""
+    path = "/ess/rest/scheduler/v1/requests/1/executionStatus"
+    answer = raw_exchange(
+        fake,
+        f"POST {path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n".encode()
+        + b"Transfer-Encoding: chunked\r\n\r\n2\r\n{}\r\n0\r\n\r\n",
+    )
+    assert answer.startswith(b"HTTP/1.1 411")
+
+
+def test_client_that_hangs_up_mid_request_does_not_hurt(fake: FakeScheduler) -> None:
+    """A client closing before sending its body leaves the server serving others."""
+    path = "/ess/rest/scheduler/v1/requests/1/executionStatus"
+    with socket.create_connection(("127.0.0.1", fake.port), timeout=5) as sock:
+        sock.sendall(f"POST {path} HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n{{".encode())
+    with socket.create_connection(("127.0.0.1", fake.port), timeout=5):
+        pass  # connect and leave without a word
+    assert send(fake, "SUCCESS") == 200
+
+
+def test_keep_alive_connection_serves_many_calls(fake: FakeScheduler) -> None:
+    """One requests.Session reuses its connection for many callbacks."""
+    with requests.Session() as session:
+        for i in range(20):
+            response = session.post(
+                status_url(fake),
+                json={"requestHandle": "h", "status": "UPDATE", "statusMessage": str(i)},
+                timeout=5,
+            )
+            assert response.status_code == 200
+    assert [c.message for c in fake.received] == [str(i) for i in range(20)]
+
+
+def test_concurrent_callbacks_are_all_recorded(fake: FakeScheduler) -> None:
+    """Callbacks from many threads at once are all accepted and recorded."""
+    errors: list[BaseException] = []
+
+    def worker(request_id: int) -> None:
+        try:
+            for _ in range(5):
+                assert send(fake, "UPDATE", request_id=request_id) == 200
+        except BaseException as exc:  # report in the main thread
+            errors.append(exc)
+
+    threads = [threading.Thread(target=worker, args=(i,)) for i in range(1, 9)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=20)
+    assert errors == []
+    assert len(fake.received) == 40
+    assert {c.request_id for c in fake.received} == set(range(1, 9))
+
+
+@pytest.fixture
+def basic_fake() -> Iterator[FakeScheduler]:
+    with FakeScheduler("alice", "s3cret") as fake:
+        yield fake
+
+
+def test_fault_applies_before_credentials_are_checked(basic_fake: FakeScheduler) -> None:
+    """An injected fault answers whatever the credentials (a proxy in front of ESS)."""
+    basic_fake.fail_next(1, 502)
+    assert post(basic_fake).status_code == 502
+    assert post(basic_fake).status_code == 401
