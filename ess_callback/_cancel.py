@@ -1,0 +1,155 @@
+"""``CancelWatcher``: notice that an operator cancelled the job's own ESS request.
+
+ESS cannot signal a process it did not start: a cancelled asynchronous request goes to
+CANCELLING and waits for the job to report CANCEL. So the job looks, in a daemon thread,
+with the ESS reader of ``ess_callback.watch`` (SPEC section 10).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from ._errors import EssCallbackError
+
+if TYPE_CHECKING:
+    from ._settings import Settings
+    from .watch import EssReader
+
+log = logging.getLogger("ess_callback")
+
+#: the raw ESS request states that mean "an operator cancelled this request"
+CANCEL_STATES = frozenset({"CANCELLING", "CANCELLED"})
+#: polling errors are logged at most this often (seconds); the job carries on regardless
+ERROR_LOG_EVERY = 60.0
+#: how long one state read may take (seconds), so that ``stop()`` is never held up long
+READ_TIMEOUT = 5.0
+
+
+class CancelWatcher:
+    """Polls the job's own request state every ``settings.cancel_poll`` seconds.
+
+    When it reads CANCELLING or CANCELLED it calls ``on_cancel(reason)`` once, from its
+    own thread, and stops. Polling errors are logged (at most once a minute) and never
+    stop the job. Needs ``settings.base_url``, ``request_id`` and ``cancel_poll``; without
+    them ``start()`` does nothing.
+
+    >>> watcher = CancelWatcher(settings, on_cancel=lambda reason: print(reason))
+    >>> watcher.start()
+    >>> ...                       # the job's work
+    >>> watcher.stop()
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        on_cancel: Callable[[str], None],
+        *,
+        interval: float | None = None,
+    ) -> None:
+        self.settings = settings
+        self.on_cancel = on_cancel
+        self.interval = interval if interval is not None else settings.cancel_poll
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._fired = False
+        self._errors_logged_at = float("-inf")
+
+    def __repr__(self) -> str:
+        return (
+            f"CancelWatcher(request_id={self.settings.request_id!r}, interval={self.interval!r}, "
+            f"running={self.running})"
+        )
+
+    @property
+    def running(self) -> bool:
+        """True while the polling thread is alive."""
+        return self._thread is not None and self._thread.is_alive()
+
+    @property
+    def fired(self) -> bool:
+        """True once ``on_cancel`` was called."""
+        return self._fired
+
+    def start(self) -> None:
+        """Start polling in a daemon thread (once; later calls do nothing)."""
+        if self._thread is not None:
+            return
+        settings = self.settings
+        if not self.interval or settings.base_url is None or settings.request_id is None:
+            log.warning(
+                "cancel polling needs ESS_BASE_URL, ESS_REQUEST_ID and a poll interval; it is off"
+            )
+            return
+        from ._client import CREDENTIAL_HINT
+        from .watch import EssReader
+
+        reader = EssReader(
+            settings.base_url,
+            auth=settings.auth,
+            ca_bundle=settings.ca_bundle,
+            timeout=min(READ_TIMEOUT, max(1.0, self.interval)),
+            credential_hint=CREDENTIAL_HINT,
+        )
+        self._thread = threading.Thread(
+            target=self._run, args=(reader,), name="ess-callback-cancel-watch", daemon=True
+        )
+        self._thread.start()
+
+    def stop(self, timeout: float = 1.0) -> None:
+        """Stop polling; wait up to *timeout* seconds for the thread.
+
+        A read still in flight then is abandoned (the thread is a daemon, and it calls
+        ``on_cancel`` only if not stopped), so a slow server never delays the job's end.
+        """
+        self._stop.set()
+        thread = self._thread
+        if thread is not None and thread is not threading.current_thread():
+            thread.join(timeout)
+
+    def __enter__(self) -> CancelWatcher:
+        self.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+    # -- the thread ----------------------------------------------------------------------
+    def _run(self, reader: EssReader) -> None:
+        assert self.interval is not None and self.settings.request_id is not None
+        try:
+            while not self._stop.wait(self.interval):
+                raw = self._read_state(reader, self.settings.request_id)
+                if raw is None or raw.upper() not in CANCEL_STATES:
+                    continue
+                if self._stop.is_set():
+                    return
+                self._fired = True
+                try:
+                    self.on_cancel(f"cancelled in ESS (state {raw.upper()})")
+                except Exception:  # the job must carry on even if the callback is broken
+                    log.exception("the cancellation handler failed")
+                return
+        finally:
+            reader.close()
+
+    def _read_state(self, reader: EssReader, request_id: int) -> str | None:
+        try:
+            return reader.status(request_id).raw_status
+        except Exception as error:  # whatever goes wrong here, the job carries on
+            now = time.monotonic()
+            loud = now - self._errors_logged_at >= ERROR_LOG_EVERY
+            if loud:
+                self._errors_logged_at = now
+            # Our own errors are self-explaining; anything else is a bug worth a traceback.
+            expected = isinstance(error, (EssCallbackError, OSError))
+            log.log(
+                logging.WARNING if loud else logging.DEBUG,
+                "cannot check for cancellation in ESS: %s",
+                error,
+                exc_info=not expected,
+            )
+            return None
