@@ -11,6 +11,8 @@ import pytest
 
 from ess_callback.testing import FakeScheduler
 
+pytest_plugins = ["pytester"]
+
 ESS_PREFIXES = ("ESS_", "WATCH_")
 
 
