@@ -91,7 +91,11 @@ class Settings:
 
 def default_outbox(env: Mapping[str, str]) -> Path:
     """``$XDG_STATE_HOME/ess-callback/outbox``, falling back to ``~/.local/state/...``."""
-    state = env.get("XDG_STATE_HOME") or os.path.join(os.path.expanduser("~"), ".local", "state")
+    state = env.get("XDG_STATE_HOME") or ""
+    # The XDG base directory spec says a relative path in these variables is invalid and
+    # must be ignored (it would depend on the job's working directory).
+    if not os.path.isabs(state):
+        state = os.path.join(os.path.expanduser("~"), ".local", "state")
     return Path(state) / "ess-callback" / "outbox"
 
 
@@ -138,27 +142,37 @@ def parse_request_id(value: object, *, variable: str = "ESS_REQUEST_ID") -> int:
     return number
 
 
+def _without_userinfo(text: str) -> str:
+    """*text* fit to quote in an error: anything before an ``@`` may be a password."""
+    if "@" not in text:
+        return text
+    head, _, tail = text.rpartition("@")
+    prefix = head[: head.index("//") + 2] if "//" in head else ""
+    return f"{prefix}***@{tail}"
+
+
 def parse_base_url(value: str, *, allow_http: bool, variable: str = "ESS_BASE_URL") -> str:
     """Validate a base URL and return it without a trailing slash."""
     text = value.strip()
-    parts = urlsplit(text)
+    shown = repr(_without_userinfo(text))
     hint = f"set {variable} (or --base-url) to e.g. https://ess.example.com"
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ConfigurationError(f"base URL: {value!r} is not an http(s) URL; {hint}")
-    if parts.query or parts.fragment:
-        raise ConfigurationError(f"base URL: {value!r} must not have a query or fragment; {hint}")
-    if parts.username or parts.password:
+    try:
+        parts = urlsplit(text)
+        parts.port  # noqa: B018 - raises ValueError for a malformed port
+    except ValueError:
+        raise ConfigurationError(f"base URL: {shown} is not a valid URL; {hint}") from None
+    if parts.username is not None or parts.password is not None:
         raise ConfigurationError(
             f"base URL: credentials do not belong in {variable}; "
             "use ESS_USERNAME/ESS_PASSWORD or ESS_TOKEN"
         )
-    try:
-        parts.port  # noqa: B018 - raises ValueError for a malformed port
-    except ValueError:
-        raise ConfigurationError(f"base URL: {value!r} has an invalid port; {hint}") from None
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ConfigurationError(f"base URL: {shown} is not an http(s) URL; {hint}")
+    if parts.query or parts.fragment:
+        raise ConfigurationError(f"base URL: {shown} must not have a query or fragment; {hint}")
     if parts.scheme == "http" and not allow_http and not is_loopback(parts.hostname):
         raise ConfigurationError(
-            f"base URL: {value!r} uses http:// for a host that is not loopback, so credentials "
+            f"base URL: {shown} uses http:// for a host that is not loopback, so credentials "
             f"would travel in clear; use https:// (or set ESS_CALLBACK_ALLOW_HTTP=1)"
         )
     return text.rstrip("/")
@@ -223,12 +237,22 @@ def auth_from_env(
     password: str | None = None,
     token: str | None = None,
 ) -> Auth | None:
-    """Basic or bearer credentials from explicit values, then ``{prefix}_*`` variables."""
-    user = username if username is not None else (env.get(f"{prefix}_USERNAME") or None)
-    pwd = (
-        password if password is not None else secret_from_env(env, f"{prefix}_PASSWORD", "password")
-    )
-    tok = token if token is not None else secret_from_env(env, f"{prefix}_TOKEN", "token")
+    """Basic or bearer credentials from explicit values, then ``{prefix}_*`` variables.
+
+    An explicit credential of one kind wins over the environment's credentials of the other
+    kind (explicit arguments win); both kinds at once, from the same source, is an error.
+    """
+    explicit_basic = username is not None or password is not None
+    explicit_bearer = token is not None
+    user = username
+    if user is None and not explicit_bearer:
+        user = env.get(f"{prefix}_USERNAME") or None
+    pwd = password
+    if pwd is None and not explicit_bearer:
+        pwd = secret_from_env(env, f"{prefix}_PASSWORD", "password")
+    tok = token
+    if tok is None and not explicit_basic:
+        tok = secret_from_env(env, f"{prefix}_TOKEN", "token")
     if tok is not None and (user is not None or pwd is not None):
         raise ConfigurationError(
             f"credentials: both Basic ({prefix}_USERNAME/{prefix}_PASSWORD) and bearer "
@@ -300,14 +324,13 @@ def resolve_settings(
             "request id is missing: set ESS_REQUEST_ID (or --request-id) to the ESS request number"
         )
 
-    handle = request_handle if request_handle is not None else env.get("ESS_REQUEST_HANDLE")
+    # An empty variable counts as unset (as in the shell); a blank one is malformed.
+    handle = request_handle if request_handle is not None else env.get("ESS_REQUEST_HANDLE") or None
     if handle is not None and not handle.strip():
-        if request_handle is not None or require:
-            raise ConfigurationError(
-                "request handle is empty: set ESS_REQUEST_HANDLE (or --request-handle) "
-                "to the handle ESS passed to the job"
-            )
-        handle = None
+        raise ConfigurationError(
+            "request handle is empty: set ESS_REQUEST_HANDLE (or --request-handle) "
+            "to the handle ESS passed to the job"
+        )
     if handle is None and require:
         raise ConfigurationError(
             "request handle is missing: set ESS_REQUEST_HANDLE (or --request-handle) "
@@ -331,18 +354,19 @@ def resolve_settings(
     if box is None:
         box = default_outbox(env)
 
-    if retry_seconds is None:
-        raw = env.get("ESS_CALLBACK_RETRY_SECONDS")
-        retry_seconds = (
-            parse_seconds(
-                raw,
-                setting="retry budget",
-                variable="ESS_CALLBACK_RETRY_SECONDS",
-                allow_zero=True,
-            )
-            if raw
-            else DEFAULT_RETRY_SECONDS
+    raw_budget = (
+        retry_seconds if retry_seconds is not None else env.get("ESS_CALLBACK_RETRY_SECONDS")
+    )
+    retry_seconds = (
+        parse_seconds(
+            raw_budget,
+            setting="retry budget",
+            variable="ESS_CALLBACK_RETRY_SECONDS",
+            allow_zero=True,
         )
+        if raw_budget is not None and raw_budget != ""
+        else DEFAULT_RETRY_SECONDS
+    )
 
     if cancel_poll is None:
         raw = env.get("ESS_CALLBACK_CANCEL_POLL")
