@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import signal
+import sys
 import threading
 from collections.abc import Callable, Iterable
 from types import FrameType, TracebackType
@@ -12,10 +13,10 @@ from typing import TYPE_CHECKING, Any
 
 from . import _recording
 from ._control import BusinessError, JobCancelled, JobPaused, JobSuspended, JobWarning
-from ._errors import DeliveryError
+from ._errors import ConfigurationError, DeliveryError
 from ._message import DEFAULT_MAX_MESSAGE_BYTES, Redactor, describe_exception, truncate_message
 from ._model import Callback, Outcome
-from ._sender import HttpSender, Sender, make_sender
+from ._sender import HttpSender, Sender, make_sender, undelivered_text
 from ._settings import Settings, resolve_settings
 from ._status import Status
 from ._updates import UpdatePump
@@ -37,7 +38,44 @@ class _SignalReceived(BaseException):
         self.signum = signum
 
 
+#: exit status of a job whose final status is in the outbox (EX_TEMPFAIL, as the CLI)
+EXIT_TEMPFAIL = 75
+_REPORT_ATTR = "_ess_callback_report"
+_hook_lock = threading.Lock()
+
+
+def report_if_uncaught(error: BaseException, line: str, exit_code: int) -> None:
+    """Should *error* end the program uncaught, print *line* and exit with *exit_code*.
+
+    A Python job is run like a command: an error the user can cause (a missing setting, a
+    status that could not be delivered) ends it with one line on stderr and the exit code
+    the command line would give, not a traceback. Only the default ``sys.excepthook`` is
+    replaced; a hook the application installed (an error reporter) stays in charge, and
+    code that catches the error sees nothing of this.
+    """
+    setattr(error, _REPORT_ATTR, (line, exit_code))
+    with _hook_lock:
+        if sys.excepthook is sys.__excepthook__:
+            sys.excepthook = _excepthook
+
+
+def _excepthook(
+    exc_type: type[BaseException], exc: BaseException, tb: TracebackType | None
+) -> None:
+    report = getattr(exc, _REPORT_ATTR, None)
+    if report is None:
+        sys.__excepthook__(exc_type, exc, tb)
+        return
+    line, exit_code = report
+    sys.stderr.write(f"ess-callback: {line}\n")
+    sys.stderr.flush()
+    # SystemExit raised by an excepthook ends the process with that status (CPython
+    # handles it as it would at top level); without it an uncaught error always exits 1.
+    raise SystemExit(exit_code)
+
+
 def signal_name(signum: int) -> str:
+    """``SIGTERM`` for 15, and so on."""
     try:
         return signal.Signals(signum).name
     except ValueError:
@@ -78,19 +116,25 @@ class JobExecution:
         media_type: str | None = None,
     ) -> None:
         recording = _recording.active_recorder() is not None
-        self.settings: Settings = resolve_settings(
-            base_url=base_url if base_url is not None else (client.base_url if client else None),
-            request_id=request_id,
-            request_handle=request_handle,
-            username=username,
-            password=password,
-            token=token,
-            dry_run=dry_run,
-            outbox=outbox,
-            cancel_poll=cancel_poll,
-            media_type=media_type,
-            require=not recording,
-        )
+        if base_url is None and client is not None:
+            base_url = client.base_url
+        try:
+            self.settings: Settings = resolve_settings(
+                base_url=base_url,
+                request_id=request_id,
+                request_handle=request_handle,
+                username=username,
+                password=password,
+                token=token,
+                dry_run=dry_run,
+                outbox=outbox,
+                cancel_poll=cancel_poll,
+                media_type=media_type,
+                require=not recording,
+            )
+        except ConfigurationError as exc:
+            report_if_uncaught(exc, str(exc), exc.exit_code)
+            raise
         self.business_errors = tuple(business_errors)
         self.classify = classify
         self.update_interval = float(update_interval)
@@ -122,7 +166,7 @@ class JobExecution:
         """
         pump = self._pump
         if pump is not None:
-            pump.offer(message)
+            pump.offer(str(message))
 
     def warn(self, message: str) -> None:
         """Record a warning; a block that then ends normally ends with WARNING."""
@@ -175,8 +219,11 @@ class JobExecution:
         if not outcome.delivered:
             error = outcome.error
             if exit_code is not None or (exc is not None and not consume):
-                log.error("could not report %s to ESS: %s", status, error)
+                # The job's own exception (or the signal's exit) goes on; never hide it.
+                log.error("%s", undelivered_text(outcome))
             elif isinstance(error, DeliveryError):
+                code = EXIT_TEMPFAIL if outcome.spooled_to is not None else error.exit_code
+                report_if_uncaught(error, undelivered_text(outcome), code)
                 raise error
         if exit_code is not None:
             raise SystemExit(exit_code) from None

@@ -119,13 +119,9 @@ class HttpSender:
                 except _outbox.OutboxError as spool_error:
                     log.error("%s; the %s status is lost", spool_error, callback.status)
                 else:
-                    log.warning(
-                        "%s not delivered (%s); kept in the outbox as %s: "
-                        "run 'ess-callback flush' to send it",
-                        callback.status,
-                        error,
-                        spooled,
-                    )
+                    # INFO, not WARNING: the caller (JobExecution, the command line) says it
+                    # once, in one line, with undelivered_text(); this is the detail.
+                    log.info("%s kept in the outbox as %s", callback.status, spooled)
             return Outcome(
                 callback.status,
                 callback.message,
@@ -134,6 +130,16 @@ class HttpSender:
                 error=error,
                 spooled_to=spooled,
             )
+
+
+def undelivered_text(outcome: Outcome) -> str:
+    """One line saying that a final callback was not delivered, why, and where it is kept."""
+    if outcome.spooled_to is not None:
+        return (
+            f"{outcome.status} not delivered ({outcome.error}); kept in the outbox as "
+            f"{outcome.spooled_to}: run 'ess-callback flush' to send it"
+        )
+    return f"{outcome.status} not delivered: {outcome.error}"
 
 
 def make_sender(
