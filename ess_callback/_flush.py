@@ -373,8 +373,9 @@ def _check_folder(folder: Path) -> list[Path] | None:
     except FileNotFoundError:
         return None
     except NotADirectoryError:
+        what = "is not a folder" if os.path.lexists(folder) else "is under a file, not a folder"
         raise OutboxError(
-            f"outbox {folder} is not a folder; set ESS_CALLBACK_OUTBOX (or --outbox) to a folder"
+            f"outbox {folder} {what}; set ESS_CALLBACK_OUTBOX (or --outbox) to a folder"
         ) from None
     except OSError as exc:
         raise OutboxError(

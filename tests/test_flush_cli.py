@@ -1,0 +1,240 @@
+"""``ess-callback flush`` (SPEC 6 and 7): summary line, exit codes, errors on one line."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner, Result
+
+from ess_callback import Callback, SchedulerUnavailableError, Status
+from ess_callback import _outbox
+from ess_callback.cli import main
+from ess_callback.testing import FakeScheduler
+
+SCRIPT = os.path.join(os.path.dirname(sys.executable), "ess-callback")
+
+
+def spool(folder: Path, base_url: str, request_id: int, status: str = "SUCCESS") -> Path:
+    return _outbox.spool(
+        folder,
+        Callback(request_id, f"handle-{request_id}", status, f"ended {status}"),
+        base_url=base_url,
+        attempts=1,
+        error=SchedulerUnavailableError("down", attempts=1),
+    )
+
+
+def flush(*args: str, env: dict[str, str] | None = None) -> Result:
+    return CliRunner().invoke(main, ["flush", *args], env=env)
+
+
+@pytest.fixture
+def box(tmp_path: Path) -> Path:
+    """The outbox the autouse clean_env points ESS_CALLBACK_OUTBOX at."""
+    return tmp_path / "outbox"
+
+
+def test_help_names_the_option_the_codes_and_an_example() -> None:
+    """``flush --help`` documents --outbox, its variable and the exit codes."""
+    result = flush("--help")
+    assert result.exit_code == 0
+    for text in ("--outbox DIR", "ESS_CALLBACK_OUTBOX", "75", "rejected/", "ess-callback flush"):
+        assert text in result.output
+
+
+def test_a_missing_outbox_is_exit_0_with_a_clear_line(box: Path) -> None:
+    """Nothing to flush is a success, said in one line on stdout."""
+    result = flush()
+    assert result.exit_code == 0
+    assert result.stdout == f"ess-callback flush: no outbox at {box}: nothing to send\n"
+    assert result.stderr == ""
+
+
+def test_delivers_to_the_fake_and_empties_the_outbox(fake: FakeScheduler, box: Path) -> None:
+    """Two kept statuses are delivered, deleted, and summed up in one line: exit 0."""
+    spool(box, fake.url, 1, "SUCCESS")
+    spool(box, fake.url, 2, "BUSINESS_ERROR")
+    result = flush()
+    assert result.exit_code == 0, result.output
+    assert result.stdout == (
+        f"ess-callback flush: delivered 2, rejected 0, pending 0 (outbox {box})\n"
+    )
+    assert [(c.request_id, c.status) for c in fake.received] == [
+        (1, Status.SUCCESS),
+        (2, Status.BUSINESS_ERROR),
+    ]
+    assert fake.received[0].message == "ended SUCCESS"
+    assert list(box.glob("*.json")) == []
+
+
+def test_the_outbox_option_wins_over_the_variable(fake: FakeScheduler, tmp_path: Path) -> None:
+    """--outbox DIR is flushed, not ESS_CALLBACK_OUTBOX."""
+    other = tmp_path / "other"
+    spool(other, fake.url, 3)
+    result = flush("--outbox", str(other))
+    assert result.exit_code == 0
+    assert f"delivered 1, rejected 0, pending 0 (outbox {other})" in result.stdout
+
+
+def test_the_xdg_state_folder_is_the_default(
+    fake: FakeScheduler, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With no option and no ESS_CALLBACK_OUTBOX, $XDG_STATE_HOME/ess-callback/outbox."""
+    monkeypatch.delenv("ESS_CALLBACK_OUTBOX")
+    default = tmp_path / "state" / "ess-callback" / "outbox"
+    spool(default, fake.url, 4)
+    result = flush()
+    assert result.exit_code == 0
+    assert str(default) in result.stdout and len(fake.received) == 1
+
+
+def test_a_request_the_scheduler_does_not_know_is_rejected_exit_1(
+    fake: FakeScheduler, box: Path
+) -> None:
+    """404 moves the file to rejected/ with the reason, says so on stderr: exit 1."""
+    fake.set_state(5, None)
+    path = spool(box, fake.url, 5)
+    result = flush()
+    assert result.exit_code == 1
+    assert "delivered 0, rejected 1, pending 0" in result.stdout
+    assert "rejected" in result.stderr and "404" in result.stderr
+    reason = json.loads((box / "rejected" / path.name).read_text())["rejected"]
+    assert reason["http_status"] == 404 and reason["error_code"]
+    assert not path.exists()
+
+
+def test_a_status_contradicting_the_recorded_end_is_rejected(
+    fake: FakeScheduler, box: Path
+) -> None:
+    """A kept SUCCESS for a request ESS already ended as ERROR is refused (400), never forced."""
+    fake.set_state(6, "ERROR")
+    spool(box, fake.url, 6, "SUCCESS")
+    result = flush()
+    assert result.exit_code == 1
+    assert fake.received == []
+
+
+def test_wrong_credentials_keep_the_file_until_fixed(tmp_path: Path, box: Path) -> None:
+    """401 keeps the status (exit 75); a flush with the right credentials delivers it."""
+    with FakeScheduler(username="batch", password="right-pw") as ess:
+        path = spool(box, ess.url, 7, "WARNING")
+        wrong = flush(env={"ESS_USERNAME": "batch", "ESS_PASSWORD": "old-pw"})
+        assert wrong.exit_code == 75
+        assert "delivered 0, rejected 0, pending 1" in wrong.stdout
+        assert "ESS_PASSWORD" in wrong.stderr and "old-pw" not in wrong.output
+        assert path.exists() and ess.received == []
+
+        secret = tmp_path / "pw"
+        secret.write_text("right-pw\n")
+        fixed = flush(env={"ESS_USERNAME": "batch", "ESS_PASSWORD_FILE": str(secret)})
+        assert fixed.exit_code == 0, fixed.output
+        assert [c.status for c in ess.received] == [Status.WARNING]
+        assert not path.exists()
+
+
+def test_an_unreachable_scheduler_keeps_everything_exit_75(
+    fake: FakeScheduler, box: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Still down: files stay, the summary counts them pending, exit 75."""
+    monkeypatch.setenv("ESS_CALLBACK_RETRY_SECONDS", "0")
+    fake.reset_next(10)
+    for rid in (1, 2, 3):
+        spool(box, fake.url, rid)
+    result = flush()
+    assert result.exit_code == 75
+    assert "delivered 0, rejected 0, pending 3" in result.stdout
+    assert len(list(box.glob("*.json"))) == 3
+    assert len(fake.requests) == 1  # the server was found down once, not hammered
+
+
+def test_a_corrupt_file_warns_and_does_not_stop_the_flush(fake: FakeScheduler, box: Path) -> None:
+    """A truncated file goes to corrupt/ with a warning naming it; the others go out."""
+    spool(box, fake.url, 1)
+    bad = box / "00000000000000000001-9-success-000000.json"
+    bad.write_bytes(b'{"format": 1, "status": "SUCC')
+    result = flush()
+    assert result.exit_code == 0
+    assert bad.name in result.stderr and "Traceback" not in result.output
+    assert "1 unreadable moved to" in result.stdout
+    assert (box / "corrupt" / bad.name).exists() and len(fake.received) == 1
+
+
+def test_quiet_hides_warnings_and_verbose_shows_each_delivery(
+    fake: FakeScheduler, box: Path
+) -> None:
+    """-q leaves only errors on stderr; -v logs every delivered file."""
+    (box).mkdir()
+    (box / "00000000000000000001-9-success-000000.json").write_text("{")
+    assert flush("-q").stderr == ""
+    spool(box, fake.url, 2)
+    verbose = flush("-v")
+    assert "delivered SUCCESS for request 2" in verbose.stderr
+
+
+def test_an_outbox_under_a_regular_file_is_one_line_exit_2(tmp_path: Path) -> None:
+    """An outbox path that cannot be a folder: one line naming it, exit 2, no traceback."""
+    (tmp_path / "plain").write_text("")
+    result = flush("--outbox", str(tmp_path / "plain"))
+    assert result.exit_code == 2
+    assert result.stderr.count("\n") == 1
+    assert f"outbox {tmp_path / 'plain'} is not a folder" in result.stderr
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root reads any folder whatever its mode")
+def test_an_unreadable_outbox_is_one_line_exit_2(box: Path) -> None:
+    """A folder the flush may not list: one line naming it, exit 2."""
+    box.mkdir()
+    box.chmod(0)
+    try:
+        result = flush()
+    finally:
+        box.chmod(0o700)
+    assert result.exit_code == 2
+    assert f"cannot read outbox folder {box}" in result.stderr
+
+
+def test_malformed_credentials_are_exit_2_before_anything_is_sent(
+    fake: FakeScheduler, box: Path
+) -> None:
+    """ESS_USERNAME without a password is a configuration error: one line, exit 2."""
+    spool(box, fake.url, 1)
+    result = flush(env={"ESS_USERNAME": "batch"})
+    assert result.exit_code == 2
+    assert "ESS_PASSWORD" in result.stderr and result.stderr.count("\n") == 1
+    assert fake.requests == []
+
+
+@pytest.mark.integration
+def test_the_console_script_flushes_in_a_real_process(
+    fake: FakeScheduler, box: Path, tmp_path: Path
+) -> None:
+    """The installed ``ess-callback flush`` delivers, prints the summary, exits 0."""
+    spool(box, fake.url, 12, "CANCEL")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ESS_")}
+    env["ESS_CALLBACK_OUTBOX"] = str(box)
+    proc = subprocess.run(
+        [SCRIPT, "flush"], env=env, capture_output=True, text=True, timeout=60, check=False
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.startswith("ess-callback flush: delivered 1, rejected 0, pending 0")
+    assert [c.status for c in fake.received] == [Status.CANCEL]
+
+
+@pytest.mark.integration
+def test_the_console_script_reports_an_unusable_outbox_without_traceback(tmp_path: Path) -> None:
+    """A real process with an outbox under a regular file: exit 2 and one line."""
+    (tmp_path / "plain").write_text("")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ESS_")}
+    env["ESS_CALLBACK_OUTBOX"] = str(tmp_path / "plain" / "outbox")
+    proc = subprocess.run(
+        [SCRIPT, "flush"], env=env, capture_output=True, text=True, timeout=60, check=False
+    )
+    assert proc.returncode == 2
+    assert proc.stderr.startswith("ess-callback: ") and proc.stderr.count("\n") == 1
+    assert f"outbox {tmp_path / 'plain' / 'outbox'} is under a file" in proc.stderr
+    assert "Traceback" not in proc.stderr
