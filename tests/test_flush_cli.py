@@ -11,8 +11,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner, Result
 
-from ess_callback import Callback, SchedulerUnavailableError, Status
-from ess_callback import _outbox
+from ess_callback import Callback, SchedulerUnavailableError, Status, _outbox
 from ess_callback.cli import main
 from ess_callback.testing import FakeScheduler
 

@@ -25,8 +25,8 @@ from ess_callback import (
     SchedulerClient,
     SchedulerUnavailableError,
     Status,
+    _outbox,
 )
-from ess_callback import _outbox
 from ess_callback._client import RetryPolicy
 from ess_callback._errors import AuthenticationError
 from ess_callback._sender import HttpSender
@@ -158,7 +158,7 @@ def test_a_failed_write_leaves_no_temp_file_and_names_the_folder(
 def test_an_outbox_under_a_regular_file_is_an_error_naming_it(tmp_path: Path) -> None:
     """A folder that cannot be created is one clear OutboxError naming it."""
     (tmp_path / "file").write_text("x")
-    with pytest.raises(OutboxError, match="cannot create outbox folder .*file/outbox"):
+    with pytest.raises(OutboxError, match=r"cannot create outbox folder .*file/outbox"):
         spool(tmp_path / "file" / "outbox")
 
 
@@ -191,8 +191,9 @@ def test_a_password_the_job_printed_never_reaches_the_outbox(
     """JobExecution redacts its own password from the message before it is spooled."""
     monkeypatch.setenv("ESS_CALLBACK_RETRY_SECONDS", "0")
     responses.add(responses.POST, url(7), status=503)
-    with pytest.raises(SchedulerUnavailableError):
-        with JobExecution(
+    with (
+        pytest.raises(SchedulerUnavailableError),
+        JobExecution(
             base_url=BASE,
             request_id=7,
             request_handle="h-7",
@@ -200,8 +201,9 @@ def test_a_password_the_job_printed_never_reaches_the_outbox(
             password=PASSWORD,
             outbox=box,
             handle_signals=False,
-        ):
-            raise BusinessError(f"login as batch/{PASSWORD} refused by the ledger")
+        ),
+    ):
+        raise BusinessError(f"login as batch/{PASSWORD} refused by the ledger")
     (path,) = _outbox.entry_paths(box)
     text = path.read_text()
     basic = base64.b64encode(f"batch:{PASSWORD}".encode()).decode()
@@ -424,9 +426,7 @@ def test_a_401_keeps_the_file_and_spares_the_server_more_wrong_logins(
 
 @pytest.mark.parametrize("status", [503, 415, 307])
 @responses.activate
-def test_what_a_later_flush_may_deliver_stays_pending(
-    box: Path, quick: None, status: int
-) -> None:
+def test_what_a_later_flush_may_deliver_stays_pending(box: Path, quick: None, status: int) -> None:
     """An unavailable scheduler, a media type or a redirect keep the file: exit 75."""
     path = spool(box, 6)
     responses.add(responses.POST, url(6), status=status)
