@@ -1,0 +1,168 @@
+"""``ess-callback fake-server``: a FakeScheduler in the foreground, one line per callback.
+
+The click command in ``cli.py`` parses the options and calls :func:`serve`; this module
+prints, handles SIGINT/SIGTERM/SIGHUP and turns a port that cannot be bound into one clear
+error.
+"""
+
+from __future__ import annotations
+
+import errno
+import logging
+import shlex
+import signal
+import sys
+import threading
+import time
+from types import FrameType
+from typing import IO, Any
+
+from .._errors import EssCallbackError
+from .._model import Callback
+from .._settings import is_loopback
+from ._fake import FakeScheduler, ReceivedRequest, describe
+
+log = logging.getLogger("ess_callback")
+
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+WILDCARD_HOSTS = ("", "0.0.0.0", "::")
+
+
+class ServerStartError(EssCallbackError):
+    """The fake server could not listen (port in use, unknown host, no permission)."""
+
+    exit_code = 2
+
+
+class _Stop(BaseException):
+    """Raised in the main thread by the signal handler to leave the serving loop."""
+
+
+class Console:
+    """Writes the banner and one flushed line per callback; lines from server threads are
+    serialised so that two callbacks never interleave."""
+
+    def __init__(self, out: IO[str]) -> None:
+        self._out = out
+        self._lock = threading.Lock()
+        self.count = 0
+
+    def line(self, text: str) -> None:
+        with self._lock:
+            self._out.write(text + "\n")
+            self._out.flush()
+
+    def callback(self, callback: Callback) -> None:
+        with self._lock:
+            self.count += 1
+        self.line(f"{time.strftime('%H:%M:%S')}  {describe(callback)}")
+
+    def request(self, request: ReceivedRequest) -> None:
+        """Refusals are what a user debugging a job needs to see (wrong credentials ...)."""
+        answer = "no answer (connection reset)" if request.answer is None else request.answer
+        if request.answer is not None and request.answer >= 400:
+            log.warning(
+                "refused %s %s: %s %s", request.method, request.path, answer, request.reason
+            )
+        else:
+            log.info("%s %s -> %s", request.method, request.path, answer)
+
+
+def advertised_url(fake: FakeScheduler, host: str) -> str:
+    """The URL a job should use: a wildcard address is reached through loopback."""
+    if host in WILDCARD_HOSTS:
+        return f"http://{'[::1]' if ':' in host else '127.0.0.1'}:{fake.port}"
+    return fake.url
+
+
+def banner(url: str, *, host: str, username: str | None, token: str | None) -> list[str]:
+    """The lines printed at start: the URL, then ``export`` lines a shell can take as is
+    (everything else is a ``#`` comment, so the whole block can be pasted)."""
+    lines = [
+        f"# fake ESS scheduler listening on {url}  (Ctrl-C to stop)",
+        "# point a job at it (any request id and handle are accepted):",
+        f"export ESS_BASE_URL={shlex.quote(url)}",
+        "export ESS_REQUEST_ID=1",
+        "export ESS_REQUEST_HANDLE=handle-1",
+    ]
+    if host not in WILDCARD_HOSTS and not is_loopback(host):
+        # credentials would travel in clear: the SDK refuses http:// off loopback unless told
+        lines.append("export ESS_CALLBACK_ALLOW_HTTP=1")
+    if username is not None:
+        lines.append(f"export ESS_USERNAME={shlex.quote(username)}")
+        lines.append("# and ESS_PASSWORD (or ESS_PASSWORD_FILE): the --password given here")
+    elif token is not None:
+        lines.append("# and ESS_TOKEN (or ESS_TOKEN_FILE): the --token given here")
+    else:
+        lines.append("# no credentials required (start with --username/--password or --token)")
+    return lines
+
+
+def bind_error(host: str, port: int, exc: OSError) -> str:
+    """One clear line for a socket that cannot listen, saying what to do."""
+    where = f"{host}:{port}"
+    if exc.errno == errno.EADDRINUSE:
+        return (
+            f"fake-server: port {port} on {host} is already in use; "
+            "choose another with --port (0 picks a free one)"
+        )
+    if exc.errno in (errno.EACCES, errno.EPERM):
+        return f"fake-server: no permission to listen on {where}; use a port above 1023"
+    if exc.errno == errno.EADDRNOTAVAIL:
+        return f"fake-server: {host} is not an address of this machine; use --host 127.0.0.1"
+    reason = exc.strerror or str(exc)
+    return f"fake-server: cannot listen on {where}: {reason}; check --host and --port"
+
+
+def serve(
+    *,
+    host: str = "127.0.0.1",
+    port: int = 8765,
+    username: str | None = None,
+    password: str | None = None,
+    token: str | None = None,
+    out: IO[str] | None = None,
+) -> int:
+    """Serve until SIGINT, SIGTERM or SIGHUP; return the number of callbacks accepted.
+
+    Must run in the main thread (signal handlers). Raises ``ServerStartError`` when the
+    address cannot be bound.
+    """
+    console = Console(out or sys.stdout)
+    fake = FakeScheduler(
+        username,
+        password,
+        token,
+        host=host,
+        port=port,
+        on_callback=console.callback,
+        on_request=console.request,
+    )
+    try:
+        fake.start()
+    except OSError as exc:
+        raise ServerStartError(bind_error(host, port, exc)) from None
+    previous: dict[int, Any] = {}
+
+    def stop(signum: int, frame: FrameType | None) -> None:
+        raise _Stop
+
+    try:
+        for signum in STOP_SIGNALS:
+            previous[signum] = signal.signal(signum, stop)
+        url = advertised_url(fake, host)
+        for text in banner(url, host=host, username=username, token=token):
+            console.line(text)
+        while True:
+            signal.pause()  # only a signal can end the wait; the server runs in its thread
+    except _Stop:
+        pass
+    finally:
+        # A second Ctrl-C while shutting down must not turn into a traceback.
+        for number in previous:
+            signal.signal(number, signal.SIG_IGN)
+        fake.stop()
+        for number, handler in previous.items():
+            signal.signal(number, handler)
+    console.line(f"# stopped; {console.count} callback(s) received")
+    return console.count
