@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import datetime
 import email.utils
 import json
 import logging
+import os
 import random
 import time
 from collections.abc import Callable
@@ -15,6 +17,7 @@ import attrs
 from . import _recording
 from ._errors import (
     AuthenticationError,
+    ConfigurationError,
     DeliveryError,
     RejectedError,
     SchedulerUnavailableError,
@@ -71,18 +74,24 @@ class RetryPolicy:
 
 
 def retry_after_seconds(value: str | None, *, now: float | None = None) -> float | None:
-    """Parse a ``Retry-After`` header (seconds or an HTTP date) into seconds from now."""
+    """Parse a ``Retry-After`` header (seconds or an HTTP date) into seconds from now.
+
+    None when the header is absent or malformed (the caller then backs off as usual).
+    """
     if not value:
         return None
     value = value.strip()
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
+    # RFC 9110: delay-seconds is 1*DIGIT (as urllib3 reads it); "-5", "1e3" or "nan" are
+    # malformed, not "retry at once".
+    if value.isascii() and value.isdigit():
+        return float(value)
     try:
         when = email.utils.parsedate_to_datetime(value)
     except (TypeError, ValueError, IndexError):
         return None
+    if when.tzinfo is None:
+        # Every HTTP-date is GMT, also the asctime form that carries no zone.
+        when = when.replace(tzinfo=datetime.timezone.utc)
     current = time.time() if now is None else now
     return max(0.0, when.timestamp() - current)
 
@@ -130,6 +139,22 @@ def error_for_response(status: int, reason: str, body: bytes, attempts: int) -> 
     )
 
 
+def _basic_auth(auth: BasicAuth) -> Any:
+    """HTTP Basic that never crashes on a password outside Latin-1.
+
+    requests encodes Basic credentials as Latin-1 and raises UnicodeEncodeError for
+    anything else. Latin-1 is kept when it fits (servers that predate RFC 7617 expect it);
+    otherwise both parts go as UTF-8, the one charset RFC 7617 defines.
+    """
+    import requests.auth
+
+    try:
+        user, pwd = auth.username.encode("latin-1"), auth.password.encode("latin-1")
+    except UnicodeEncodeError:
+        user, pwd = auth.username.encode("utf-8"), auth.password.encode("utf-8")
+    return requests.auth.HTTPBasicAuth(user, pwd)
+
+
 class _NoAuth:
     """A do-nothing auth: being set at all keeps requests from reading ``~/.netrc``."""
 
@@ -165,6 +190,11 @@ class SchedulerClient:
         if timeout is not None:
             policy = attrs.evolve(policy, timeout=timeout)
         self.retry = policy
+        if ca_bundle is not None and not os.path.exists(ca_bundle):
+            # requests would only fail at send time, with an OSError and no setting named.
+            raise ConfigurationError(
+                f"CA bundle: {ca_bundle} does not exist; set ESS_CA_BUNDLE to a PEM file or folder"
+            )
         self.ca_bundle = ca_bundle
         self.max_message_bytes = max_message_bytes
         if isinstance(auth, tuple):
@@ -193,7 +223,7 @@ class SchedulerClient:
                 }
             )
             if isinstance(self._auth, BasicAuth):
-                session.auth = self._auth.as_tuple()
+                session.auth = _basic_auth(self._auth)
             elif isinstance(self._auth, BearerAuth):
                 session.auth = self._auth
             else:
@@ -240,8 +270,6 @@ class SchedulerClient:
             return Outcome(status, message, delivered=True, attempts=0)
         rid = parse_request_id(request_id)
         if not request_handle:
-            from ._errors import ConfigurationError
-
             raise ConfigurationError(
                 "request handle is missing: set ESS_REQUEST_HANDLE (or --request-handle)"
             )
@@ -273,7 +301,12 @@ class SchedulerClient:
                     verify=verify,
                     allow_redirects=False,
                 )
-            except (requests.ConnectionError, requests.Timeout) as exc:
+            except (
+                requests.ConnectionError,
+                requests.Timeout,
+                # the connection broke while the answer was read: as unknown as a reset
+                requests.exceptions.ChunkedEncodingError,
+            ) as exc:
                 error: DeliveryError = SchedulerUnavailableError(
                     f"cannot reach the scheduler at {self.base_url}: {_network_reason(exc)}",
                     attempts=attempt,
