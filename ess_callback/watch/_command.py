@@ -31,7 +31,8 @@ from .._settings import (
     resolve_settings,
 )
 from .._status import Status
-from ._readers import EssReader, HuaweiReader, PaasReader, SaasBatchReader, _Reader
+from ._http import HttpReader
+from ._readers import EssReader, HuaweiReader, PaasReader, SaasBatchReader
 from ._relay import Relay, failure_text, final_status
 from ._state import JobState, JobStatus
 from ._wait import wait
@@ -104,7 +105,7 @@ def _base_url(options: WaitOptions, env: Mapping[str, str]) -> str:
     return url
 
 
-def build_reader(options: WaitOptions, env: Mapping[str, str]) -> tuple[_Reader, list[str]]:
+def build_reader(options: WaitOptions, env: Mapping[str, str]) -> tuple[HttpReader, list[str]]:
     """The reader for ``options.api`` and the secrets it holds; checks the job id too.
 
     Raises ``ConfigurationError`` naming what is missing (base URL, identity domain,
@@ -115,7 +116,7 @@ def build_reader(options: WaitOptions, env: Mapping[str, str]) -> tuple[_Reader,
         raise ConfigurationError(f"API {api!r} is not one of {', '.join(APIS)}")
     url = _base_url(options, env)
     auth = auth_from_env(env, prefix="WATCH")
-    reader: _Reader
+    reader: HttpReader
     if api == "ess":
         hint = WATCH_HINT
         if auth is None:

@@ -1,38 +1,25 @@
 """One reader per job-status API (SPEC section 9), each with ``status(job_id) -> JobStatus``.
 
-Every reader keeps one ``requests.Session`` (created on first use, so importing stays
-cheap), never follows redirects (a token in a custom header would follow them to another
-host), and maps HTTP errors to the typed errors of ``ess_callback._errors``.
+Unknown status values never fail a read: they give ``JobState.UNKNOWN`` with the raw value
+kept. A body without a status is a ``MalformedAnswerError``.
 """
 
 from __future__ import annotations
 
-import json
-import logging
-from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any, ClassVar
-from urllib.parse import quote, urlsplit
+from typing import Any
 
-from .._client import _network_reason, _NoAuth, error_for_response
-from .._errors import ConfigurationError, DeliveryError, SchedulerUnavailableError
+from .._errors import ConfigurationError
 from .._settings import BasicAuth, BearerAuth
+from ._http import DEFAULT_TIMEOUT, HttpReader, auth_object, path_part
 from ._state import (
     JobState,
     JobStatus,
-    MalformedAnswerError,
     ess_state,
     normalise,
     parse_percentage,
     parse_time,
     text_or_none,
 )
-
-if TYPE_CHECKING:
-    import requests
-
-log = logging.getLogger("ess_callback")
-
-DEFAULT_TIMEOUT = 10.0
 
 SAAS_STATES = {
     "ENQUEUED": JobState.PENDING,
@@ -54,174 +41,7 @@ HUAWEI_STATES = {
 }
 
 
-def check_base_url(value: str, *, what: str = "base URL") -> str:
-    """An http(s) URL without query, fragment or credentials, returned without trailing slash."""
-    text = (value or "").strip()
-    parts = urlsplit(text)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ConfigurationError(
-            f"{what}: {value!r} is not an http(s) URL; give one like https://host.example.com"
-        )
-    if parts.query or parts.fragment or parts.username or parts.password:
-        raise ConfigurationError(
-            f"{what}: {value!r} must not carry a query, a fragment or credentials"
-        )
-    try:
-        parts.port  # noqa: B018 - raises ValueError for a malformed port
-    except ValueError:
-        raise ConfigurationError(f"{what}: {value!r} has an invalid port") from None
-    return text.rstrip("/")
-
-
-def _path_part(job_id: object, *, what: str = "job id") -> str:
-    text = str(job_id).strip()
-    if not text:
-        raise ConfigurationError(f"{what} is empty")
-    return quote(text, safe="")
-
-
-class _Reader:
-    """HTTP plumbing shared by the readers: session, GET, error mapping, JSON decoding."""
-
-    #: how the API is named in messages
-    api: ClassVar[str] = "the status API"
-
-    def __init__(
-        self,
-        base_url: str,
-        *,
-        auth: Any = None,
-        headers: Mapping[str, str] | None = None,
-        timeout: float = DEFAULT_TIMEOUT,
-        ca_bundle: str | None = None,
-        credential_hint: str | None = None,
-    ) -> None:
-        self.base_url = check_base_url(base_url)
-        self.timeout = timeout
-        self.ca_bundle = ca_bundle
-        #: appended to a 401 message: what to set to fix the credentials
-        self.credential_hint = credential_hint or "check the credentials given to the reader"
-        self._auth = auth
-        self._headers = dict(headers or {})
-        self._session: requests.Session | None = None
-
-    def __repr__(self) -> str:
-        return f"{type(self).__name__}({self.base_url!r})"
-
-    def __enter__(self) -> _Reader:
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.close()
-
-    def close(self) -> None:
-        """Close the pooled connections."""
-        if self._session is not None:
-            self._session.close()
-            self._session = None
-
-    @property
-    def session(self) -> requests.Session:
-        """The reader's one ``requests.Session``."""
-        if self._session is None:
-            import requests
-
-            from .. import __version__
-
-            session = requests.Session()
-            session.headers.update(
-                {
-                    "Accept": "application/json",
-                    "User-Agent": f"ess-callback/{__version__} python-requests/"
-                    f"{requests.__version__}",
-                    **self._headers,
-                }
-            )
-            # Always set an auth, even a do-nothing one: it keeps requests off ~/.netrc.
-            session.auth = self._auth if self._auth is not None else _NoAuth()
-            self._session = session
-        return self._session
-
-    def url_for(self, job_id: object) -> str:
-        """The status URL of one job."""
-        raise NotImplementedError
-
-    def status(self, job_id: object) -> JobStatus:
-        """Read the job's status once; raise a typed error when it cannot be read."""
-        body = self._get_json(self.url_for(job_id))
-        return self.parse(body)
-
-    def parse(self, body: Any) -> JobStatus:
-        """Turn a decoded answer body into a ``JobStatus``."""
-        raise NotImplementedError
-
-    def _get_json(self, url: str) -> Any:
-        import requests
-
-        try:
-            response = self.session.get(
-                url,
-                timeout=self.timeout,
-                verify=self.ca_bundle or True,
-                allow_redirects=False,
-            )
-        except (requests.ConnectionError, requests.Timeout) as exc:
-            raise SchedulerUnavailableError(
-                f"cannot reach {self.api} at {self.base_url}: {_network_reason(exc)}",
-                attempts=1,
-            ) from None
-        except requests.RequestException as exc:
-            raise SchedulerUnavailableError(
-                f"cannot read from {self.api} at {self.base_url}: {type(exc).__name__}",
-                attempts=1,
-            ) from None
-        if not 200 <= response.status_code < 300:
-            raise self._error(response)
-        try:
-            return json.loads(response.content.decode("utf-8"))
-        except (UnicodeDecodeError, ValueError):
-            excerpt = " ".join(response.content.decode("utf-8", "replace").split())[:120]
-            raise MalformedAnswerError(
-                f"{self.api} at {self.base_url} answered {response.status_code} with a body "
-                f"that is not JSON: {excerpt!r}"
-            ) from None
-
-    def _error(self, response: requests.Response) -> DeliveryError:
-        """The typed error for a non-2xx answer, worded for this API."""
-        from .._client import CREDENTIAL_HINT
-
-        error = error_for_response(
-            response.status_code, response.reason or "", response.content, attempts=1
-        )
-        text = error.message.replace("ESS answered", f"{self.api} answered", 1)
-        text = text.replace(CREDENTIAL_HINT, self.credential_hint)
-        text = text.replace("set ESS_BASE_URL to the final address", "use the final address")
-        return type(error)(
-            text,
-            http_status=error.http_status,
-            error_code=error.error_code,
-            title=error.title,
-            detail=error.detail,
-            attempts=1,
-        )
-
-    def _malformed(self, why: str, body: Any) -> MalformedAnswerError:
-        shown = json.dumps(body)[:160] if body is not None else "nothing"
-        return MalformedAnswerError(f"{self.api} answered without a job status ({why}): {shown}")
-
-
-def _auth_object(auth: Any) -> Any:
-    """Accept a ``(username, password)`` tuple, ``BasicAuth`` or ``BearerAuth``."""
-    if isinstance(auth, tuple):
-        auth = BasicAuth(*auth)
-    if isinstance(auth, BasicAuth):
-        return auth.as_tuple()
-    if auth is None or isinstance(auth, BearerAuth) or callable(auth):
-        return auth
-    raise TypeError(f"auth must be (username, password), BasicAuth or BearerAuth, not {auth!r}")
-
-
-class EssReader(_Reader):
+class EssReader(HttpReader):
     """ESS request state: ``GET {base}/ess/rest/scheduler/v1/requests/{id}``.
 
     ``auth`` is a ``(username, password)`` tuple, ``BasicAuth``, ``BearerAuth`` or None.
@@ -240,7 +60,7 @@ class EssReader(_Reader):
     ) -> None:
         super().__init__(
             base_url,
-            auth=_auth_object(auth),
+            auth=auth_object(auth),
             timeout=timeout,
             ca_bundle=ca_bundle,
             credential_hint=credential_hint,
@@ -280,7 +100,7 @@ class EssReader(_Reader):
         )
 
 
-class SaasBatchReader(_Reader):
+class SaasBatchReader(HttpReader):
     """Fusion Job Scheduler: ``GET {base}/api/saas-batch/jobscheduler/v1/jobRequests/{id}``
     with a bearer token."""
 
@@ -306,7 +126,7 @@ class SaasBatchReader(_Reader):
         )
 
     def url_for(self, job_id: object) -> str:
-        return f"{self.base_url}/api/saas-batch/jobscheduler/v1/jobRequests/{_path_part(job_id)}"
+        return f"{self.base_url}/api/saas-batch/jobscheduler/v1/jobRequests/{path_part(job_id)}"
 
     def parse(self, body: Any) -> JobStatus:
         details = body.get("jobDetails") if isinstance(body, dict) else None
@@ -332,7 +152,7 @@ class SaasBatchReader(_Reader):
         )
 
 
-class PaasReader(_Reader):
+class PaasReader(HttpReader):
     """PaaS activity log: ``GET {base}/paas/api/v1.1/activitylog/{identityDomainId}/job/{jobId}``
     with Basic auth and ``X-ID-TENANT-NAME``. A 404 means the job does not exist."""
 
@@ -364,8 +184,8 @@ class PaasReader(_Reader):
         )
 
     def url_for(self, job_id: object) -> str:
-        domain = _path_part(self.identity_domain, what="identity domain")
-        return f"{self.base_url}/paas/api/v1.1/activitylog/{domain}/job/{_path_part(job_id)}"
+        domain = path_part(self.identity_domain, what="identity domain")
+        return f"{self.base_url}/paas/api/v1.1/activitylog/{domain}/job/{path_part(job_id)}"
 
     def parse(self, body: Any) -> JobStatus:
         if not isinstance(body, dict):
@@ -388,7 +208,7 @@ class PaasReader(_Reader):
         )
 
 
-class HuaweiReader(_Reader):
+class HuaweiReader(HttpReader):
     """Huawei Cloud jobs: ``GET {endpoint}/v3/{project_id}/jobs/{job_id}`` with
     ``X-Auth-Token``."""
 
@@ -418,8 +238,8 @@ class HuaweiReader(_Reader):
         )
 
     def url_for(self, job_id: object) -> str:
-        project = _path_part(self.project_id, what="project id")
-        return f"{self.base_url}/v3/{project}/jobs/{_path_part(job_id)}"
+        project = path_part(self.project_id, what="project id")
+        return f"{self.base_url}/v3/{project}/jobs/{path_part(job_id)}"
 
     def parse(self, body: Any) -> JobStatus:
         if not isinstance(body, dict):

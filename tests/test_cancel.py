@@ -1,0 +1,288 @@
+"""SPEC section 10: cancellation from the scheduler (``CancelWatcher`` and ``JobExecution``)."""
+
+from __future__ import annotations
+
+import logging
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+
+import pytest
+
+from ess_callback import JobExecution, Status
+from ess_callback._cancel import CancelWatcher
+from ess_callback._settings import Settings, resolve_settings
+from ess_callback.testing import FakeScheduler
+
+DEADLINE = 10.0
+
+
+def settings_for(fake: FakeScheduler, request_id: int = 42, poll: float = 0.05) -> Settings:
+    env = {**fake.env(request_id=request_id), "ESS_CALLBACK_CANCEL_POLL": str(poll)}
+    return resolve_settings(env=env)
+
+
+def own_request(fake: FakeScheduler) -> dict[str, str | int]:
+    """JobExecution arguments for request 42 on the fake."""
+    return {"base_url": fake.url, "request_id": 42, "request_handle": "handle-42"}
+
+
+class Calls:
+    """Collects on_cancel calls and lets a test await the first one."""
+
+    def __init__(self) -> None:
+        self.reasons: list[str] = []
+        self.event = threading.Event()
+
+    def __call__(self, reason: str) -> None:
+        self.reasons.append(reason)
+        self.event.set()
+
+
+def gets(fake: FakeScheduler) -> int:
+    return sum(1 for r in fake.requests if r.method == "GET")
+
+
+def wait_until(predicate: object, timeout: float = DEADLINE) -> bool:
+    """Poll *predicate* until true or the deadline passes (for things with no event)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():  # type: ignore[operator]
+            return True
+        time.sleep(0.01)
+    return False
+
+
+# -- CancelWatcher -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("state", ["CANCELLING", "CANCELLED"])
+def test_watcher_calls_on_cancel_once_and_stops(fake: FakeScheduler, state: str) -> None:
+    """Reading CANCELLING or CANCELLED calls on_cancel once with a reason, then polling ends."""
+    calls = Calls()
+    watcher = CancelWatcher(settings_for(fake), calls)
+    watcher.start()
+    try:
+        assert wait_until(lambda: gets(fake) >= 2), "the watcher does not poll"
+        assert not calls.event.is_set()
+        fake.set_state(42, state)
+        assert calls.event.wait(DEADLINE)
+        # The polling thread ends after firing: nothing more is read.
+        assert wait_until(lambda: not watcher.running)
+    finally:
+        watcher.stop()
+    assert calls.reasons == [f"cancelled in ESS (state {state})"]
+    assert watcher.fired
+    assert all(r.path == "/ess/rest/scheduler/v1/requests/42" for r in fake.requests)
+
+
+def test_watcher_ignores_other_states(fake: FakeScheduler) -> None:
+    """RUNNING, PAUSED or EXPIRED are not a cancellation request."""
+    calls = Calls()
+    with CancelWatcher(settings_for(fake), calls):
+        for state in ("RUNNING", "PAUSED", "EXPIRED"):
+            fake.set_state(42, state)
+            seen = gets(fake)
+            assert wait_until(lambda seen=seen: gets(fake) >= seen + 2)
+    assert calls.reasons == []
+
+
+def test_watcher_sends_the_job_credentials() -> None:
+    """The poll carries the job's own ESS credentials (the fake refuses others)."""
+    with FakeScheduler(username="svc", password="pw-123") as fake:
+        env = {
+            **fake.env(request_id=42),
+            "ESS_USERNAME": "svc",
+            "ESS_PASSWORD": "pw-123",
+            "ESS_CALLBACK_CANCEL_POLL": "0.05",
+        }
+        calls = Calls()
+        fake.set_state(42, "CANCELLING")
+        with CancelWatcher(resolve_settings(env=env), calls):
+            assert calls.event.wait(DEADLINE)
+        assert all(r.answer == 200 for r in fake.requests)
+
+
+def test_polling_errors_are_logged_rarely_and_never_stop_it(
+    fake: FakeScheduler, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A run of 503s is logged once (not per poll); the watcher keeps polling and still fires."""
+    calls = Calls()
+    fake.fail_next(8, 503)
+    with (
+        caplog.at_level(logging.WARNING, logger="ess_callback"),
+        CancelWatcher(settings_for(fake), calls),
+    ):
+        assert wait_until(lambda: sum(r.answer == 503 for r in fake.requests) >= 8)
+        fake.set_state(42, "CANCELLING")
+        assert calls.event.wait(DEADLINE)
+    warnings = [r.getMessage() for r in caplog.records if "cancellation" in r.getMessage()]
+    assert len(warnings) == 1
+    assert "503" in warnings[0]
+
+
+def test_stop_is_prompt_even_with_a_long_interval(fake: FakeScheduler) -> None:
+    """stop() returns at once although the next poll is minutes away."""
+    watcher = CancelWatcher(settings_for(fake, poll=300), Calls())
+    watcher.start()
+    assert watcher.running
+    started = time.monotonic()
+    watcher.stop()
+    assert time.monotonic() - started < 1.0
+    assert not watcher.running
+
+
+def test_stop_does_not_wait_for_a_slow_server(fake: FakeScheduler) -> None:
+    """A poll stuck on a slow answer does not hold up stop(), and fires nothing afterwards."""
+    calls = Calls()
+    fake.set_state(42, "CANCELLING")
+    fake.delay_next(1, seconds=0.5)
+    watcher = CancelWatcher(settings_for(fake, poll=0.01), calls)
+    watcher.start()
+    assert wait_until(lambda: gets(fake) >= 1)
+    started = time.monotonic()
+    watcher.stop(timeout=0.2)
+    assert time.monotonic() - started < 1.0
+    # The slow answer (CANCELLING) arrives after stop(): the thread ends without acting on it.
+    assert wait_until(lambda: not watcher.running)
+    assert calls.reasons == []
+    assert not watcher.fired
+
+
+def test_start_without_settings_does_nothing(caplog: pytest.LogCaptureFixture) -> None:
+    """Without a base URL or request id (dry run), start() logs and polls nothing."""
+    settings = resolve_settings(env={"ESS_CALLBACK_DRY_RUN": "1"}, cancel_poll=1.0)
+    with caplog.at_level(logging.WARNING, logger="ess_callback"):
+        watcher = CancelWatcher(settings, Calls())
+        watcher.start()
+    assert not watcher.running
+    assert "cancel polling needs" in caplog.text
+
+
+# -- JobExecution, in process ---------------------------------------------------------------
+
+
+def test_check_cancelled_raises_and_the_code_after_the_block_runs(fake: FakeScheduler) -> None:
+    """handle_signals=False: check_cancelled() raises JobCancelled, consumed; CANCEL posted."""
+    after = False
+    with JobExecution(
+        **own_request(fake), cancel_poll=0.05, handle_signals=False, update_interval=0
+    ) as job:
+        fake.set_state(42, "CANCELLING")
+        deadline = time.monotonic() + DEADLINE
+        while time.monotonic() < deadline:
+            job.check_cancelled()
+            time.sleep(0.01)
+        pytest.fail("check_cancelled() never raised")
+    after = True
+    assert after and job.cancel_requested
+    assert [c.status for c in fake.received] == [Status.CANCEL]
+    assert fake.received[0].message == "cancelled in ESS (state CANCELLING)"
+    assert fake.state(42) == "CANCELLED"
+
+
+def test_a_job_that_never_checks_is_interrupted_like_sigterm(fake: FakeScheduler) -> None:
+    """handle_signals=True in the main thread: CANCEL posted once, SystemExit(143) leaves."""
+    with (
+        pytest.raises(SystemExit) as caught,
+        JobExecution(**own_request(fake), cancel_poll=0.05, update_interval=0) as job,
+    ):
+        fake.set_state(42, "CANCELLING")
+        deadline = time.monotonic() + DEADLINE
+        while time.monotonic() < deadline:
+            time.sleep(0.01)
+    assert caught.value.code == 143
+    assert job.cancel_requested
+    assert [c.status for c in fake.received] == [Status.CANCEL]
+    assert fake.received[0].message == "cancelled in ESS (state CANCELLING)"
+
+
+def test_no_cancel_watch_in_dry_run(fake: FakeScheduler) -> None:
+    """Dry run sends nothing, so it reads nothing either: no poll reaches the server."""
+    with JobExecution(
+        base_url=fake.url, request_id=42, dry_run=True, cancel_poll=0.01, handle_signals=False
+    ):
+        time.sleep(0.1)
+    assert fake.requests == []
+
+
+# -- end to end, a real job process ---------------------------------------------------------
+
+JOB = textwrap.dedent(
+    """
+    import sys, time
+    from ess_callback import JobExecution
+    checks = sys.argv[1] == "check"
+    handle = sys.argv[2] == "signals"
+    with JobExecution(cancel_poll=0.2, handle_signals=handle, update_interval=0) as job:
+        print("ready", flush=True)
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline:
+            if checks:
+                job.check_cancelled()
+            time.sleep(0.01)
+        print("never cancelled", flush=True)
+    print("after the block", flush=True)
+    """
+)
+
+
+def run_job(job_env: dict[str, str], fake: FakeScheduler, *args: str) -> tuple[int, str, str]:
+    """Start the job, wait for its ready line, cancel it in the fake, return its end."""
+    proc = subprocess.Popen(
+        [sys.executable, "-c", JOB, *args],
+        env=job_env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        assert proc.stdout.readline().strip() == "ready"
+        fake.set_state(42, "CANCELLING")
+        out, err = proc.communicate(timeout=20)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    return proc.returncode, out, err
+
+
+@pytest.mark.integration
+def test_job_process_is_stopped_with_143_and_cancel_is_posted_once(
+    fake: FakeScheduler, job_env: dict[str, str]
+) -> None:
+    """A job that never checks is stopped as by SIGTERM: exit 143, one CANCEL with the reason."""
+    code, out, err = run_job(job_env, fake, "nocheck", "signals")
+    assert code == 143, err
+    assert "after the block" not in out and "never cancelled" not in out
+    cancels = fake.callbacks_for(42)
+    assert [c.status for c in cancels] == [Status.CANCEL]
+    assert cancels[0].message == "cancelled in ESS (state CANCELLING)"
+    assert fake.state(42) == "CANCELLED"
+    assert "Traceback" not in err
+
+
+@pytest.mark.integration
+def test_job_process_that_checks_runs_the_code_after_the_block(
+    fake: FakeScheduler, job_env: dict[str, str]
+) -> None:
+    """handle_signals=False: check_cancelled() raises, the block ends with CANCEL, code goes on."""
+    code, out, err = run_job(job_env, fake, "check", "nosignals")
+    assert code == 0, err
+    assert "after the block" in out and "never cancelled" not in out
+    assert [c.status for c in fake.callbacks_for(42)] == [Status.CANCEL]
+
+
+@pytest.mark.integration
+def test_cancel_is_posted_exactly_once_whichever_comes_first(
+    fake: FakeScheduler, job_env: dict[str, str]
+) -> None:
+    """A checking job with signal handling too: interrupt or check, exactly one CANCEL."""
+    code, out, err = run_job(job_env, fake, "check", "signals")
+    assert code in (0, 143), err
+    assert "never cancelled" not in out
+    assert [c.status for c in fake.callbacks_for(42)] == [Status.CANCEL]
+    assert "Traceback" not in err
