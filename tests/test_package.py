@@ -1,0 +1,230 @@
+"""SPEC sections 1 and 4: what the package exports, its version, its typing marker, and
+that importing it (or asking the CLI for its version) stays cheap."""
+
+from __future__ import annotations
+
+import ast
+import configparser
+import importlib.metadata
+import os
+import shutil
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import pytest
+
+import ess_callback
+
+ROOT = Path(__file__).resolve().parent.parent
+PACKAGE = Path(ess_callback.__file__).resolve().parent
+CONSOLE_SCRIPT = os.path.join(os.path.dirname(sys.executable), "ess-callback")
+
+SPEC_EXPORTS = {
+    "JobExecution",
+    "SchedulerClient",
+    "Status",
+    "Outcome",
+    "Callback",
+    "BusinessError",
+    "JobWarning",
+    "JobCancelled",
+    "JobPaused",
+    "JobSuspended",
+    "EssCallbackError",
+    "ConfigurationError",
+    "DeliveryError",
+    "RejectedError",
+    "InvalidInputError",
+    "AuthenticationError",
+    "NotAllowedError",
+    "RequestNotFoundError",
+    "SchedulerUnavailableError",
+    "BearerAuth",
+    "__version__",
+}
+
+
+def run_python(code: str) -> subprocess.CompletedProcess[str]:
+    """Run *code* in a fresh interpreter with the installed package."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("ESS_", "PYTHON"))}
+    return subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env,
+        cwd=str(ROOT.parent),
+    )
+
+
+def test_all_is_exactly_the_spec_list() -> None:
+    """``ess_callback.__all__`` is the SPEC section 4 list, sorted, each name present."""
+    assert set(ess_callback.__all__) == SPEC_EXPORTS
+    assert len(ess_callback.__all__) == len(SPEC_EXPORTS)
+    assert ess_callback.__all__ == sorted(ess_callback.__all__)
+    for name in ess_callback.__all__:
+        assert getattr(ess_callback, name) is not None
+
+
+def test_public_names_have_docstrings() -> None:
+    """Every exported class has a docstring."""
+    for name in SPEC_EXPORTS - {"__version__"}:
+        assert (getattr(ess_callback, name).__doc__ or "").strip(), name
+
+
+def test_error_tree() -> None:
+    """The error classes form the tree SPEC section 4 describes."""
+    from ess_callback import (
+        AuthenticationError,
+        ConfigurationError,
+        DeliveryError,
+        EssCallbackError,
+        InvalidInputError,
+        NotAllowedError,
+        RejectedError,
+        RequestNotFoundError,
+        SchedulerUnavailableError,
+    )
+
+    assert issubclass(ConfigurationError, EssCallbackError)
+    assert issubclass(ConfigurationError, ValueError)
+    assert issubclass(DeliveryError, EssCallbackError)
+    for cls in (InvalidInputError, AuthenticationError, NotAllowedError, RequestNotFoundError):
+        assert issubclass(cls, RejectedError)
+    assert issubclass(RejectedError, DeliveryError)
+    assert issubclass(SchedulerUnavailableError, DeliveryError)
+    assert not issubclass(SchedulerUnavailableError, RejectedError)
+    error = InvalidInputError(
+        "bad", http_status=400, error_code="ESS-00400", title="t", detail="d", attempts=1
+    )
+    assert (error.http_status, error.error_code, error.title, error.detail, error.attempts) == (
+        400,
+        "ESS-00400",
+        "t",
+        "d",
+        1,
+    )
+
+
+def test_version_matches_installed_distribution() -> None:
+    """``__version__`` is the version of the installed ``ess-callback`` distribution."""
+    assert ess_callback.__version__ == importlib.metadata.version("ess-callback")
+
+
+def test_version_is_a_plain_literal() -> None:
+    """``__version__`` is assigned a string literal in ``__init__.py`` (no metadata look-up)."""
+    tree = ast.parse((PACKAGE / "__init__.py").read_text(encoding="utf-8"))
+    values = [
+        node.value
+        for node in tree.body
+        if isinstance(node, ast.Assign)
+        and any(isinstance(t, ast.Name) and t.id == "__version__" for t in node.targets)
+    ]
+    assert len(values) == 1
+    assert isinstance(values[0], ast.Constant)
+    assert isinstance(values[0].value, str)
+    assert values[0].value == ess_callback.__version__
+
+
+def test_setup_cfg_reads_the_version_attribute() -> None:
+    """setup.cfg takes the version from the package with ``attr:``, and ships py.typed."""
+    config = configparser.ConfigParser()
+    config.read(ROOT / "setup.cfg", encoding="utf-8")
+    assert config["metadata"]["name"] == "ess-callback"
+    assert config["metadata"]["version"].strip() == "attr: ess_callback.__version__"
+    assert "py.typed" in config["options.package_data"]["ess_callback"]
+    requires = config["options"]["install_requires"].split()
+    names = {r.split(">")[0].split("=")[0].split("<")[0] for r in requires if r}
+    assert names == {"requests", "attrs", "click"}
+    assert config["options"]["python_requires"].strip() == ">=3.10"
+
+
+def test_py_typed_marker_present() -> None:
+    """The package carries the PEP 561 ``py.typed`` marker."""
+    assert (PACKAGE / "py.typed").is_file()
+
+
+def test_console_script_entry_point() -> None:
+    """The ``ess-callback`` console script points at the click group."""
+    scripts = importlib.metadata.entry_points(group="console_scripts")
+    (entry,) = [e for e in scripts if e.name == "ess-callback"]
+    assert entry.value == "ess_callback.cli:main"
+    plugins = importlib.metadata.entry_points(group="pytest11")
+    assert any(e.value == "ess_callback.testing._plugin" for e in plugins)
+
+
+@pytest.mark.integration
+def test_wheel_ships_py_typed(tmp_path: Path) -> None:
+    """A wheel built from the sources contains ``py.typed`` and no test files."""
+    # Build from a copy: an in-tree build would leave build/ behind in the checkout.
+    source = tmp_path / "src"
+    source.mkdir()
+    for name in ("setup.cfg", "pyproject.toml", "README.md"):
+        shutil.copy2(ROOT / name, source / name)
+    shutil.copytree(PACKAGE, source / "ess_callback", ignore=shutil.ignore_patterns("__pycache__"))
+    result = subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation",
+         "--no-index", "-q", "-w", str(tmp_path / "dist"), str(source)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )  # fmt: skip
+    if result.returncode != 0 and "setuptools" in result.stderr.lower():
+        pytest.skip(f"cannot build a wheel offline here: {result.stderr.strip()[-200:]}")
+    assert result.returncode == 0, result.stderr
+    (wheel,) = (tmp_path / "dist").glob("ess_callback-*.whl")
+    names = zipfile.ZipFile(wheel).namelist()
+    assert "ess_callback/py.typed" in names
+    assert "ess_callback/__init__.py" in names
+    assert not any(n.startswith("tests/") for n in names)
+    assert f"ess_callback-{ess_callback.__version__}.dist-info/METADATA" in names
+
+
+CHECK_MODULES = """
+import sys
+heavy = sorted(m for m in ("requests", "urllib3", "http.server") if m in sys.modules)
+if heavy:
+    sys.stderr.write("HEAVY " + " ".join(heavy) + "\\n")
+"""
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("module", ["ess_callback", "ess_callback.testing", "ess_callback.cli"])
+def test_import_is_cheap(module: str) -> None:
+    """Importing the package, its testing kit or its CLI loads neither requests nor http.server."""
+    result = run_python(f"import {module}\n{CHECK_MODULES}")
+    assert result.returncode == 0, result.stderr
+    assert "HEAVY" not in result.stderr, result.stderr
+    # The check itself works: importing requests is seen.
+    seen = run_python(f"import {module}, requests\n{CHECK_MODULES}")
+    assert "HEAVY requests" in seen.stderr
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("args", [["--version"], ["-V"], ["--help"], ["send", "--help"]])
+def test_cli_version_and_help_are_cheap(args: list[str]) -> None:
+    """``ess-callback --version`` and ``--help`` answer without importing requests."""
+    code = (
+        "import atexit\n"
+        f"atexit.register(lambda: exec({CHECK_MODULES!r}))\n"
+        "from ess_callback.cli import main\n"
+        f"main({args!r}, prog_name='ess-callback')\n"
+    )
+    result = run_python(code)
+    assert result.returncode == 0, result.stderr
+    assert "HEAVY" not in result.stderr, result.stderr
+    if args[0] in ("--version", "-V"):
+        assert result.stdout.strip() == f"ess-callback {ess_callback.__version__}"
+
+
+@pytest.mark.integration
+def test_console_script_version() -> None:
+    """The installed console script prints ``ess-callback <version>`` and exits 0."""
+    result = subprocess.run(
+        [CONSOLE_SCRIPT, "--version"], capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == f"ess-callback {ess_callback.__version__}"
+    assert result.stderr == ""
