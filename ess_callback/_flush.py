@@ -19,6 +19,15 @@ import attrs
 
 from . import _outbox
 from ._errors import AuthenticationError, DeliveryError, RejectedError
+from ._flush_report import (
+    CORRUPT,
+    DELIVERED,
+    ELSEWHERE,
+    PENDING,
+    REJECTED,
+    FlushReport,
+    FlushResult,
+)
 from ._message import Redactor
 from ._outbox import Claim, CorruptEntryError, NewerFormatError, OutboxEntry, OutboxError
 from ._settings import (
@@ -44,12 +53,6 @@ log = logging.getLogger("ess_callback")
 STALE_TEMP_SECONDS = 3600.0
 #: 4xx answers that a later retry may turn around: the flush's own setup is at fault
 FIXABLE_STATUSES = frozenset({401, 407, 415})
-
-DELIVERED = "delivered"
-REJECTED = "rejected"
-PENDING = "pending"
-CORRUPT = "corrupt"
-ELSEWHERE = "elsewhere"
 
 
 @attrs.frozen
@@ -125,86 +128,6 @@ def outbox_folder(outbox: str | os.PathLike[str] | None, env: Mapping[str, str])
     if env.get("ESS_CALLBACK_OUTBOX"):
         return Path(env["ESS_CALLBACK_OUTBOX"])
     return default_outbox(env)
-
-
-@attrs.frozen
-class FlushResult:
-    """What happened to one outbox file in one flush."""
-
-    #: the file as found in the outbox
-    path: Path
-    #: delivered, rejected, pending, corrupt, or elsewhere (another flush had it)
-    result: str
-    #: the callback, when the file could be read
-    entry: OutboxEntry | None = None
-    #: where the file is now (None once delivered and deleted)
-    now_at: Path | None = None
-    #: why it was not delivered
-    reason: str | None = None
-    error: BaseException | None = attrs.field(default=None, eq=False, repr=False)
-
-
-@attrs.frozen
-class FlushReport:
-    """The outcome of one flush: what was delivered, rejected, kept (pending) or set aside."""
-
-    outbox: Path
-    results: tuple[FlushResult, ...] = ()
-    #: False when the outbox folder did not exist
-    existed: bool = True
-
-    def _pick(self, result: str) -> list[FlushResult]:
-        return [r for r in self.results if r.result == result]
-
-    @property
-    def delivered(self) -> list[FlushResult]:
-        """Delivered now, and deleted from the outbox."""
-        return self._pick(DELIVERED)
-
-    @property
-    def rejected(self) -> list[FlushResult]:
-        """Refused for good by the scheduler, moved to ``rejected/`` with the reason."""
-        return self._pick(REJECTED)
-
-    @property
-    def pending(self) -> list[FlushResult]:
-        """Still in the outbox: 401, scheduler unreachable, or not tried after that."""
-        return self._pick(PENDING)
-
-    @property
-    def corrupt(self) -> list[FlushResult]:
-        """Could not be read back; moved to ``corrupt/``."""
-        return self._pick(CORRUPT)
-
-    @property
-    def elsewhere(self) -> list[FlushResult]:
-        """Claimed (or already dealt with) by a flush running at the same time."""
-        return self._pick(ELSEWHERE)
-
-    @property
-    def exit_code(self) -> int:
-        """1 if anything was rejected in this run, else 75 if anything is pending, else 0."""
-        if self.rejected:
-            return 1
-        if self.pending:
-            return 75
-        return 0
-
-    def summary(self) -> str:
-        """One line for the operator."""
-        if not self.existed:
-            return f"no outbox at {self.outbox}: nothing to send"
-        if not self.results:
-            return f"outbox {self.outbox} is empty: nothing to send"
-        text = (
-            f"delivered {len(self.delivered)}, rejected {len(self.rejected)}, "
-            f"pending {len(self.pending)} (outbox {self.outbox})"
-        )
-        if self.corrupt:
-            text += f"; {len(self.corrupt)} unreadable moved to {self.outbox / _outbox.CORRUPT}"
-        if self.elsewhere:
-            text += f"; {len(self.elsewhere)} handled by another flush"
-        return text
 
 
 def _rejection(error: DeliveryError) -> dict[str, Any]:

@@ -16,7 +16,8 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 
-from ._flush import FlushReport, FlushResult, flush_outbox, outbox_folder
+from ._flush import flush_outbox, outbox_folder
+from ._flush_report import FlushReport, FlushResult
 from ._outbox import (
     FORMAT_VERSION,
     CorruptEntryError,

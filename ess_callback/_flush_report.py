@@ -1,0 +1,96 @@
+"""What one flush did to each outbox file, and the one-line summary and exit code of it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import attrs
+
+from ._outbox import CORRUPT as CORRUPT_FOLDER
+from ._outbox import OutboxEntry
+
+DELIVERED = "delivered"
+REJECTED = "rejected"
+PENDING = "pending"
+CORRUPT = "corrupt"
+ELSEWHERE = "elsewhere"
+
+
+@attrs.frozen
+class FlushResult:
+    """What happened to one outbox file in one flush."""
+
+    #: the file as found in the outbox
+    path: Path
+    #: delivered, rejected, pending, corrupt, or elsewhere (another flush had it)
+    result: str
+    #: the callback, when the file could be read
+    entry: OutboxEntry | None = None
+    #: where the file is now (None once delivered and deleted)
+    now_at: Path | None = None
+    #: why it was not delivered
+    reason: str | None = None
+    error: BaseException | None = attrs.field(default=None, eq=False, repr=False)
+
+
+@attrs.frozen
+class FlushReport:
+    """The outcome of one flush: what was delivered, rejected, kept (pending) or set aside."""
+
+    outbox: Path
+    results: tuple[FlushResult, ...] = ()
+    #: False when the outbox folder did not exist
+    existed: bool = True
+
+    def _pick(self, result: str) -> list[FlushResult]:
+        return [r for r in self.results if r.result == result]
+
+    @property
+    def delivered(self) -> list[FlushResult]:
+        """Delivered now, and deleted from the outbox."""
+        return self._pick(DELIVERED)
+
+    @property
+    def rejected(self) -> list[FlushResult]:
+        """Refused for good by the scheduler, moved to ``rejected/`` with the reason."""
+        return self._pick(REJECTED)
+
+    @property
+    def pending(self) -> list[FlushResult]:
+        """Still in the outbox: 401, scheduler unreachable, or not tried after that."""
+        return self._pick(PENDING)
+
+    @property
+    def corrupt(self) -> list[FlushResult]:
+        """Could not be read back; moved to ``corrupt/``."""
+        return self._pick(CORRUPT)
+
+    @property
+    def elsewhere(self) -> list[FlushResult]:
+        """Claimed (or already dealt with) by a flush running at the same time."""
+        return self._pick(ELSEWHERE)
+
+    @property
+    def exit_code(self) -> int:
+        """1 if anything was rejected in this run, else 75 if anything is pending, else 0."""
+        if self.rejected:
+            return 1
+        if self.pending:
+            return 75
+        return 0
+
+    def summary(self) -> str:
+        """One line for the operator."""
+        if not self.existed:
+            return f"no outbox at {self.outbox}: nothing to send"
+        if not self.results:
+            return f"outbox {self.outbox} is empty: nothing to send"
+        text = (
+            f"delivered {len(self.delivered)}, rejected {len(self.rejected)}, "
+            f"pending {len(self.pending)} (outbox {self.outbox})"
+        )
+        if self.corrupt:
+            text += f"; {len(self.corrupt)} unreadable moved to {self.outbox / CORRUPT_FOLDER}"
+        if self.elsewhere:
+            text += f"; {len(self.elsewhere)} handled by another flush"
+        return text
