@@ -280,6 +280,23 @@ def test_requests_ca_bundle_honoured(
     assert mock.calls[0].request.req_kwargs["verify"] == str(bundle)
 
 
+def test_proxy_variables_honoured(
+    mock: responses.RequestsMock, fake_time: FakeTime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """HTTPS_PROXY is used as requests does, and NO_PROXY exempts the scheduler."""
+    monkeypatch.setenv("HTTPS_PROXY", "http://proxy.example.com:3128")
+    monkeypatch.delenv("NO_PROXY", raising=False)
+    monkeypatch.delenv("no_proxy", raising=False)
+    mock.post(URL, status=200)
+    client(fake_time).post_status(42, "h", Status.SUCCESS)
+    assert mock.calls[0].request.req_kwargs["proxies"].get("https") == (
+        "http://proxy.example.com:3128"
+    )
+    monkeypatch.setenv("NO_PROXY", "ess.example.com")
+    client(fake_time).post_status(42, "h", Status.SUCCESS)
+    assert "https" not in mock.calls[1].request.req_kwargs["proxies"]
+
+
 def test_missing_ca_bundle_refused(tmp_path: Path) -> None:
     """A CA bundle that does not exist is a ConfigurationError, not an OSError later."""
     with pytest.raises(ConfigurationError, match="CA bundle"):

@@ -539,3 +539,41 @@ def test_secret_never_in_reprs(secret: str) -> None:
 
     assert reprs(secret) == reprs(REFERENCE)
     assert not any(REFERENCE in r for r in reprs(REFERENCE))
+
+
+@pytest.mark.parametrize(("value", "expected"), [("2.5", 2.5), ("30", 30.0), ("", None)])
+def test_cancel_poll(value: str, expected: float | None) -> None:
+    """ESS_CALLBACK_CANCEL_POLL sets the cancel poll interval; off by default."""
+    assert resolve({**BASE, "ESS_CALLBACK_CANCEL_POLL": value}).cancel_poll == expected
+    assert resolve(BASE).cancel_poll is None
+
+
+@pytest.mark.parametrize("value", ["0", "-1", "often"])
+def test_cancel_poll_malformed_refused(value: str) -> None:
+    """A cancel poll interval that is not more than zero seconds is refused, naming it."""
+    assert "ESS_CALLBACK_CANCEL_POLL" in config_error({**BASE, "ESS_CALLBACK_CANCEL_POLL": value})
+    assert "ESS_CALLBACK_CANCEL_POLL" in config_error(BASE, cancel_poll=0)
+
+
+def test_settings_reach_the_client(tmp_path: Path) -> None:
+    """The resolved budget, media type, CA bundle and credentials are what the client uses."""
+    from ess_callback._sender import HttpSender, make_sender
+
+    bundle = tmp_path / "ca.pem"
+    bundle.write_text("-----BEGIN CERTIFICATE-----\n")
+    env = {
+        **BASE,
+        "ESS_TOKEN": "tok",
+        "ESS_CALLBACK_RETRY_SECONDS": "12.5",
+        "ESS_MEDIA_TYPE": "application/vnd.oracle.resource+json",
+        "ESS_CA_BUNDLE": str(bundle),
+    }
+    sender = make_sender(resolve(env))
+    assert isinstance(sender, HttpSender)
+    assert sender.client.retry.budget == 12.5
+    assert sender.client.retry.attempts == 8
+    assert sender.client.retry.timeout == 10.0
+    assert sender.client.media_type == "application/vnd.oracle.resource+json"
+    assert sender.client.ca_bundle == str(bundle)
+    assert sender.client.base_url == "https://ess.example.com"
+    assert sender.client.session.auth == BearerAuth("tok")

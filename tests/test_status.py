@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from ess_callback import Status
+from ess_callback import Callback, Status
 
 WIRE_NAMES = [
     "SUCCESS",
@@ -92,3 +92,11 @@ def test_parse_never_guesses(text: str) -> None:
     else:
         with pytest.raises(ValueError):
             Status.parse(text)
+
+
+def test_callback_status_is_a_status() -> None:
+    """A Callback built from a status name holds the Status, and refuses an unknown one."""
+    callback = Callback(42, "h", "business_error", "closed")
+    assert callback.status is Status.BUSINESS_ERROR
+    with pytest.raises(ValueError, match="SUSPEND"):
+        Callback(42, "h", "FINISHED")
