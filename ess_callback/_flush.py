@@ -214,6 +214,7 @@ class _Flush:
         path = claim.path
         stop = self.stopped.get(entry.base_url)
         if stop is not None:
+            log.info("%s kept, not tried: %s", path.name, stop)
             return FlushResult(path, PENDING, entry, now_at=path, reason=f"not tried: {stop}")
         try:
             parse_base_url(entry.base_url, allow_http=self.config.allow_http)
