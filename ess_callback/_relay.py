@@ -1,0 +1,199 @@
+"""Passing a child's output through as it comes, and reading its progress pipe.
+
+Memory stays bounded whatever the child prints: one reusable read buffer, a fixed-size ring
+for the tail (runitor's idea) and a length limit on progress lines.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import fcntl
+import os
+import select
+
+#: bytes read from a pipe at once; with a pipe this large, one read empties it
+READ_SIZE = 1 << 20
+#: longest progress line kept; the rest of a longer line is dropped
+MAX_LINE = 8192
+
+
+def make_pipe() -> tuple[int, int]:
+    """A close-on-exec pipe whose ends sit at fd 10 or above, with a large buffer.
+
+    Keeping our ends away from 0..9 means the child's dup2 onto a low number (2, 3, ...)
+    never meets one of our own descriptors.
+    """
+    low_r, low_w = os.pipe()
+    try:
+        read_end = fcntl.fcntl(low_r, fcntl.F_DUPFD_CLOEXEC, 10)
+        write_end = fcntl.fcntl(low_w, fcntl.F_DUPFD_CLOEXEC, 10)
+    finally:
+        os.close(low_r)
+        os.close(low_w)
+    set_pipe_size = getattr(fcntl, "F_SETPIPE_SZ", None)
+    if set_pipe_size is not None:  # Linux: fewer wake-ups per megabyte; optional elsewhere
+        with contextlib.suppress(OSError):
+            fcntl.fcntl(write_end, set_pipe_size, READ_SIZE)
+    os.set_blocking(read_end, False)
+    return read_end, write_end
+
+
+def progress_fd() -> int:
+    """The lowest descriptor from 3 to 9 that the child would not inherit anyway."""
+    for fd in range(3, 10):
+        try:
+            flags = fcntl.fcntl(fd, fcntl.F_GETFD)
+        except OSError:
+            return fd
+        if flags & fcntl.FD_CLOEXEC:  # one of our own: the child never sees it
+            return fd
+    raise OSError(errno.EMFILE, "no file descriptor from 3 to 9 is free for ESS_CALLBACK_FD")
+
+
+def parse_progress(line: str) -> tuple[str, str] | None:
+    """``("UPDATE", text)`` or ``("WARNING", text)`` for a progress line, else None."""
+    word, _, text = line.strip().partition(" ")
+    keyword = word.upper()
+    if keyword in ("UPDATE", "WARNING"):
+        return keyword, text.strip()
+    return None
+
+
+class TailBuffer:
+    """The last *size* bytes written, kept in a ring of fixed size."""
+
+    def __init__(self, size: int) -> None:
+        self.size = max(0, size)
+        self._ring = bytearray(self.size)
+        self._pos = 0
+        #: bytes written in all, kept or not
+        self.total = 0
+
+    def write(self, data: bytes | bytearray | memoryview) -> None:
+        """Remember *data* as the newest bytes, forgetting the oldest beyond ``size``."""
+        count = len(data)
+        self.total += count
+        size = self.size
+        if size == 0 or count == 0:
+            return
+        if count >= size:
+            self._ring[:] = data[count - size :]
+            self._pos = 0
+            return
+        end = self._pos + count
+        if end <= size:
+            self._ring[self._pos : end] = data
+        else:
+            first = size - self._pos
+            self._ring[self._pos :] = data[:first]
+            self._ring[: count - first] = data[first:]
+        self._pos = end % size
+
+    def getvalue(self) -> bytes:
+        """The bytes kept, oldest first."""
+        if self.total < self.size:
+            return bytes(self._ring[: self.total])
+        return bytes(self._ring[self._pos :] + self._ring[: self._pos])
+
+    def text(self) -> str:
+        """The tail as text; a character cut in two at its start is left out."""
+        data = self.getvalue()
+        if self.total > self.size:
+            start = 0
+            while start < min(len(data), 3) and (data[start] & 0xC0) == 0x80:
+                start += 1
+            data = data[start:]
+        return data.decode("utf-8", "replace")
+
+
+class Relay:
+    """One pipe from the child, copied to *dest* (the wrapper's fd 1 or 2) as it comes.
+
+    Writes go straight to the descriptor (no Python buffering). If *dest* is gone (closed,
+    broken pipe) the data is still read, so the child never blocks on a full pipe.
+    """
+
+    def __init__(self, name: str, fd: int, dest: int, tail: TailBuffer | None) -> None:
+        self.name = name
+        self.fd = fd
+        self.dest = dest
+        self.tail = tail
+        self._dest_ok = True
+        self._buffer = bytearray(READ_SIZE)
+
+    def read(self, rounds: int = 1) -> bool:
+        """Copy what the pipe holds now (up to *rounds* reads); False at end of file."""
+        for _ in range(rounds):
+            try:
+                count = os.readv(self.fd, [self._buffer])
+            except BlockingIOError:
+                return True
+            if count == 0:
+                return False
+            view = memoryview(self._buffer)[:count]
+            if self._dest_ok:
+                self._write(view)
+            if self.tail is not None:
+                self.tail.write(view)
+        return True
+
+    def _write(self, view: memoryview) -> None:
+        while view:
+            try:
+                written = os.write(self.dest, view)
+            except BlockingIOError:  # our own stdout/stderr was left non-blocking
+                select.select([], [self.dest], [])
+                continue
+            except OSError as exc:
+                if exc.errno in (errno.EPIPE, errno.EBADF, errno.EIO, errno.ENOSPC):
+                    self._dest_ok = False  # nowhere to write; keep reading for the tail
+                    return
+                raise
+            view = view[written:]
+
+
+class LineReader:
+    """Splits the progress pipe into text lines, each cut to at most *limit* bytes."""
+
+    def __init__(self, fd: int, limit: int = MAX_LINE) -> None:
+        self.fd = fd
+        self.limit = limit
+        self._partial = bytearray()
+
+    def read(self) -> list[str] | None:
+        """The complete lines that arrived; None at end of file (after the last lines)."""
+        try:
+            data = os.read(self.fd, 65536)
+        except BlockingIOError:
+            return []
+        if not data:
+            return None
+        return self.feed(data)
+
+    def feed(self, data: bytes) -> list[str]:
+        """Add *data*; return the lines it completed."""
+        lines: list[str] = []
+        start = 0
+        while True:
+            newline = data.find(b"\n", start)
+            if newline < 0:
+                self._add(data[start:])
+                return lines
+            self._add(data[start:newline])
+            lines.append(self._take())
+            start = newline + 1
+
+    def rest(self) -> list[str]:
+        """A last line that did not end with a newline, if any."""
+        return [self._take()] if self._partial else []
+
+    def _add(self, chunk: bytes) -> None:
+        room = self.limit - len(self._partial)
+        if room > 0:
+            self._partial += chunk[:room]
+
+    def _take(self) -> str:
+        line = self._partial.decode("utf-8", "replace").rstrip("\r")
+        self._partial.clear()
+        return line

@@ -1,0 +1,413 @@
+"""``ess-callback run``: run a command as the job, then report how it ended.
+
+The process handling follows tini and dumb-init: the child runs without a shell in its own
+process group, signals are passed on to that group, the child is reaped and nothing of the
+group is left running. The output follows runitor and cronitor exec: stderr passes through
+and its tail goes into the status message (``_run_report`` says what is sent). The child
+starts before anything only the end needs (requests) is imported, and the wrapper sleeps in
+``poll`` while the child runs.
+"""
+
+from __future__ import annotations
+
+import collections
+import contextlib
+import logging
+import math
+import os
+import select
+import signal
+import threading
+import time
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any
+
+import attrs
+
+from ._execution import signal_name
+from ._message import Redactor
+from ._relay import LineReader, Relay, TailBuffer, make_pipe, progress_fd
+from ._run_report import ChildEnd, Reporter, environment_secrets, spawn_message, tail_section
+from ._status import Status
+
+if TYPE_CHECKING:
+    from ._cancel import CancelWatcher
+    from ._settings import Settings
+
+__all__ = ["RunOptions", "Supervisor", "environment_secrets"]
+
+log = logging.getLogger("ess_callback")
+
+#: signals that stop the job: passed on to its group, and the end is CANCEL
+CANCEL_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
+#: signals only passed on (a job may use them to reopen its logs, for instance)
+PASSED_SIGNALS = (signal.SIGUSR1, signal.SIGUSR2)
+#: how long output is still relayed once the child and its group are gone
+DRAIN_SECONDS = 0.2
+#: how often the group is looked at while waiting for left-behind processes to stop
+GROUP_POLL_SECONDS = 0.05
+
+
+@attrs.frozen
+class RunOptions:
+    """What ``ess-callback run`` was asked to do (validated by the command line)."""
+
+    command: tuple[str, ...]
+    warning_codes: frozenset[int] = frozenset()
+    business_codes: frozenset[int] = frozenset()
+    timeout: float | None = None
+    kill_after: float = 10.0
+    tail_bytes: int = 2000
+    capture: str = "stderr"
+    redact: tuple[str, ...] = ()
+    update_interval: float = 10.0
+    #: literal values to hide besides the credentials (see ``environment_secrets``)
+    secrets: tuple[str, ...] = attrs.field(default=(), repr=False)
+
+
+def group_members(pgid: int) -> int | None:
+    """How many live processes are in process group *pgid*: 0, a count, or None when
+    some are but /proc cannot count them."""
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return 0
+    except PermissionError:
+        pass  # members we may not signal still count
+    try:
+        names = os.listdir("/proc")
+    except OSError:
+        return None
+    count = 0
+    for name in names:
+        if not name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{name}/stat", "rb") as fh:
+                stat = fh.read()
+        except OSError:
+            continue
+        fields = stat[stat.rfind(b")") + 2 :].split()  # the command name may hold ") "
+        if len(fields) > 2 and fields[0] not in (b"Z", b"X") and int(fields[2]) == pgid:
+            count += 1
+    return count
+
+
+class Supervisor:
+    """Runs one command as the job: start it, relay, pass signals on, reap, report.
+
+    >>> code = Supervisor(settings, RunOptions(("./extract.sh",)), os.environ).run()
+    """
+
+    def __init__(self, settings: Settings, options: RunOptions, environ: Mapping[str, str]):
+        self.settings = settings
+        self.options = options
+        self._environ = environ
+        redact = Redactor([*settings.secrets(), *options.secrets], options.redact)
+        self.reporter = Reporter(settings, redact=redact, update_interval=options.update_interval)
+        #: ("signal", signum) from our handlers, ("cancel", reason) from the cancel watcher
+        self._events: collections.deque[tuple[str, Any]] = collections.deque()
+        self._wake_r = self._wake_w = -1
+        self._old_handlers: dict[int, Any] = {}
+        self._old_wakeup: int | None = None
+        self._relays: list[Relay] = []
+        self._progress: LineReader | None = None
+        self.pid: int | None = None
+        self._wait_status: int | None = None
+        self._spawn_error: OSError | None = None
+        self._stopping: tuple[Status, str] | None = None  # why we stopped the child ourselves
+        self._deadline: float | None = None  # --timeout
+        self._kill_at: float | None = None
+        self._group_kill_at: float | None = None
+        self._group_done = False
+        self._watcher: CancelWatcher | None = None
+
+    # -- the whole run -------------------------------------------------------------------
+    def run(self) -> int:
+        """Run the command to its end, post the final status; return the exit status."""
+        log.addFilter(self.reporter.log_filter)
+        try:
+            self._install_signals()
+            try:
+                self._spawn()
+            except OSError as exc:
+                self._spawn_error = exc
+                self.reporter.say(spawn_message(self._end()))
+            else:
+                self.reporter.prepare()
+                self._start_watcher()
+                self._supervise()
+            self._close_pipes()  # a daemon still writing now gets EPIPE, not a full pipe
+            if self._watcher is not None:
+                self._watcher.stop()
+            return self.reporter.finish(
+                self._end(),
+                warning_codes=self.options.warning_codes,
+                business_codes=self.options.business_codes,
+            )
+        finally:
+            self._cleanup()
+            log.removeFilter(self.reporter.log_filter)
+
+    def _spawn(self) -> None:
+        opts = self.options
+        actions: list[tuple[Any, ...]] = []
+        child_ends: list[int] = []
+        try:
+            streams = {
+                "none": (),
+                "stderr": ((2, "stderr"),),
+                "both": ((1, "stdout"), (2, "stderr")),
+            }
+            for fd, name in streams[opts.capture]:
+                read_end, write_end = make_pipe()
+                child_ends.append(write_end)
+                self._relays.append(Relay(name, read_end, fd, TailBuffer(opts.tail_bytes)))
+                actions.append((os.POSIX_SPAWN_DUP2, write_end, fd))
+            read_end, write_end = make_pipe()
+            child_ends.append(write_end)
+            self._progress = LineReader(read_end)
+            target = progress_fd()
+            actions.append((os.POSIX_SPAWN_DUP2, write_end, target))
+            env = {**self._environ, "ESS_CALLBACK_FD": str(target)}
+            self.pid = os.posix_spawnp(
+                opts.command[0],
+                list(opts.command),
+                env,
+                file_actions=actions,
+                setpgroup=0,
+                # Python ignores these; a child expects the defaults (as Popen restores them)
+                setsigdef=(signal.SIGPIPE, signal.SIGXFSZ, signal.SIGCHLD),
+            )
+        finally:
+            for fd in child_ends:
+                os.close(fd)
+        if opts.timeout is not None:
+            self._deadline = time.monotonic() + opts.timeout
+        log.info("started %s (pid %d)", " ".join(opts.command), self.pid)
+
+    # -- the loop ------------------------------------------------------------------------
+    def _supervise(self) -> None:
+        readers: dict[int, Callable[[], bool]] = {self._wake_r: self._read_wake}
+        for relay in self._relays:
+            readers[relay.fd] = relay.read
+        if self._progress is not None:
+            readers[self._progress.fd] = self._read_progress
+        poller = select.poll()
+        for fd in readers:
+            poller.register(fd, select.POLLIN)
+        drain_until: float | None = None
+        while True:
+            self._handle_events()
+            if self._wait_status is None:
+                self._reap()
+            wait = self._child_timers() if self._wait_status is None else self._group_timers()
+            if self._group_done:
+                if len(readers) == 1:  # every pipe reached end of file
+                    return
+                # Something outside the group (a daemon that left it) still holds a pipe:
+                # relay a little longer, then stop instead of waiting for its end of file.
+                drain_until = drain_until or time.monotonic() + DRAIN_SECONDS
+                wait = drain_until - time.monotonic()
+                if wait <= 0:
+                    self._last_drain()
+                    return
+            if not self._old_handlers:  # no SIGCHLD to wake us: look at the child often
+                wait = 0.1 if wait is None else min(wait, 0.1)
+            timeout = None if wait is None else max(0, math.ceil(wait * 1000))
+            for fd, _ in poller.poll(timeout):
+                if fd in readers and not readers[fd]():
+                    poller.unregister(fd)
+                    del readers[fd]
+
+    def _reap(self) -> None:
+        assert self.pid is not None
+        pid, status = os.waitpid(self.pid, os.WNOHANG)
+        if pid == self.pid:
+            self._wait_status = status
+            log.debug("the child ended (wait status %d)", status)
+
+    def _child_timers(self) -> float | None:
+        """Apply --timeout and --kill-after; seconds until the next of them."""
+        now = time.monotonic()
+        if self._deadline is not None and now >= self._deadline:
+            self._deadline = None
+            timeout = self.options.timeout
+            log.warning("timed out after %g s: stopping the job", timeout)
+            self._stop(Status.ERROR, f"timed out after {timeout:g} s")
+        if self._kill_at is not None and now >= self._kill_at:
+            self._kill_at = None
+            log.warning("the job did not stop within %g s: SIGKILL", self.options.kill_after)
+            self._signal_group(signal.SIGKILL)
+        due = [t for t in (self._deadline, self._kill_at) if t is not None]
+        return max(0.0, min(due) - now) if due else None
+
+    def _group_timers(self) -> float | None:
+        """Once the child ended: stop what it left in its group (SIGTERM, then SIGKILL)."""
+        if self._group_done:
+            return None
+        assert self.pid is not None
+        count = group_members(self.pid)
+        now = time.monotonic()
+        if count == 0:
+            self._group_done = True
+            return None
+        many = "some" if count is None else str(count)
+        if self._group_kill_at is None:
+            log.warning(
+                "%s process(es) left running in the job's process group: SIGTERM "
+                "(SIGKILL after %g s; a daemon meant to outlive the job must leave the "
+                "group, e.g. with setsid)",
+                many,
+                self.options.kill_after,
+            )
+            self._signal_group(signal.SIGTERM)
+            self._group_kill_at = now + self.options.kill_after
+        elif now >= self._group_kill_at:
+            log.warning("%s process(es) still running after SIGTERM: SIGKILL", many)
+            self._signal_group(signal.SIGKILL)
+            self._group_done = True
+            return None
+        return min(GROUP_POLL_SECONDS, max(0.0, self._group_kill_at - now))
+
+    def _handle_events(self) -> None:
+        while self._events:
+            kind, value = self._events.popleft()
+            if kind == "cancel" and self._wait_status is None:
+                log.warning("%s: stopping the job", value)
+                self._stop(Status.CANCEL, value)
+            elif kind == "signal" and value != signal.SIGCHLD:
+                name = signal_name(value)
+                if value in CANCEL_SIGNALS and self._wait_status is None:
+                    log.warning("received %s: passing it on to the job", name)
+                    self._stop(Status.CANCEL, f"received {name}", value)
+                else:
+                    log.info("received %s: passing it on to the job", name)
+                    self._signal_group(value)
+
+    def _stop(self, status: Status, reason: str, signum: int = signal.SIGTERM) -> None:
+        """Ask the group to stop; the first reason given is the one reported."""
+        if self._stopping is None:
+            self._stopping = (status, reason)
+        self._signal_group(signum)
+        if self._kill_at is None:
+            self._kill_at = time.monotonic() + self.options.kill_after
+
+    def _signal_group(self, signum: int) -> None:
+        if self.pid is not None:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(self.pid, signum)
+
+    # -- input from the child and from our handlers ---------------------------------------
+    def _read_wake(self) -> bool:
+        with contextlib.suppress(BlockingIOError):
+            os.read(self._wake_r, 4096)
+        return True
+
+    def _read_progress(self) -> bool:
+        assert self._progress is not None
+        lines = self._progress.read()
+        if lines is None:
+            self._handle_lines(self._progress.rest())
+            return False
+        self._handle_lines(lines)
+        return True
+
+    def _last_drain(self) -> None:
+        for relay in self._relays:
+            relay.read(rounds=64)
+        if self._progress is not None:
+            for _ in range(16):
+                lines = self._progress.read()
+                if not lines:
+                    break
+                self._handle_lines(lines)
+            self._handle_lines(self._progress.rest())
+
+    def _handle_lines(self, lines: list[str]) -> None:
+        for line in lines:
+            self.reporter.progress(line)
+
+    def _on_signal(self, signum: int, frame: Any) -> None:
+        self._events.append(("signal", signum))  # the wakeup fd has woken poll already
+
+    def _on_cancel(self, reason: str) -> None:
+        """Called from the cancel watcher's thread when ESS shows CANCELLING/CANCELLED."""
+        self._events.append(("cancel", reason))
+        with contextlib.suppress(OSError):
+            os.write(self._wake_w, b"\0")
+
+    # -- the end -------------------------------------------------------------------------
+    def _end(self) -> ChildEnd:
+        tails = (
+            tail_section(
+                relay.name, relay.tail.text(), size=relay.tail.size, total=relay.tail.total
+            )
+            for relay in self._relays
+            if relay.tail is not None
+        )
+        return ChildEnd(
+            command=self.options.command[0],
+            wait_status=self._wait_status,
+            spawn_error=self._spawn_error,
+            stopped=self._stopping,
+            tails=tuple(t for t in tails if t is not None),
+        )
+
+    # -- helpers -------------------------------------------------------------------------
+    def _start_watcher(self) -> None:
+        if not self.settings.cancel_poll:
+            return
+        try:
+            local = self.reporter.sender().local
+        except Exception:
+            return  # the end will report why nothing can be sent
+        if not local:  # dry run and recording have no scheduler to ask
+            from ._cancel import CancelWatcher
+
+            self._watcher = CancelWatcher(self.settings, self._on_cancel)
+            self._watcher.start()
+
+    def _install_signals(self) -> None:
+        self._wake_r, self._wake_w = os.pipe()
+        os.set_blocking(self._wake_r, False)
+        os.set_blocking(self._wake_w, False)
+        if threading.current_thread() is not threading.main_thread():
+            return  # handlers only work there; the loop then looks at the child often
+        for signum in (*CANCEL_SIGNALS, *PASSED_SIGNALS, signal.SIGCHLD):
+            if signum != signal.SIGCHLD and signal.getsignal(signum) == signal.SIG_IGN:
+                continue  # ignored on purpose (nohup): the child inherits that, as with exec
+            self._old_handlers[signum] = signal.signal(signum, self._on_signal)
+        self._old_wakeup = signal.set_wakeup_fd(self._wake_w, warn_on_full_buffer=False)
+
+    def _cleanup(self) -> None:
+        if self.pid is not None and self._wait_status is None:
+            self._signal_group(signal.SIGKILL)  # never leave the job running
+            with contextlib.suppress(ChildProcessError):
+                self._wait_status = os.waitpid(self.pid, 0)[1]
+        if self._watcher is not None:
+            self._watcher.stop()
+        late = [v for k, v in self._events if k == "signal" and v in CANCEL_SIGNALS]
+        if late:
+            log.warning("%s received while reporting the end; finished first", signal_name(late[0]))
+        if self._old_wakeup is not None:
+            signal.set_wakeup_fd(self._old_wakeup)
+        for signum, handler in self._old_handlers.items():
+            signal.signal(signum, handler if handler is not None else signal.SIG_DFL)
+        self._old_handlers.clear()
+        self._close_pipes()
+        for fd in (self._wake_r, self._wake_w):
+            with contextlib.suppress(OSError):
+                os.close(fd)
+        self._wake_r = self._wake_w = -1
+
+    def _close_pipes(self) -> None:
+        """Close our ends of the child's pipes, once (a number closed twice may be reused)."""
+        holders: list[Relay | LineReader] = [*self._relays]
+        if self._progress is not None:
+            holders.append(self._progress)
+        for holder in holders:
+            if holder.fd >= 0:
+                with contextlib.suppress(OSError):
+                    os.close(holder.fd)
+                holder.fd = -1
