@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import email.utils
 import json
+import logging
 import os
 import time
 from collections.abc import Iterator
@@ -372,6 +373,22 @@ def test_repr_has_no_secret() -> None:
         text = repr(SchedulerClient(BASE, auth=auth))
         assert BASE in text
         assert SECRET not in text and TOKEN not in text
+
+
+def test_logs_never_show_credentials(
+    mock: responses.RequestsMock, fake_time: FakeTime, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Even at DEBUG, with retries and a 401, no log line shows a password or token."""
+    caplog.set_level(logging.DEBUG)
+    mock.post(URL, status=503)
+    mock.post(URL, body=requests.ConnectionError("Connection reset by peer"))
+    mock.post(URL, status=401, json=problem(401, "Unauthorized", "bad credentials", "ESS-401"))
+    for auth in (("ops", SECRET), BearerAuth(TOKEN)):
+        with pytest.raises(AuthenticationError):
+            client(fake_time, auth=auth).post_status(42, "h", Status.SUCCESS)
+    assert "retrying" in caplog.text
+    assert SECRET not in caplog.text and TOKEN not in caplog.text
+    assert base64.b64encode(f"ops:{SECRET}".encode()).decode() not in caplog.text
 
 
 def test_keyword_only_options() -> None:
