@@ -248,8 +248,12 @@ class _Bar:
         percent = status.percent
         if status.state is JobState.SUCCEEDED:
             percent = 100
-        target = self.bar.pos if percent is None else percent
-        self.bar.update(target - self.bar.pos, status)
+        # Set the position and item, then draw: update() draws only when the position moves,
+        # and a change of state alone must show too.
+        if percent is not None:
+            self.bar.pos = percent
+        self.bar.current_item = status
+        self.bar.render_progress()
 
     def close(self, final: JobStatus | None) -> None:
         self.bar.render_finish()
