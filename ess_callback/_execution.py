@@ -231,8 +231,12 @@ class JobExecution:
 
     # -- internals -----------------------------------------------------------------------
     def _make_sender(self) -> Sender:
+        # __exit__ says itself, in one line, when the final status went to the outbox.
         sender = make_sender(
-            self.settings, client=self._client, max_message_bytes=self.max_message_bytes
+            self.settings,
+            client=self._client,
+            max_message_bytes=self.max_message_bytes,
+            announce_spool=False,
         )
         if isinstance(sender, HttpSender) and self._client is None:
             self._owned_sender: HttpSender | None = sender

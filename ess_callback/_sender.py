@@ -86,10 +86,12 @@ class HttpSender:
         *,
         outbox: Path | None,
         update_retry: RetryPolicy | None = None,
+        announce_spool: bool = True,
     ) -> None:
         self.client = client
         self.outbox = outbox
         self.update_retry = update_retry
+        self.announce_spool = announce_spool
 
     def close(self) -> None:
         self.client.close()
@@ -119,9 +121,16 @@ class HttpSender:
                 except _outbox.OutboxError as spool_error:
                     log.error("%s; the %s status is lost", spool_error, callback.status)
                 else:
-                    # INFO, not WARNING: the caller (JobExecution, the command line) says it
-                    # once, in one line, with undelivered_text(); this is the detail.
-                    log.info("%s kept in the outbox as %s", callback.status, spooled)
+                    # A caller that tells the user itself (one line, undelivered_text())
+                    # asks for no announcement; the note then stays at INFO.
+                    log.log(
+                        logging.WARNING if self.announce_spool else logging.INFO,
+                        "%s not delivered (%s); kept in the outbox as %s: "
+                        "run 'ess-callback flush' to send it",
+                        callback.status,
+                        error,
+                        spooled,
+                    )
             return Outcome(
                 callback.status,
                 callback.message,
@@ -147,11 +156,13 @@ def make_sender(
     *,
     client: SchedulerClient | None = None,
     max_message_bytes: int | None = None,
+    announce_spool: bool = True,
 ) -> Sender:
     """The sender these settings call for: recording if active, else dry run, else HTTP.
 
     Recording and dry run need no settings at all; HTTP builds a ``SchedulerClient``
-    (importing requests only now) unless one is given.
+    (importing requests only now) unless one is given. With ``announce_spool=False`` a
+    final status kept in the outbox is logged at INFO only: the caller says it itself.
     """
     recorder = active_recorder()
     if recorder is not None:
@@ -176,4 +187,5 @@ def make_sender(
         client,
         outbox=settings.outbox,
         update_retry=RetryPolicy(attempts=2, budget=5.0, timeout=5.0),
+        announce_spool=announce_spool,
     )

@@ -44,6 +44,10 @@ def setup_logging(verbose: int, quiet: bool) -> None:
     )
     logger = logging.getLogger("ess_callback")
     logger.setLevel(level)
+    for existing in logger.handlers:
+        if getattr(existing, "_ess_callback", False):
+            # Follow the current stderr: under CliRunner each invocation has its own.
+            existing.setStream(sys.stderr)  # type: ignore[attr-defined]
     if not any(getattr(h, "_ess_callback", False) for h in logger.handlers):
         handler = logging.StreamHandler(sys.stderr)
         handler.setFormatter(logging.Formatter("ess-callback: %(levelname)s: %(message)s"))
@@ -77,16 +81,17 @@ def common_options(func: F) -> F:
             "--media-type",
             envvar="ESS_MEDIA_TYPE",
             metavar="TYPE",
-            type=click.Choice(
-                ["application/json", "application/vnd.oracle.resource+json"], case_sensitive=False
-            ),
-            help="Content-Type of the callback body [env: ESS_MEDIA_TYPE]",
+            # Validated by resolve_settings, whose message names ESS_MEDIA_TYPE (a
+            # click.Choice error would not say that the bad value came from the variable).
+            help="Content-Type of the callback body: application/json (default) or "
+            "application/vnd.oracle.resource+json [env: ESS_MEDIA_TYPE]",
         ),
         click.option(
             "--dry-run",
             is_flag=True,
             default=None,
-            envvar="ESS_CALLBACK_DRY_RUN",
+            # No envvar= here: resolve_settings reads ESS_CALLBACK_DRY_RUN when the flag
+            # is absent, and names the variable when its value is not a yes/no word.
             help="Send nothing; print each callback as a JSON line on stderr "
             "[env: ESS_CALLBACK_DRY_RUN]",
         ),
@@ -153,8 +158,11 @@ def deliver_final(
     *,
     secrets: tuple[str, ...] = (),
     redact: tuple[str, ...] = (),
+    announce_spool: bool = True,
 ) -> Any:
-    """Send one final callback through the sending seam; return its Outcome."""
+    """Send one final callback through the sending seam; return its Outcome.
+
+    With ``announce_spool=False`` the caller reports an undelivered status itself."""
     from ._message import Redactor, truncate_message
     from ._model import Callback
     from ._sender import make_sender
@@ -162,7 +170,7 @@ def deliver_final(
     scrub = Redactor([*settings.secrets(), *secrets], redact)
     if message is not None:
         message = truncate_message(scrub(message)) or None
-    sender = make_sender(settings)
+    sender = make_sender(settings, announce_spool=announce_spool)
     try:
         return sender.send(
             Callback(settings.request_id, settings.request_handle, status, message),
@@ -299,14 +307,14 @@ def parse_status_argument(ctx: click.Context, param: click.Parameter, value: str
 @click.option(
     "--message-file",
     metavar="PATH",
-    type=click.File("r", encoding="utf-8"),
-    help="Read the statusMessage from a file ('-' for standard input).",
+    help="Read the statusMessage from a UTF-8 file ('-' for standard input); "
+    "a trailing newline is dropped.",
 )
 @common_options
 def send(
     status: Any,
     message: str | None,
-    message_file: Any,
+    message_file: str | None,
     base_url: str | None,
     request_id: str | None,
     request_handle: str | None,
@@ -332,22 +340,31 @@ def send(
     if message is not None and message_file is not None:
         raise click.UsageError("use --message or --message-file, not both")
     if message_file is not None:
-        try:
-            message = message_file.read()
-        except (OSError, UnicodeDecodeError) as exc:
-            fail(f"cannot read --message-file: {exc}")
+        message = read_message_file(message_file)
     settings = resolve_from_cli(base_url, request_id, request_handle, media_type, dry_run)
-    outcome = deliver_final(settings, status, message)
+    outcome = deliver_final(settings, status, message, announce_spool=False)
     code = exit_code_for(outcome)
-    if code == EXIT_TEMPFAIL:
-        click.echo(
-            f"ess-callback: {status} not delivered ({outcome.error}); kept in the outbox: "
-            f"{outcome.spooled_to}",
-            err=True,
-        )
-    elif code != EXIT_OK:
-        click.echo(f"ess-callback: {status} not delivered: {outcome.error}", err=True)
+    if code != EXIT_OK:
+        from ._sender import undelivered_text
+
+        click.echo(f"ess-callback: {undelivered_text(outcome)}", err=True)
     sys.exit(code)
+
+
+def read_message_file(path: str) -> str:
+    """The text of *path* ('-': standard input) without its trailing newline; an unreadable
+    file ends the command with one line and exit 2 (click.File would print a usage block)."""
+    try:
+        if path == "-":
+            text = sys.stdin.read()
+        else:
+            with open(path, encoding="utf-8") as fh:
+                text = fh.read()
+    except OSError as exc:
+        fail(f"cannot read --message-file {path}: {exc.strerror or exc}")
+    except UnicodeDecodeError:
+        fail(f"cannot read --message-file {path}: not UTF-8 text")
+    return text.removesuffix("\n").removesuffix("\r")
 
 
 class _RunCommand(click.Command):
