@@ -224,6 +224,9 @@ def flush(outbox: str | None, verbose: int, quiet: bool) -> None:
         report = flush_outbox(outbox or None)
     except EssCallbackError as exc:
         fail(str(exc), exc.exit_code)
+    except KeyboardInterrupt:
+        # Claims die with the process: whatever was not yet deleted is sent next time.
+        fail("flush interrupted; what was not delivered stays in the outbox", 130)
     click.echo(f"ess-callback flush: {report.summary()}")
     sys.exit(report.exit_code)
 

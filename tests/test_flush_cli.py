@@ -237,3 +237,20 @@ def test_the_console_script_reports_an_unusable_outbox_without_traceback(tmp_pat
     assert proc.stderr.startswith("ess-callback: ") and proc.stderr.count("\n") == 1
     assert f"outbox {tmp_path / 'plain' / 'outbox'} is under a file" in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+def test_ctrl_c_during_a_flush_is_one_line_and_exit_130(
+    box: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An interrupted flush says what became of the files, without a traceback."""
+    from ess_callback import _flush
+
+    def interrupted(*args: object, **kwargs: object) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(_flush, "flush_outbox", interrupted)
+    result = flush()
+    assert result.exit_code == 130
+    assert result.stderr == (
+        "ess-callback: flush interrupted; what was not delivered stays in the outbox\n"
+    )

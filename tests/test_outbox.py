@@ -518,6 +518,20 @@ def test_a_corrupt_file_is_moved_aside_and_the_rest_delivered(
 
 
 @responses.activate
+def test_a_symlink_in_the_outbox_is_never_followed(box: Path, tmp_path: Path) -> None:
+    """A link planted in the outbox is set aside, not read through and sent."""
+    target = tmp_path / "elsewhere.json"
+    target.write_text(json.dumps(GOOD))
+    box.mkdir()
+    link = box / "00000000000000000001-1-success-aaaaaa.json"
+    link.symlink_to(target)
+    report = flush_outbox(box)
+    assert len(responses.calls) == 0
+    assert len(report.corrupt) == 1 and (box / "corrupt" / link.name).is_symlink()
+    assert target.exists()
+
+
+@responses.activate
 def test_temp_files_are_never_sent_and_stale_ones_are_cleaned(box: Path) -> None:
     """Temp files of interrupted writers are not sent; those older than an hour go away."""
     box.mkdir()

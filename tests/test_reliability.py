@@ -313,6 +313,59 @@ def test_four_concurrent_flushes_deliver_each_status_exactly_once(tmp_path: Path
     figures("4 concurrent flushes", statuses=20, per_flush=delivered, duplicates=0)
 
 
+#: a job host spooling 60 statuses, a little apart, while flushes run
+STEADY_WRITER = """
+import sys, time
+from pathlib import Path
+from ess_callback import Callback
+from ess_callback._outbox import spool
+
+folder, base = Path(sys.argv[1]), sys.argv[2]
+for rid in range(1, 61):
+    spool(folder, Callback(rid, "handle-%d" % rid, "ERROR", "job %d failed" % rid),
+          base_url=base, attempts=1, error=None)
+    time.sleep(0.02)
+"""
+
+
+def test_flushes_racing_jobs_that_spool_send_every_status_once(tmp_path: Path) -> None:
+    """Two flush loops run while a writer spools 60 statuses: each arrives exactly once."""
+    outbox = tmp_path / "outbox"
+    writer_script = tmp_path / "steady.py"
+    writer_script.write_text(textwrap.dedent(STEADY_WRITER))
+    with FakeScheduler() as fake:
+        writer = subprocess.Popen([sys.executable, str(writer_script), str(outbox), fake.url])
+        rounds = 0
+        try:
+            while writer.poll() is None:
+                pair = [
+                    subprocess.Popen(
+                        [SCRIPT, "flush"],
+                        env=base_env(outbox),
+                        stdout=subprocess.PIPE,
+                        stderr=subprocess.PIPE,
+                        text=True,
+                    )
+                    for _ in range(2)
+                ]
+                for proc in pair:
+                    _out, err = proc.communicate(timeout=60)
+                    assert proc.returncode == 0, err
+                rounds += 1
+        finally:
+            writer.kill()
+            writer.wait(10)
+        assert writer.returncode == 0
+        last = run_flush(outbox)
+        assert last.returncode == 0, last.stderr
+        received = fake.received
+    counts = Counter(c.request_id for c in received)
+    assert sorted(counts) == list(range(1, 61)), "a status is missing"
+    assert set(counts.values()) == {1}, f"sent twice: {counts}"
+    assert kept(outbox) == [] and not (outbox / "corrupt").exists()
+    figures("flushes racing a spooling job", statuses=60, flush_rounds=rounds, duplicates=0)
+
+
 # -- a writer killed mid-write ---------------------------------------------------------------
 #: spools in a loop, writing each file in slow small pieces so a kill lands mid-write
 WRITER = """
