@@ -3,7 +3,12 @@ fixture records for one test and stops afterwards. Run as a user would, in a fre
 
 from __future__ import annotations
 
+import os
+import re
+import subprocess
+import sys
 from importlib.metadata import entry_points
+from pathlib import Path
 
 import pytest
 
@@ -79,3 +84,24 @@ def test_fixture_comes_from_the_entry_point(pytester: pytest.Pytester) -> None:
     without = pytester.runpytest_subprocess("-p", "no:ess_callback", "-p", "no:cacheprovider")
     without.stdout.fnmatch_lines(["*fixture 'ess_callbacks' not found*"])
     assert without.ret != 0
+
+
+def readme_testing_examples() -> list[str]:
+    """The ```python blocks of the README's "Testing your jobs" section, in order."""
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text(encoding="utf-8")
+    section = readme.split("<!-- section:testing -->", 1)[1].split("<!-- /section:testing -->")[0]
+    return re.findall(r"```python\n(.*?)```", section, re.S)
+
+
+def test_readme_testing_examples_run(pytester: pytest.Pytester) -> None:
+    """Every Python example of the README's testing section runs as printed: the scripts
+    exit 0 and the fixture example's tests pass."""
+    recording, fixture_tests, fake_scheduler = readme_testing_examples()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ESS_")}
+    for script in (recording, fake_scheduler):
+        done = subprocess.run(
+            [sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=60
+        )
+        assert done.returncode == 0, done.stderr
+    pytester.makepyfile(test_close_books=fixture_tests)
+    pytester.runpytest_subprocess("-p", "no:cacheprovider").assert_outcomes(passed=2)

@@ -228,7 +228,8 @@ class Handler(BaseHTTPRequestHandler):
         return True
 
     def _serve(self, method: str, handle: Any) -> None:
-        body: bytes | str = self._read_body() if method == "POST" else b""
+        # Read a body whatever the method: left unread, it would be parsed as the next request.
+        body = self._read_body()
         seen = ReceivedRequest(
             method, self.path, dict(self.headers.items()), body if isinstance(body, bytes) else b""
         )
