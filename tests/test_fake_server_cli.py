@@ -3,6 +3,7 @@ line per callback, stops cleanly on SIGINT/SIGTERM, and a port in use is one lin
 
 from __future__ import annotations
 
+import logging
 import os
 import queue
 import re
@@ -23,6 +24,18 @@ from ess_callback.cli import main
 
 SCRIPT = os.path.join(os.path.dirname(sys.executable), "ess-callback")
 URL_LINE = re.compile(r"listening on (http://\S+)")
+
+
+@pytest.fixture(autouse=True)
+def restore_logger() -> Iterator[None]:
+    """CliRunner runs the command in this process, and setup_logging() changes the
+    ess_callback logger (level, handler, propagate): put it back for the tests after."""
+    logger = logging.getLogger("ess_callback")
+    saved = (logger.level, list(logger.handlers), logger.propagate)
+    yield
+    logger.setLevel(saved[0])
+    logger.handlers[:] = saved[1]
+    logger.propagate = saved[2]
 
 
 class Lines:
