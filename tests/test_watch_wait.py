@@ -167,6 +167,7 @@ def test_timeout_raises_wait_timeout_with_the_last_answer() -> None:
     assert sum(clock.sleeps) == pytest.approx(10.0)
     assert "timed out waiting for job 5" in str(error)
     assert error.exit_code == 75
+    assert isinstance(error, TimeoutError)
 
 
 def test_timeout_after_errors_is_unreachable() -> None:

@@ -113,8 +113,8 @@ class JobStatus:
         return text
 
 
-class WaitTimeout(EssCallbackError):
-    """``wait()`` ran out of time before the watched job ended.
+class WaitTimeout(EssCallbackError, TimeoutError):
+    """``wait()`` ran out of time before the watched job ended (also a ``TimeoutError``).
 
     ``last_status`` is the last answer read (or None), ``last_error`` the error of the last
     poll when it failed: then the API was unreachable rather than the job slow.
