@@ -96,11 +96,6 @@ def figures(name: str, **values: object) -> None:
     print(f"\n[{name}] " + ", ".join(f"{k}={v}" for k, v in values.items()))
 
 
-def run_available() -> bool:
-    proc = subprocess.run([SCRIPT, "run", "--help"], capture_output=True, timeout=30, check=False)
-    return proc.returncode == 0
-
-
 # -- the scheduler down during a job ---------------------------------------------------------
 def test_send_while_the_scheduler_drops_connections_is_kept_then_flushed(tmp_path: Path) -> None:
     """``send`` facing resets exits 75 with the status kept; flush after recovery delivers."""
@@ -165,7 +160,6 @@ def test_a_python_job_facing_a_stopped_scheduler_is_kept_then_flushed(tmp_path: 
     assert kept(outbox) == []
 
 
-@pytest.mark.skipif(not run_available(), reason="ess-callback run is not installed yet")
 def test_the_run_wrapper_facing_a_down_scheduler_keeps_the_end_then_flush_sends_it(
     tmp_path: Path,
 ) -> None:
@@ -198,40 +192,71 @@ def test_the_run_wrapper_facing_a_down_scheduler_keeps_the_end_then_flush_sends_
 ENDS = ("SUCCESS", "WARNING", "ERROR", "BUSINESS_ERROR")
 
 
+#: how an ``ess-callback run`` job ends each way: wrapper options, the command, its exit code
+RUN_JOBS = {
+    "SUCCESS": ([], "echo 'UPDATE started' >&$ESS_CALLBACK_FD; exit 0", 0),
+    "WARNING": ([], "echo 'WARNING 2 rows skipped' >&$ESS_CALLBACK_FD", 0),
+    "ERROR": ([], "echo 'disk on fire' >&2; exit 1", 1),
+    "BUSINESS_ERROR": (["--business-error-exit-code", "3"], "exit 3", 3),
+}
+
+
+def start_job(kind: str, end: str, env: dict[str, str], script: Path) -> subprocess.Popen[str]:
+    """A Python JobExecution job, or a shell command under ``ess-callback run``."""
+    if kind == "python":
+        argv = [sys.executable, str(script), end]
+    else:
+        options, command, _code = RUN_JOBS[end]
+        argv = [SCRIPT, "run", *options, "--", "sh", "-c", command]
+    return subprocess.Popen(
+        argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+
+
 def test_forty_concurrent_jobs_under_chaos_lose_no_final_status(tmp_path: Path) -> None:
-    """40 job processes while 60% of calls fail at random; after one flush every job's end
-    has arrived exactly as the job ended: none missing, none contradicting another."""
+    """40 job processes (Python jobs and ``run`` wrappers) while 60% of calls fail at random;
+    after one flush every job's end has arrived exactly as the job ended: none missing, none
+    contradicting another."""
     outbox = tmp_path / "outbox"
     script = write_job(tmp_path)
-    jobs = {rid: ENDS[rid % len(ENDS)] for rid in range(1, 41)}
+    jobs = {
+        rid: ("python" if rid % 2 else "run", ENDS[(rid // 2) % len(ENDS)]) for rid in range(1, 41)
+    }
     with FakeScheduler() as fake:
         fake.chaos(0.6, seed=20261122)
         started = time.monotonic()
         procs = {
-            rid: subprocess.Popen(
-                [sys.executable, str(script), end],
-                env=job_env(fake.url, outbox, rid, ESS_CALLBACK_RETRY_SECONDS="1"),
-                stdout=subprocess.PIPE,
-                stderr=subprocess.PIPE,
-                text=True,
+            rid: start_job(
+                kind,
+                end,
+                job_env(fake.url, outbox, rid, ESS_CALLBACK_RETRY_SECONDS="1"),
+                script,
             )
-            for rid, end in jobs.items()
+            for rid, (kind, end) in jobs.items()
         }
-        codes, said_kept = {}, set()
+        said_kept: set[Path] = set()
         for rid, proc in procs.items():
             out, err = proc.communicate(timeout=120)
-            codes[rid] = proc.returncode
-            if out.strip():
-                said_kept.add(Path(out.strip()))
-            assert proc.returncode in (0, 75), f"job {rid}: {err}"
+            kind, end = jobs[rid]
             assert "Traceback" not in err, err
+            if kind == "python":
+                assert proc.returncode in (0, 75), f"job {rid}: {err}"
+                if proc.returncode == 75:
+                    said_kept.add(Path(out.strip()))
+            elif RUN_JOBS[end][2] == 0:
+                assert proc.returncode in (0, 75), f"job {rid}: {err}"
+            else:  # the wrapper exits with the command's own status
+                assert proc.returncode == RUN_JOBS[end][2], f"job {rid}: {err}"
         jobs_seconds = time.monotonic() - started
         fake.chaos(0)  # the scheduler recovers
         requests = fake.requests
         faults = sum(1 for r in requests if r.answer is None or r.answer >= 500)
-        spooled = sorted(rid for rid, code in codes.items() if code == 75)
-        assert sorted(read_entry(p).request_id for p in kept(outbox)) == spooled
-        assert set(kept(outbox)) == said_kept  # each job knew where its end was kept
+        spooled = kept(outbox)
+        python_kept = {p for p in spooled if jobs[read_entry(p).request_id][0] == "python"}
+        assert python_kept == said_kept  # each Python job knew where its end was kept
+        assert all(
+            read_entry(p).status is Status(jobs[read_entry(p).request_id][1]) for p in spooled
+        )
 
         flushed = run_flush(outbox)
         assert flushed.returncode == 0, flushed.stderr
@@ -245,7 +270,7 @@ def test_forty_concurrent_jobs_under_chaos_lose_no_final_status(tmp_path: Path) 
         assert c.request_id is not None
         by_request.setdefault(c.request_id, set()).add((c.status, (c.message or "")[:40]))
     assert sorted(by_request) == sorted(jobs), "a final status is missing"
-    for rid, end in jobs.items():
+    for rid, (_kind, end) in jobs.items():
         assert len(by_request[rid]) == 1, f"request {rid} got contradicting ends"
         ((status, _),) = by_request[rid]
         assert status is Status(end)
@@ -261,6 +286,7 @@ def test_forty_concurrent_jobs_under_chaos_lose_no_final_status(tmp_path: Path) 
     figures(
         "40 jobs under chaos",
         jobs=len(jobs),
+        run_wrappers=sum(1 for kind, _ in jobs.values() if kind == "run"),
         http_calls=len(requests),
         faults_injected=faults,
         kept_in_outbox=len(spooled),
@@ -268,7 +294,7 @@ def test_forty_concurrent_jobs_under_chaos_lose_no_final_status(tmp_path: Path) 
         lost=0,
         duplicates=duplicates,
         jobs_seconds=f"{jobs_seconds:.1f}",
-        ends=dict(Counter(jobs.values())),
+        ends=dict(Counter(end for _, end in jobs.values())),
     )
 
 
@@ -470,6 +496,27 @@ def test_send_with_an_outbox_under_a_file_says_so_and_keeps_its_exit_code(
     flushed = run_flush(outbox)
     assert flushed.returncode == 2
     assert str(outbox) in flushed.stderr and "Traceback" not in flushed.stderr
+
+
+def test_run_with_an_outbox_under_a_file_says_so_and_keeps_its_exit_code(tmp_path: Path) -> None:
+    """``run``: the command ran and exited 0, its end could not be kept: exit 1, one clear
+    line naming the folder, the command's output untouched, no traceback."""
+    (tmp_path / "plain").write_text("")
+    outbox = tmp_path / "plain" / "outbox"
+    with FakeScheduler() as fake:
+        fake.fail_next(1000, 503)
+        proc = subprocess.run(
+            [SCRIPT, "run", "--", "sh", "-c", "echo loaded"],
+            env=job_env(fake.url, outbox, 107, ESS_CALLBACK_RETRY_SECONDS="0"),
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+    assert proc.returncode == 1
+    assert proc.stdout == "loaded\n"
+    assert f"cannot create outbox folder {outbox}" in proc.stderr
+    assert "Traceback" not in proc.stderr
 
 
 #: a job whose disk is full: every fsync fails with ENOSPC
