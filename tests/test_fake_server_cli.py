@@ -87,7 +87,8 @@ class Server:
     """A running `ess-callback fake-server` child with its output readers."""
 
     def __init__(self, *args: str) -> None:
-        env = {**os.environ, "PYTHONUNBUFFERED": "0"}  # the command must flush by itself
+        # Any value of PYTHONUNBUFFERED turns buffering off: drop it, the command must flush.
+        env = {k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"}
         self.proc = subprocess.Popen(
             [SCRIPT, "fake-server", "--port", "0", *args],
             stdout=subprocess.PIPE,
