@@ -333,11 +333,14 @@ class JobExecution:
             return
         self._cancel_reason = reason
         self.cancel_requested = True
-        log.warning("%s: stopping the job", reason)
         if self._old_handlers and not self._finishing:
             import _thread
 
+            log.warning("%s: stopping the job", reason)
+            # As SIGTERM would: our handler unwinds the block, CANCEL goes out, exit 143.
             _thread.interrupt_main(signal.SIGTERM)
+        else:
+            log.warning("%s: job.check_cancelled() now raises JobCancelled", reason)
 
     def _restore_handlers(self) -> None:
         for signum, handler in self._old_handlers.items():
