@@ -9,6 +9,7 @@ passed (trailing edge), unless the pump is closed first: then it is dropped.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import threading
 import time
@@ -36,8 +37,11 @@ class UpdatePump:
         self._deliver = deliver
         self._interval = max(0.0, float(interval))
         self._clock = clock
-        self._latest: str | None = None
-        self._pending = False
+        # (sequence number, message) in one attribute, so that a reader on another thread
+        # never pairs a message with another offer's number (which could send it twice).
+        self._numbers = itertools.count(1)
+        self._latest: tuple[int, str] | None = None
+        self._sent_number = 0
         self._next_due = float("-inf")
         self._closed = False
         self._background = background
@@ -64,8 +68,7 @@ class UpdatePump:
         """
         if self._closed:
             return
-        self._latest = message
-        self._pending = True
+        self._latest = (next(self._numbers), message)
         if self._clock() >= self._next_due:
             if self._background:
                 self._wake.set()
@@ -73,18 +76,22 @@ class UpdatePump:
                 self._send_if_due(from_thread=False)
 
     # -- sending -----------------------------------------------------------------------
+    def _pending(self) -> bool:
+        latest = self._latest
+        return latest is not None and latest[0] != self._sent_number
+
     def _send_if_due(self, *, from_thread: bool) -> bool:
         with self._lock:
             # Once close() has begun, the thread must not start a new delivery: close()
             # waits for the thread and then decides itself what is still due.
             if from_thread and self._closed:
                 return False
-            if not self._pending or self._clock() < self._next_due:
+            latest = self._latest
+            if latest is None or latest[0] == self._sent_number:
                 return False
-            self._pending = False
-            message = self._latest
-            if message is None:
+            if self._clock() < self._next_due:
                 return False
+            self._sent_number, message = latest
             try:
                 self._deliver(message)
             except Exception:  # never let progress reporting hurt the job
@@ -105,7 +112,7 @@ class UpdatePump:
                     if self._wake.wait(pause):
                         self._wake.clear()
                     continue
-                if not self._pending:
+                if not self._pending():
                     break
                 self._send_if_due(from_thread=True)
             if self._closed:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import signal
 import sys
 import threading
@@ -559,6 +560,38 @@ def test_an_application_excepthook_is_left_in_charge(monkeypatch: pytest.MonkeyP
 
 
 # -- signal handlers ----------------------------------------------------------------------
+
+
+def test_signal_while_the_final_status_is_sent_does_not_interrupt_it(
+    fake: FakeScheduler, ess_log: pytest.LogCaptureFixture
+) -> None:
+    """A SIGTERM that arrives while the final status is on its way is logged; the sending
+    finishes and the block ends as it would have."""
+    fake.delay_next(1, seconds=1.0)
+    stop = threading.Event()
+    late: list[int] = []
+
+    def signal_once_the_post_arrived() -> None:
+        while not any(r.method == "POST" for r in fake.requests):
+            if stop.wait(0.01):
+                return
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    # Should the signal come after the block, it lands here instead of ending pytest.
+    previous = signal.signal(signal.SIGTERM, lambda signum, frame: late.append(signum))
+    sender = threading.Thread(target=signal_once_the_post_arrived)
+    sender.start()
+    try:
+        with JobExecution(**ids(fake)) as job:
+            pass
+    finally:
+        stop.set()
+        sender.join(10)
+        signal.signal(signal.SIGTERM, previous)
+    assert late == [], "the signal arrived after the block: the test proved nothing"
+    assert job.outcome is not None and job.outcome.delivered
+    assert [c.status for c in fake.received] == [Status.SUCCESS]
+    assert "SIGTERM received while reporting the end" in ess_log.text
 
 
 def current_handlers() -> dict[int, Any]:

@@ -110,6 +110,26 @@ def test_zero_interval_sends_every_update() -> None:
     assert sent.messages == ["0", "1", "2", "3", "4"]
 
 
+def test_zero_interval_sends_repeated_equal_messages_too() -> None:
+    """Every offer counts, even one equal to the previous message."""
+    sent = Deliveries()
+    pump = UpdatePump(sent, 0, background=False)
+    for _ in range(3):
+        pump.offer("same")
+    assert sent.messages == ["same", "same", "same"]
+
+
+def test_a_message_is_sent_once() -> None:
+    """A message already sent is not sent again when nothing new was offered."""
+    clock = FakeClock()
+    sent = Deliveries(clock)
+    pump = UpdatePump(sent, 5.0, background=False, clock=clock)
+    pump.offer("only")
+    clock.advance(60)
+    pump.close()
+    assert sent.messages == ["only"]
+
+
 def test_offer_after_close_is_ignored() -> None:
     """Nothing may follow the terminal status: an offer after close sends nothing."""
     sent = Deliveries()
