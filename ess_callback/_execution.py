@@ -211,7 +211,10 @@ class JobExecution:
             status, message, consume, exit_code = self._end_status(exc)
             if self._pump is not None:
                 self._pump.close()
-            outcome = self._send_final(status, message)
+            try:
+                outcome = self._send_final(status, message)
+            except Exception as broken:  # a custom client's bug must not hide the job's end
+                outcome = Outcome(status, message, delivered=False, error=broken)
         finally:
             self._restore_handlers()
             self._close_client()
@@ -221,9 +224,10 @@ class JobExecution:
             if exit_code is not None or (exc is not None and not consume):
                 # The job's own exception (or the signal's exit) goes on; never hide it.
                 log.error("%s", undelivered_text(outcome))
-            elif isinstance(error, DeliveryError):
-                code = EXIT_TEMPFAIL if outcome.spooled_to is not None else error.exit_code
-                report_if_uncaught(error, undelivered_text(outcome), code)
+            elif error is not None:
+                if isinstance(error, DeliveryError):
+                    code = EXIT_TEMPFAIL if outcome.spooled_to is not None else error.exit_code
+                    report_if_uncaught(error, undelivered_text(outcome), code)
                 raise error
         if exit_code is not None:
             raise SystemExit(exit_code) from None

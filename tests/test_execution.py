@@ -27,6 +27,7 @@ from ess_callback import (
     JobSuspended,
     JobWarning,
     Outcome,
+    SchedulerClient,
     SchedulerUnavailableError,
     Status,
 )
@@ -209,6 +210,13 @@ def test_classify_is_not_asked_about_the_rows_above_it(rec: Recorded, exc: BaseE
     rec.end_with(exc, classify=classify)
     assert asked == []
     assert rec.recorder.last.status is not Status.ERROR
+
+
+def test_classify_is_not_asked_about_system_exit(rec: Recorded) -> None:
+    """classify() sees Exception subclasses only: sys.exit(0) stays a normal end."""
+    callback, propagated = rec.end_with(SystemExit(0), classify=lambda exc: Status.ERROR)
+    assert callback.status is Status.SUCCESS
+    assert isinstance(propagated, SystemExit)
 
 
 def test_business_error_gives_business_error_and_is_consumed(rec: Recorded) -> None:
@@ -525,6 +533,29 @@ def test_signal_exit_is_never_hidden_by_a_delivery_error(fake: FakeScheduler) ->
     with pytest.raises(SystemExit) as info, JobExecution(**ids(fake)):
         signal.raise_signal(signal.SIGTERM)
     assert info.value.code == 143
+
+
+class BrokenClient(SchedulerClient):
+    """A custom client with a bug: posting raises something that is not a DeliveryError."""
+
+    def post_status(self, *args: Any, **kwargs: Any) -> Outcome:
+        raise RuntimeError("bug in a custom client")
+
+
+def test_a_broken_client_surfaces_after_a_normal_end() -> None:
+    """A sender that fails in an unexpected way is not silently ignored."""
+    job = JobExecution(client=BrokenClient("http://127.0.0.1:9"), request_id=1, request_handle="h")
+    with pytest.raises(RuntimeError, match="bug in a custom client"), job:
+        pass
+    assert job.outcome is not None and not job.outcome.delivered
+
+
+def test_a_broken_client_never_hides_the_job_exception() -> None:
+    """The job's own exception still propagates when the sender itself breaks."""
+    job = JobExecution(client=BrokenClient("http://127.0.0.1:9"), request_id=1, request_handle="h")
+    with pytest.raises(ValueError, match="bad row"), job:
+        raise ValueError("bad row")
+    assert job.outcome is not None and job.outcome.status is Status.ERROR
 
 
 def test_uncaught_delivery_error_is_reported_in_one_line(
