@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
 from collections.abc import Iterator
@@ -26,6 +27,18 @@ def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[None]
     monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
     monkeypatch.setenv("ESS_CALLBACK_OUTBOX", str(tmp_path / "outbox"))
     yield
+
+
+@pytest.fixture(autouse=True)
+def restore_logger() -> Iterator[None]:
+    """The CLI configures the ``ess_callback`` logger for its process; in-process CLI tests
+    must not leave that behind for later tests (caplog relies on propagation)."""
+    logger = logging.getLogger("ess_callback")
+    saved = (logger.level, logger.propagate, list(logger.handlers))
+    yield
+    logger.setLevel(saved[0])
+    logger.propagate = saved[1]
+    logger.handlers[:] = saved[2]
 
 
 @pytest.fixture
