@@ -477,3 +477,22 @@ def test_relay_stops_when_its_own_request_is_cancelled(
     assert [c.status for c in sent if c.status is not Status.UPDATE] == [Status.CANCEL]
     assert sent[-1].status is Status.CANCEL
     assert "cancelled in ESS (state CANCELLING)" in (sent[-1].message or "")
+
+
+def test_missing_ess_ca_bundle_exits_2() -> None:
+    """ESS_CA_BUNDLE naming no file is a configuration error before any network."""
+    env = {"ESS_BASE_URL": "https://ess.example.com", "ESS_CA_BUNDLE": "/nonexistent/ca.pem"}
+    result = invoke("ess", "43", env=env)
+    assert result.exit_code == 2
+    assert "CA bundle: /nonexistent/ca.pem does not exist" in result.stderr
+
+
+def test_unusable_requests_ca_bundle_is_one_line_not_a_traceback() -> None:
+    """REQUESTS_CA_BUNDLE naming no file ends the wait at once: one line, exit 75."""
+    url = closed_port_url().replace("http://", "https://")
+    result = invoke(
+        "ess", "43", "--base-url", url, env={"REQUESTS_CA_BUNDLE": "/nonexistent/ca.pem"}
+    )
+    assert result.exit_code == 75
+    assert result.stderr.count("\n") == 1
+    assert "/nonexistent/ca.pem" in result.stderr

@@ -9,12 +9,18 @@ same ``error_for_response`` the callback client uses.
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, ClassVar
 from urllib.parse import quote, urlsplit
 
 from .._client import _network_reason, _NoAuth, error_for_response
-from .._errors import ConfigurationError, DeliveryError, SchedulerUnavailableError
+from .._errors import (
+    ConfigurationError,
+    DeliveryError,
+    EssCallbackError,
+    SchedulerUnavailableError,
+)
 from .._settings import BasicAuth, BearerAuth
 from ._state import JobStatus, MalformedAnswerError
 
@@ -68,6 +74,10 @@ class HttpReader:
     ) -> None:
         self.base_url = check_base_url(base_url)
         self.timeout = timeout
+        if ca_bundle is not None and not os.path.exists(ca_bundle):
+            raise ConfigurationError(
+                f"CA bundle: {ca_bundle} does not exist; give a PEM file or folder"
+            )
         self.ca_bundle = ca_bundle
         #: appended to a 401 message: what to set to fix the credentials
         self.credential_hint = credential_hint or "check the credentials given to the reader"
@@ -144,6 +154,12 @@ class HttpReader:
             raise SchedulerUnavailableError(
                 f"cannot read from {self.api} at {self.base_url}: {type(exc).__name__}",
                 attempts=1,
+            ) from None
+        except OSError as exc:
+            # requests raises a bare OSError for an unusable CA bundle (REQUESTS_CA_BUNDLE):
+            # not transient, so not SchedulerUnavailableError, and never a traceback.
+            raise EssCallbackError(
+                f"cannot read from {self.api} at {self.base_url}: {exc}"
             ) from None
         if not 200 <= response.status_code < 300:
             raise self._error(response)
