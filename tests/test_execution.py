@@ -477,6 +477,18 @@ def test_undeliverable_success_raises_after_the_outbox_step(
 
 
 @pytest.mark.usefixtures("no_retries")
+def test_outbox_argument_names_the_folder(fake: FakeScheduler, tmp_path: Path) -> None:
+    """outbox= wins over ESS_CALLBACK_OUTBOX for where an undelivered status is kept."""
+    fake.fail_next(100, 503)
+    custom = tmp_path / "custom"
+    with pytest.raises(SchedulerUnavailableError), JobExecution(outbox=custom, **ids(fake)) as job:
+        pass
+    assert job.outcome is not None and job.outcome.spooled_to is not None
+    assert job.outcome.spooled_to.parent == custom
+    assert outbox_files(tmp_path) == []
+
+
+@pytest.mark.usefixtures("no_retries")
 def test_401_is_spooled_too(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """A 401 (credentials wrong or expired) raises AuthenticationError and keeps the status."""
     with FakeScheduler(username="batch", password="right") as fake:
