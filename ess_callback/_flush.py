@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 
-from . import _outbox
+from . import _outbox, _recording
 from ._errors import AuthenticationError, DeliveryError, RejectedError
 from ._flush_report import (
     CORRUPT,
@@ -64,6 +64,7 @@ class FlushConfig:
     ca_bundle: str | None = None
     retry_seconds: float = DEFAULT_RETRY_SECONDS
     allow_http: bool = False
+    dry_run: bool = False
 
     def secrets(self) -> list[str]:
         """The secret values held (for redaction)."""
@@ -83,6 +84,7 @@ def resolve_flush_config(
     media_type: str | None = None,
     ca_bundle: str | None = None,
     retry_seconds: float | None = None,
+    dry_run: bool | None = None,
 ) -> FlushConfig:
     """Explicit values first, then ``ESS_*`` variables; ``ConfigurationError`` if malformed."""
     from ._errors import ConfigurationError
@@ -112,12 +114,19 @@ def resolve_flush_config(
         setting="allow http",
         variable="ESS_CALLBACK_ALLOW_HTTP",
     )
+    if dry_run is None:
+        dry_run = parse_bool(
+            env.get("ESS_CALLBACK_DRY_RUN", ""),
+            setting="dry run",
+            variable="ESS_CALLBACK_DRY_RUN",
+        )
     return FlushConfig(
         auth=auth,
         media_type=media,
         ca_bundle=bundle,
         retry_seconds=float(retry_seconds),
         allow_http=allow_http,
+        dry_run=dry_run,
     )
 
 
@@ -259,6 +268,7 @@ class _Flush:
             or (status is not None and 300 <= status < 400)
         )
         if permanent:
+            record["reason"] = str(error)
             record["rejected"] = _rejection(error)
             try:
                 moved = claim.replace_with(record, self.folder / _outbox.REJECTED)
@@ -283,13 +293,36 @@ class _Flush:
         return FlushResult(path, PENDING, entry, now_at=path, reason=str(error), error=error)
 
 
+def _dry_run(paths: list[Path]) -> list[FlushResult]:
+    """What a flush would send, through the dry-run sender (or the test recorder, when one
+    is active); no file is claimed or touched."""
+    from ._recording import active_recorder
+    from ._sender import DryRunSender, RecordingSender, Sender
+
+    recorder = active_recorder()
+    sender: Sender = DryRunSender() if recorder is None else RecordingSender(recorder)
+    results = []
+    for path in paths:
+        try:
+            entry = _outbox.read_entry(path)
+        except (OSError, ValueError) as exc:
+            why = exc.strerror if isinstance(exc, OSError) else str(exc)
+            log.warning("%s is unreadable (%s); a flush would move it aside", path.name, why)
+            results.append(FlushResult(path, CORRUPT, now_at=path, reason=str(why or exc)))
+            continue
+        log.info("%s would go to %s", path.name, entry.base_url)
+        sender.send(entry.callback, final=True)
+        results.append(FlushResult(path, PENDING, entry, now_at=path, reason="dry run"))
+    return results
+
+
 def _move(path: Path, folder: Path) -> Path:
     target = folder / path.name
     os.replace(path, target)
     return target
 
 
-def _check_folder(folder: Path) -> list[Path] | None:
+def _check_folder(folder: Path, *, write: bool = True) -> list[Path] | None:
     """The files to flush, oldest first; None when there is no outbox; OutboxError when it
     cannot be used (a flush that cannot delete would send the same files again)."""
     try:
@@ -306,7 +339,7 @@ def _check_folder(folder: Path) -> list[Path] | None:
             f"cannot read outbox folder {folder}: {exc.strerror or exc}; fix its permissions "
             "or set ESS_CALLBACK_OUTBOX (or --outbox)"
         ) from None
-    if paths and not os.access(folder, os.W_OK | os.X_OK):
+    if write and paths and not os.access(folder, os.W_OK | os.X_OK):
         raise OutboxError(
             f"cannot write to outbox folder {folder} (delivered files must be removed): "
             "permission denied; fix its permissions or run as its owner"
@@ -323,6 +356,7 @@ def flush_outbox(
     media_type: str | None = None,
     ca_bundle: str | None = None,
     retry_seconds: float | None = None,
+    dry_run: bool | None = None,
     env: Mapping[str, str] | None = None,
 ) -> FlushReport:
     """Send the outbox again, oldest first, and return a :class:`FlushReport`.
@@ -332,6 +366,11 @@ def flush_outbox(
     ``ESS_*`` variables of *env* (default ``os.environ``) — never anything from the files.
     Raises ``ConfigurationError`` for malformed settings and ``OutboxError`` when the folder
     cannot be read or written; every per-file trouble ends up in the report instead.
+
+    With *dry_run* (default ``ESS_CALLBACK_DRY_RUN``) nothing is sent and no file is touched:
+    each callback that would be sent is printed on stderr as a dry-run JSON line. While
+    ``ess_callback.testing.record_callbacks()`` is active, they are recorded instead, and
+    the outbox is left alone as well.
     """
     env = os.environ if env is None else env
     config = resolve_flush_config(
@@ -342,11 +381,16 @@ def flush_outbox(
         media_type=media_type,
         ca_bundle=ca_bundle,
         retry_seconds=retry_seconds,
+        dry_run=dry_run,
     )
     folder = outbox_folder(outbox, env)
-    paths = _check_folder(folder)
+    if _recording.active_recorder() is not None:
+        config = attrs.evolve(config, dry_run=True)
+    paths = _check_folder(folder, write=not config.dry_run)
     if paths is None:
-        return FlushReport(folder, existed=False)
+        return FlushReport(folder, existed=False, dry_run=config.dry_run)
+    if config.dry_run:
+        return FlushReport(folder, tuple(_dry_run(paths)), dry_run=True)
     removed = _outbox.remove_stale_temp_files(folder, older_than=STALE_TEMP_SECONDS)
     if removed:
         log.info("removed %d temp file(s) left by interrupted writers", removed)

@@ -41,6 +41,8 @@ class FlushReport:
     results: tuple[FlushResult, ...] = ()
     #: False when the outbox folder did not exist
     existed: bool = True
+    #: True when nothing was sent: ``pending`` lists what would have been
+    dry_run: bool = False
 
     def _pick(self, result: str) -> list[FlushResult]:
         return [r for r in self.results if r.result == result]
@@ -72,7 +74,10 @@ class FlushReport:
 
     @property
     def exit_code(self) -> int:
-        """1 if anything was rejected in this run, else 75 if anything is pending, else 0."""
+        """1 if anything was rejected in this run, else 75 if anything is pending, else 0
+        (always 0 in dry run)."""
+        if self.dry_run:
+            return 0
         if self.rejected:
             return 1
         if self.pending:
@@ -85,6 +90,11 @@ class FlushReport:
             return f"no outbox at {self.outbox}: nothing to send"
         if not self.results:
             return f"outbox {self.outbox} is empty: nothing to send"
+        if self.dry_run:
+            return (
+                f"dry run: would send {len(self.pending)}, {len(self.corrupt)} unreadable, "
+                f"nothing sent or changed (outbox {self.outbox})"
+            )
         text = (
             f"delivered {len(self.delivered)}, rejected {len(self.rejected)}, "
             f"pending {len(self.pending)} (outbox {self.outbox})"

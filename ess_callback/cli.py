@@ -199,9 +199,16 @@ def exit_code_for(outcome: Any) -> int:
     help="The outbox folder [env: ESS_CALLBACK_OUTBOX; default "
     "$XDG_STATE_HOME/ess-callback/outbox]",
 )
+@click.option(
+    "--dry-run",
+    is_flag=True,
+    default=None,
+    help="Send nothing and touch no file; print each callback that would be sent as a "
+    "JSON line on stderr [env: ESS_CALLBACK_DRY_RUN]",
+)
 @click.option("-v", "--verbose", count=True, help="More logging on stderr (-v INFO, -vv DEBUG).")
 @click.option("-q", "--quiet", is_flag=True, help="Log only errors.")
-def flush(outbox: str | None, verbose: int, quiet: bool) -> None:
+def flush(outbox: str | None, dry_run: bool | None, verbose: int, quiet: bool) -> None:
     """Send the final statuses kept in the outbox again, oldest first.
 
     Each goes to the base URL it was meant for, with the credentials of this environment
@@ -216,12 +223,13 @@ def flush(outbox: str | None, verbose: int, quiet: bool) -> None:
     Examples:
       ess-callback flush
       ess-callback flush --outbox /var/lib/batch/outbox -v
+      ess-callback flush --dry-run
     """
     setup_logging(verbose, quiet)
     from ._flush import flush_outbox
 
     try:
-        report = flush_outbox(outbox or None)
+        report = flush_outbox(outbox or None, dry_run=dry_run)
     except EssCallbackError as exc:
         fail(str(exc), exc.exit_code)
     except KeyboardInterrupt:

@@ -254,3 +254,20 @@ def test_ctrl_c_during_a_flush_is_one_line_and_exit_130(
     assert result.stderr == (
         "ess-callback: flush interrupted; what was not delivered stays in the outbox\n"
     )
+
+
+def test_dry_run_sends_nothing_and_exits_0(fake: FakeScheduler, box: Path) -> None:
+    """``flush --dry-run`` prints the would-be callbacks and leaves every file in place."""
+    path = spool(box, fake.url, 31, "PAUSE")
+    result = flush("--dry-run")
+    assert result.exit_code == 0
+    assert '"status": "PAUSE"' in result.stderr and '"dry_run": true' in result.stderr
+    assert result.stdout.startswith("ess-callback flush: dry run: would send 1, 0 unreadable")
+    assert path.exists() and fake.requests == []
+
+
+def test_a_malformed_dry_run_variable_is_exit_2(box: Path) -> None:
+    """ESS_CALLBACK_DRY_RUN=maybe is a configuration error naming the variable."""
+    result = flush(env={"ESS_CALLBACK_DRY_RUN": "maybe"})
+    assert result.exit_code == 2
+    assert "ESS_CALLBACK_DRY_RUN" in result.stderr

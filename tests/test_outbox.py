@@ -395,6 +395,7 @@ def test_a_permanently_refused_file_moves_to_rejected_with_the_reason(
     assert data["rejected"]["http_status"] == status
     assert data["rejected"]["error_code"] == "ESS-01234"
     assert "no such request" in data["rejected"]["message"]
+    assert data["reason"] == str(report.rejected[0].error)
     assert data["attempts"] == 4 and data["status"] == "SUCCESS"
     assert stat.S_IMODE(os.stat(box / "rejected").st_mode) == 0o700
     assert stat.S_IMODE(os.stat(moved).st_mode) == 0o600
@@ -628,3 +629,45 @@ def test_exit_code_prefers_rejected_over_pending(box: Path, quick: None) -> None
     responses.add(responses.POST, url(2, OTHER), status=503)
     report = flush_outbox(box)
     assert (len(report.rejected), len(report.pending), report.exit_code) == (1, 1, 1)
+
+
+@responses.activate
+def test_a_dry_run_flush_prints_what_it_would_send_and_touches_nothing(
+    box: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """ESS_CALLBACK_DRY_RUN=1: one dry-run JSON line per file, no request, no file changed."""
+    monkeypatch.setenv("ESS_CALLBACK_DRY_RUN", "1")
+    path = spool(box, 21, "CANCEL", "operator stop")
+    (box / "00000000000000000001-9-success-000000.json").write_text("{")
+    before = sorted(p.name for p in box.iterdir())
+
+    report = flush_outbox(box)
+
+    assert len(responses.calls) == 0
+    assert sorted(p.name for p in box.iterdir()) == before and path.exists()
+    line = json.loads(capsys.readouterr().err.strip().splitlines()[-1])
+    assert line == {
+        "dry_run": True,
+        "request_id": 21,
+        "requestHandle": "handle-21",
+        "status": "CANCEL",
+        "statusMessage": "operator stop",
+    }
+    assert (report.dry_run, report.exit_code, len(report.pending), len(report.corrupt)) == (
+        True,
+        0,
+        1,
+        1,
+    )
+    assert report.summary().startswith("dry run: would send 1, 1 unreadable")
+
+
+def test_a_flush_while_recording_records_and_leaves_the_outbox_alone(box: Path) -> None:
+    """Under record_callbacks(), flush_outbox records the callbacks and deletes nothing."""
+    from ess_callback.testing import record_callbacks
+
+    path = spool(box, 22, "ERROR", "boom")
+    with record_callbacks() as recorded:
+        report = flush_outbox(box)
+    assert list(recorded) == [Callback(22, "handle-22", Status.ERROR, "boom")]
+    assert path.exists() and report.dry_run
