@@ -69,6 +69,8 @@ class _SenderFuture:
             from ._sender import make_sender
 
             self._sender = make_sender(self._settings)
+            if not self._sender.local:
+                import requests  # noqa: F401  (loaded on first send: do it now, in parallel)
         except BaseException as exc:  # handed to the caller of get()
             self._error = exc
 

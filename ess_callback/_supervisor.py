@@ -120,6 +120,7 @@ class Supervisor:
         self._kill_at: float | None = None
         self._group_kill_at: float | None = None
         self._group_done = False
+        self._look_at_child = True  # set again by each SIGCHLD
         self._watcher: CancelWatcher | None = None
 
     # -- the whole run -------------------------------------------------------------------
@@ -199,7 +200,8 @@ class Supervisor:
         drain_until: float | None = None
         while True:
             self._handle_events()
-            if self._wait_status is None:
+            if self._wait_status is None and (self._look_at_child or not self._old_handlers):
+                self._look_at_child = False
                 self._reap()
             wait = self._child_timers() if self._wait_status is None else self._group_timers()
             if self._group_done:
@@ -276,7 +278,9 @@ class Supervisor:
             if kind == "cancel" and self._wait_status is None:
                 log.warning("%s: stopping the job", value)
                 self._stop(Status.CANCEL, value)
-            elif kind == "signal" and value != signal.SIGCHLD:
+            elif kind == "signal" and value == signal.SIGCHLD:
+                self._look_at_child = True
+            elif kind == "signal":
                 name = signal_name(value)
                 if value in CANCEL_SIGNALS and self._wait_status is None:
                     log.warning("received %s: passing it on to the job", name)
