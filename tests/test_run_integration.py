@@ -657,3 +657,44 @@ def test_cancel_in_ess_stops_the_command_and_posts_cancel(
     assert callback.status is Status.CANCEL
     assert "CANCELLING" in (callback.message or "")
     assert fake.state(42) == "CANCELLED"
+
+
+# -- the sample -------------------------------------------------------------------------------
+SAMPLE = Path(__file__).resolve().parent.parent / "samples" / "shell_job.sh"
+
+
+@pytest.mark.parametrize(
+    ("extra", "status", "code", "message"),
+    [
+        ({}, Status.SUCCESS, 0, None),
+        ({"SAMPLE_SKIP": "2"}, Status.WARNING, 0, "2 rows skipped (bad dates)"),
+        (
+            {"SAMPLE_PERIOD_CLOSED": "1"},
+            Status.BUSINESS_ERROR,
+            3,
+            "exit code 3\n--- stderr ---\naccounting period 2026-10 is closed; nothing to extract",
+        ),
+        (
+            {"SAMPLE_CRASH": "1"},
+            Status.ERROR,
+            1,
+            "exit code 1\n--- stderr ---\nsource database unreachable after 500 rows",
+        ),
+    ],
+)
+def test_sample_shell_job(
+    job_env: dict[str, str],
+    fake: FakeScheduler,
+    extra: dict[str, str],
+    status: Status,
+    code: int,
+    message: str | None,
+) -> None:
+    """samples/shell_job.sh ends as its header says, its progress posted as UPDATEs."""
+    args = ["--update-interval", "0", "--business-error-exit-code", "3", "--", str(SAMPLE)]
+    result = run(args, {**job_env, **extra})
+    assert result.returncode == code, result.stderr
+    assert (final(fake).status, final(fake).message) == (status, message)
+    updates = [c.message or "" for c in fake.received if c.status is Status.UPDATE]
+    assert all(u.startswith("extracted ") for u in updates)
+    assert bool(updates) == ("SAMPLE_PERIOD_CLOSED" not in extra)  # it ends before any work
