@@ -39,6 +39,20 @@ def make_pipe() -> tuple[int, int]:
     return read_end, write_end
 
 
+def open_standard_fds() -> None:
+    """Put /dev/null on a closed fd 0, 1 or 2, so that no pipe of ours takes its number
+    (the child's output would go into our own plumbing)."""
+    for fd in (0, 1, 2):
+        try:
+            os.fstat(fd)
+        except OSError:
+            null = os.open(os.devnull, os.O_RDWR)
+            if null != fd:
+                os.dup2(null, fd)
+                os.close(null)
+            os.set_inheritable(fd, True)
+
+
 def progress_fd() -> int:
     """The lowest descriptor from 3 to 9 that the child would not inherit anyway."""
     for fd in range(3, 10):
@@ -106,6 +120,14 @@ class TailBuffer:
             data = data[start:]
         return data.decode("utf-8", "replace")
 
+    def section(self, name: str) -> str | None:
+        """The tail under a title line naming *name* (and the cut), or None if empty."""
+        text = self.text().strip("\n")
+        if not text:
+            return None
+        cut = f"last {self.size} bytes of " if self.total > self.size else ""
+        return f"--- {cut}{name} ---\n{text}"
+
 
 class Relay:
     """One pipe from the child, copied to *dest* (the wrapper's fd 1 or 2) as it comes.
@@ -114,7 +136,7 @@ class Relay:
     broken pipe) the data is still read, so the child never blocks on a full pipe.
     """
 
-    def __init__(self, name: str, fd: int, dest: int, tail: TailBuffer | None) -> None:
+    def __init__(self, name: str, fd: int, dest: int, tail: TailBuffer) -> None:
         self.name = name
         self.fd = fd
         self.dest = dest
@@ -134,8 +156,7 @@ class Relay:
             view = memoryview(self._buffer)[:count]
             if self._dest_ok:
                 self._write(view)
-            if self.tail is not None:
-                self.tail.write(view)
+            self.tail.write(view)
         return True
 
     def _write(self, view: memoryview) -> None:
@@ -145,11 +166,9 @@ class Relay:
             except BlockingIOError:  # our own stdout/stderr was left non-blocking
                 select.select([], [self.dest], [])
                 continue
-            except OSError as exc:
-                if exc.errno in (errno.EPIPE, errno.EBADF, errno.EIO, errno.ENOSPC):
-                    self._dest_ok = False  # nowhere to write; keep reading for the tail
-                    return
-                raise
+            except OSError:  # closed, broken pipe, full disk: keep reading for the tail
+                self._dest_ok = False
+                return
             view = view[written:]
 
 

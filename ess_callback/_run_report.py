@@ -8,6 +8,7 @@ redacted and truncated, through the one sending seam.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import logging
 import os
@@ -138,15 +139,6 @@ class ChildEnd:
     warnings: tuple[str, ...] = ()
     #: ``--- stderr ---`` sections holding the tail of the captured output
     tails: tuple[str, ...] = ()
-
-
-def tail_section(name: str, text: str, *, size: int, total: int) -> str | None:
-    """One titled section with the tail of a stream, or None when it printed nothing."""
-    text = text.rstrip("\n")
-    if not text:
-        return None
-    cut = f"last {size} bytes of " if total > size else ""
-    return f"--- {cut}{name} ---\n{text}"
 
 
 def not_found(end: ChildEnd) -> bool:
@@ -332,5 +324,7 @@ class Reporter:
 
     def say(self, text: str) -> None:
         """One line of our own on stderr, redacted."""
-        sys.stderr.write(f"ess-callback: {self.redact(text)}\n")
-        sys.stderr.flush()
+        # No stderr (closed, or a broken pipe): there is nowhere to say it.
+        with contextlib.suppress(OSError, ValueError, AttributeError):
+            sys.stderr.write(f"ess-callback: {self.redact(text)}\n")
+            sys.stderr.flush()

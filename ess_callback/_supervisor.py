@@ -26,8 +26,8 @@ import attrs
 
 from ._execution import signal_name
 from ._message import Redactor
-from ._relay import LineReader, Relay, TailBuffer, make_pipe, progress_fd
-from ._run_report import ChildEnd, Reporter, environment_secrets, spawn_message, tail_section
+from ._relay import LineReader, Relay, TailBuffer, make_pipe, open_standard_fds, progress_fd
+from ._run_report import ChildEnd, Reporter, environment_secrets, spawn_message
 from ._status import Status
 
 if TYPE_CHECKING:
@@ -42,6 +42,8 @@ log = logging.getLogger("ess_callback")
 CANCEL_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
 #: signals only passed on (a job may use them to reopen its logs, for instance)
 PASSED_SIGNALS = (signal.SIGUSR1, signal.SIGUSR2)
+#: the streams relayed through a pipe (and their tail kept) for each --capture
+CAPTURED = {"none": (), "stderr": ((2, "stderr"),), "both": ((1, "stdout"), (2, "stderr"))}
 #: how long output is still relayed once the child and its group are gone
 DRAIN_SECONDS = 0.2
 #: how often the group is looked at while waiting for left-behind processes to stop
@@ -128,6 +130,7 @@ class Supervisor:
         """Run the command to its end, post the final status; return the exit status."""
         log.addFilter(self.reporter.log_filter)
         try:
+            open_standard_fds()
             self._install_signals()
             try:
                 self._spawn()
@@ -155,12 +158,7 @@ class Supervisor:
         actions: list[tuple[Any, ...]] = []
         child_ends: list[int] = []
         try:
-            streams = {
-                "none": (),
-                "stderr": ((2, "stderr"),),
-                "both": ((1, "stdout"), (2, "stderr")),
-            }
-            for fd, name in streams[opts.capture]:
+            for fd, name in CAPTURED[opts.capture]:
                 read_end, write_end = make_pipe()
                 child_ends.append(write_end)
                 self._relays.append(Relay(name, read_end, fd, TailBuffer(opts.tail_bytes)))
@@ -343,13 +341,7 @@ class Supervisor:
 
     # -- the end -------------------------------------------------------------------------
     def _end(self) -> ChildEnd:
-        tails = (
-            tail_section(
-                relay.name, relay.tail.text(), size=relay.tail.size, total=relay.tail.total
-            )
-            for relay in self._relays
-            if relay.tail is not None
-        )
+        tails = (relay.tail.section(relay.name) for relay in self._relays)
         return ChildEnd(
             command=self.options.command[0],
             wait_status=self._wait_status,

@@ -18,7 +18,6 @@ from ess_callback._run_report import (
     environment_secrets,
     exit_code,
     spawn_message,
-    tail_section,
 )
 from ess_callback._supervisor import group_members
 
@@ -84,11 +83,15 @@ def test_tail_text_drops_a_character_cut_in_two() -> None:
 
 def test_tail_section_is_titled_and_says_when_cut() -> None:
     """A section names its stream and, when cut, how many bytes it shows."""
-    assert tail_section("stderr", "oops\n", size=2000, total=5) == "--- stderr ---\noops"
-    assert (
-        tail_section("stderr", "oops", size=4, total=99) == "--- last 4 bytes of stderr ---\noops"
-    )
-    assert tail_section("stderr", "\n", size=10, total=1) is None
+    tail = TailBuffer(2000)
+    assert tail.section("stderr") is None
+    tail.write(b"\n")
+    assert tail.section("stderr") is None
+    tail.write(b"oops\n")
+    assert tail.section("stderr") == "--- stderr ---\noops"
+    short = TailBuffer(4)
+    short.write(b"whoops")
+    assert short.section("stdout") == "--- last 4 bytes of stdout ---\noops"
 
 
 # -- progress lines -------------------------------------------------------------------------
