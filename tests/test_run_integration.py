@@ -297,6 +297,33 @@ def test_daemon_that_left_the_group_does_not_hold_the_wrapper(
     assert statuses(fake) == [Status.SUCCESS]
 
 
+def test_sigusr1_is_passed_on_without_ending_the_job(
+    job_env: dict[str, str], fake: FakeScheduler, tmp_path: Path
+) -> None:
+    """SIGUSR1 reaches the command (to reopen its logs, say) and the job still succeeds."""
+    ready, got = tmp_path / "ready", tmp_path / "got"
+    wait = f"while [ ! -e {got} ]; do sleep 0.05; done"
+    script = f"trap 'echo usr1 > {got}' USR1; echo $$ > {ready}; {wait}; exit 0"
+    proc = start(["--", "sh", "-c", script], job_env)
+    read_pid(ready)
+    proc.send_signal(signal.SIGUSR1)
+    _, stderr = proc.communicate(timeout=20)
+    assert proc.returncode == 0, stderr
+    assert got.read_text() == "usr1\n"
+    assert statuses(fake) == [Status.SUCCESS]
+
+
+def test_closed_stderr_is_harmless(job_env: dict[str, str], fake: FakeScheduler) -> None:
+    """With its stderr closed, the wrapper still reports the end and keeps the exit status."""
+    outer = f"exec {WRAPPER} run -- sh -c 'echo lost >&2; exit 3' 2>&-"
+    result = subprocess.run(["sh", "-c", outer], env=job_env, capture_output=True, timeout=30)
+    assert result.returncode == 3
+    assert (final(fake).status, final(fake).message) == (
+        Status.ERROR,
+        "exit code 3\n--- stderr ---\nlost",  # the tail is kept all the same
+    )
+
+
 def test_timeout_stops_the_command_and_posts_error(
     job_env: dict[str, str], fake: FakeScheduler
 ) -> None:
