@@ -276,22 +276,26 @@ class Supervisor:
             if kind == "cancel" and self._wait_status is None:
                 log.warning("%s: stopping the job", value)
                 self._stop(Status.CANCEL, value)
-            elif kind == "signal" and value == signal.SIGCHLD:
+            elif kind == "signal" and value[0] == signal.SIGCHLD:
                 self._look_at_child = True
             elif kind == "signal":
-                name = signal_name(value)
-                if value in CANCEL_SIGNALS and self._wait_status is None:
-                    log.warning("received %s: passing it on to the job", name)
-                    self._stop(Status.CANCEL, f"received {name}", value)
+                signum, passed = value
+                if not passed:  # it came before the child was there
+                    self._signal_group(signum)
+                name = signal_name(signum)
+                if signum in CANCEL_SIGNALS and self._wait_status is None:
+                    log.warning("received %s: passed it on to the job", name)
+                    self._stop(Status.CANCEL, f"received {name}", None)
                 else:
-                    log.info("received %s: passing it on to the job", name)
-                    self._signal_group(value)
+                    log.info("received %s: passed it on to the job", name)
 
-    def _stop(self, status: Status, reason: str, signum: int = signal.SIGTERM) -> None:
-        """Ask the group to stop; the first reason given is the one reported."""
+    def _stop(self, status: Status, reason: str, signum: int | None = signal.SIGTERM) -> None:
+        """Ask the group to stop (*signum* None: already sent); the first reason given is
+        the one reported."""
         if self._stopping is None:
             self._stopping = (status, reason)
-        self._signal_group(signum)
+        if signum is not None:
+            self._signal_group(signum)
         if self._kill_at is None:
             self._kill_at = time.monotonic() + self.options.kill_after
 
@@ -331,7 +335,12 @@ class Supervisor:
             self.reporter.progress(line)
 
     def _on_signal(self, signum: int, frame: Any) -> None:
-        self._events.append(("signal", signum))  # the wakeup fd has woken poll already
+        # Passed on here rather than in the loop: a handler runs even while a relayed write
+        # blocks on a stalled reader of our stderr. The loop does the bookkeeping.
+        passed = signum != signal.SIGCHLD and self.pid is not None and not self._group_done
+        if passed:
+            self._signal_group(signum)
+        self._events.append(("signal", (signum, passed)))  # the wakeup fd woke poll already
 
     def _on_cancel(self, reason: str) -> None:
         """Called from the cancel watcher's thread when ESS shows CANCELLING/CANCELLED."""
@@ -383,7 +392,7 @@ class Supervisor:
                 self._wait_status = os.waitpid(self.pid, 0)[1]
         if self._watcher is not None:
             self._watcher.stop()
-        late = [v for k, v in self._events if k == "signal" and v in CANCEL_SIGNALS]
+        late = [v[0] for k, v in self._events if k == "signal" and v[0] in CANCEL_SIGNALS]
         if late:
             log.warning("%s received while reporting the end; finished first", signal_name(late[0]))
         if self._old_wakeup is not None:
