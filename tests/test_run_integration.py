@@ -4,11 +4,14 @@ processes, real signals and pipes, reporting to the loopback FakeScheduler."""
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import json
 import os
 import signal
 import subprocess
 import sys
+import termios
+import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -295,6 +298,44 @@ def test_daemon_that_left_the_group_does_not_hold_the_wrapper(
     assert took < 8, took
     assert alive(daemon_pid)
     assert statuses(fake) == [Status.SUCCESS]
+
+
+def test_signal_passes_even_while_stderr_is_stalled(
+    job_env: dict[str, str], fake: FakeScheduler, tmp_path: Path, leftovers: list[int]
+) -> None:
+    """With nobody reading the wrapper's stderr (its relay blocked in a write), SIGTERM still
+    reaches the command at once; the end is posted once the reader resumes."""
+    pidfile = tmp_path / "child.pid"
+    read_end, write_end = os.pipe()
+    proc = subprocess.Popen(
+        [WRAPPER, "run", "--", "sh", "-c", f"echo $$ > {pidfile}; exec yes stalled >&2"],
+        env=job_env,
+        stdout=subprocess.DEVNULL,
+        stderr=write_end,
+    )
+    os.close(write_end)
+    child = read_pid(pidfile)
+    leftovers.append(child)
+    # Let `yes` fill our pipe (and the wrapper's): nothing reads read_end yet.
+    wait_until(lambda: _pipe_full(read_end), 10, "the wrapper's stderr to fill up")
+    proc.send_signal(signal.SIGTERM)
+    wait_until(lambda: not alive(child), 5, "the command to get SIGTERM")
+    threading.Thread(target=_drain, args=(read_end,), daemon=True).start()
+    assert proc.wait(timeout=20) == 128 + signal.SIGTERM
+    assert (final(fake).status, final(fake).message) == (Status.CANCEL, "received SIGTERM")
+
+
+def _pipe_full(fd: int) -> bool:
+    """True when the pipe read by *fd* holds at least 64 KiB not yet read."""
+    return int.from_bytes(fcntl.ioctl(fd, termios.FIONREAD, b"\0\0\0\0"), "little") >= 65536
+
+
+def _drain(fd: int) -> None:
+    """Read *fd* to its end (and close it)."""
+    with contextlib.suppress(OSError):
+        while os.read(fd, 1 << 20):
+            pass
+    os.close(fd)
 
 
 def test_sigusr1_is_passed_on_without_ending_the_job(
