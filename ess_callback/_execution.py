@@ -14,7 +14,13 @@ from typing import TYPE_CHECKING, Any
 from . import _recording
 from ._control import BusinessError, JobCancelled, JobPaused, JobSuspended, JobWarning
 from ._errors import ConfigurationError, DeliveryError
-from ._message import DEFAULT_MAX_MESSAGE_BYTES, Redactor, describe_exception, truncate_message
+from ._message import (
+    DEFAULT_MAX_MESSAGE_BYTES,
+    Redactor,
+    describe_exception,
+    signal_name,
+    truncate_message,
+)
 from ._model import Callback, Outcome
 from ._sender import HttpSender, Sender, make_sender, undelivered_text
 from ._settings import Settings, resolve_settings
@@ -72,14 +78,6 @@ def _excepthook(
     # SystemExit raised by an excepthook ends the process with that status (CPython
     # handles it as it would at top level); without it an uncaught error always exits 1.
     raise SystemExit(exit_code)
-
-
-def signal_name(signum: int) -> str:
-    """``SIGTERM`` for 15, and so on."""
-    try:
-        return signal.Signals(signum).name
-    except ValueError:
-        return f"signal {signum}"
 
 
 class JobExecution:
@@ -166,7 +164,7 @@ class JobExecution:
         """
         pump = self._pump
         if pump is not None:
-            pump.offer(str(message))
+            pump.offer(message)  # str() happens when it is sent, off this hot path
 
     def warn(self, message: str) -> None:
         """Record a warning; a block that then ends normally ends with WARNING."""
@@ -260,7 +258,7 @@ class JobExecution:
 
     def _deliver_update(self, message: str) -> None:
         assert self._sender is not None
-        callback = self._callback(Status.UPDATE, message)
+        callback = self._callback(Status.UPDATE, str(message))
         outcome = self._sender.send(callback, final=False)
         if outcome.delivered:
             self.sent.append(callback)

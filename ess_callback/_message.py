@@ -65,6 +65,16 @@ def truncate_message(text: str, max_bytes: int = DEFAULT_MAX_MESSAGE_BYTES) -> s
         room -= 1
 
 
+def signal_name(signum: int) -> str:
+    """``SIGTERM`` for 15, and so on."""
+    import signal
+
+    try:
+        return signal.Signals(signum).name
+    except ValueError:
+        return f"signal {signum}"
+
+
 def join_lines(lines: Iterable[str]) -> str:
     """Warnings and similar lists become one message, one item per line."""
     return "\n".join(lines)

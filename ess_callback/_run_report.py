@@ -19,8 +19,7 @@ from typing import TYPE_CHECKING
 
 import attrs
 
-from ._execution import signal_name
-from ._message import Redactor, truncate_message
+from ._message import Redactor, signal_name, truncate_message
 from ._model import Callback, Outcome
 from ._relay import parse_progress
 from ._status import Status

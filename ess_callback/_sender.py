@@ -13,7 +13,6 @@ import sys
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Protocol
 
-from . import _outbox
 from ._errors import DeliveryError
 from ._model import Callback, Outcome
 from ._recording import Recorder, active_recorder
@@ -110,6 +109,8 @@ class HttpSender:
         except DeliveryError as error:
             spooled = None
             if final and self.outbox is not None and is_spoolable(error):
+                from . import _outbox  # only on this rare path: keeps start-up light
+
                 try:
                     spooled = _outbox.spool(
                         self.outbox,

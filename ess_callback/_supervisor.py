@@ -24,8 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 
-from ._execution import signal_name
-from ._message import Redactor
+from ._message import Redactor, signal_name
 from ._relay import LineReader, Relay, TailBuffer, make_pipe, open_standard_fds, progress_fd
 from ._run_report import ChildEnd, Reporter, environment_secrets, spawn_message
 from ._status import Status

@@ -47,6 +47,7 @@ class UpdatePump:
         self._background = background
         # Set by offer() when an update is due, and by close(); the thread waits on it.
         self._wake = threading.Event()
+        self._signalled = False  # offer() has woken the thread, which has not yet looked
         self._lock = threading.Lock()  # serialises deliveries
         self._thread: threading.Thread | None = None
         if background:
@@ -70,10 +71,13 @@ class UpdatePump:
             return
         self._latest = (next(self._numbers), message)
         if self._clock() >= self._next_due:
-            if self._background:
-                self._wake.set()
-            else:
+            if not self._background:
                 self._send_if_due(from_thread=False)
+            elif not self._signalled:
+                # Wake the thread once: until it has sent (and moved _next_due on), every
+                # offer finds the update due, and Event.set() takes a lock each time.
+                self._signalled = True
+                self._wake.set()
 
     # -- sending -----------------------------------------------------------------------
     def _pending(self) -> bool:
@@ -103,6 +107,7 @@ class UpdatePump:
         while True:
             self._wake.wait()
             self._wake.clear()
+            self._signalled = False
             # Send what is due, then hold back until the next update may go; a message
             # offered meanwhile is sent at that moment (trailing edge). Every wait wakes
             # early on close().
@@ -111,6 +116,7 @@ class UpdatePump:
                 if pause > 0:
                     if self._wake.wait(pause):
                         self._wake.clear()
+                        self._signalled = False
                     continue
                 if not self._pending():
                     break

@@ -59,6 +59,8 @@ class ReceivedRequest:
     answer: int | None = None
     #: the ``detail`` of a refusal, e.g. "requestHandle is missing"
     reason: str | None = None
+    #: the client's (host, port): one value per TCP connection, so reuse can be counted
+    client: tuple[str, int] | None = None
 
 
 def problem(status: int, title: str, detail: str, code: str | None = None) -> dict[str, Any]:
@@ -231,7 +233,11 @@ class Handler(BaseHTTPRequestHandler):
         # Read a body whatever the method: left unread, it would be parsed as the next request.
         body = self._read_body()
         seen = ReceivedRequest(
-            method, self.path, dict(self.headers.items()), body if isinstance(body, bytes) else b""
+            method,
+            self.path,
+            dict(self.headers.items()),
+            body if isinstance(body, bytes) else b"",
+            client=(str(self.client_address[0]), int(self.client_address[1])),
         )
         self.fake._log_request(seen)
         try:

@@ -1,0 +1,1 @@
+"""The commands of ``ess-callback``, one module each, loaded only when invoked."""
