@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +35,10 @@ class Callback:
             body["statusMessage"] = self.message
         return body
 
+    def __iter__(self) -> Iterator[Any]:
+        """Unpack as the tuple SPEC writes: ``(request_id, request_handle, status, message)``."""
+        return iter((self.request_id, self.request_handle, self.status, self.message))
+
 
 @attrs.frozen
 class Outcome:
@@ -47,3 +52,8 @@ class Outcome:
     error: BaseException | None = attrs.field(default=None, eq=False)
     #: the outbox file holding the callback, when it was not delivered but kept
     spooled_to: Path | None = None
+
+    def __iter__(self) -> Iterator[Any]:
+        """Unpack as ``(status, message, delivered, attempts, error)``; ``spooled_to`` is
+        an extra attribute, not part of the tuple."""
+        return iter((self.status, self.message, self.delivered, self.attempts, self.error))
