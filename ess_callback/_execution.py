@@ -336,11 +336,12 @@ class JobExecution:
         self._cancel_reason = reason
         self.cancel_requested = True
         if self._old_handlers and not self._finishing:
-            import _thread
-
             log.warning("%s: stopping the job", reason)
-            # As SIGTERM would: our handler unwinds the block, CANCEL goes out, exit 143.
-            _thread.interrupt_main(signal.SIGTERM)
+            # A real SIGTERM to the main thread (interrupt_main only sets a flag): it also
+            # breaks a blocking call (sleep, recv); our handler unwinds the block, exit 143.
+            main = threading.main_thread().ident
+            if main is not None:  # always set: the main thread is running
+                signal.pthread_kill(main, signal.SIGTERM)
         else:
             log.warning("%s: job.check_cancelled() now raises JobCancelled", reason)
 

@@ -286,3 +286,50 @@ def test_cancel_is_posted_exactly_once_whichever_comes_first(
     assert "never cancelled" not in out
     assert [c.status for c in fake.callbacks_for(42)] == [Status.CANCEL]
     assert "Traceback" not in err
+
+
+BLOCKED_JOB = textwrap.dedent(
+    """
+    import socket, sys, time
+    from ess_callback import JobExecution
+    with JobExecution(cancel_poll=0.2, update_interval=0) as job:
+        if sys.argv[1] == "sleep":
+            print("ready", flush=True)
+            time.sleep(60)
+        else:
+            here, there = socket.socketpair()
+            print("ready", flush=True)
+            here.recv(10)  # nothing ever comes: blocked in the system call for good
+        print("never cancelled", flush=True)
+    """
+)
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("blocked_in", ["sleep", "recv"])
+def test_a_job_blocked_in_a_system_call_is_stopped(
+    fake: FakeScheduler, job_env: dict[str, str], blocked_in: str
+) -> None:
+    """A cancel in ESS interrupts a job blocked in time.sleep() or socket.recv(): exit 143."""
+    proc = subprocess.Popen(
+        [sys.executable, "-c", BLOCKED_JOB, blocked_in],
+        env=job_env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        assert proc.stdout.readline().strip() == "ready"
+        fake.set_state(42, "CANCELLING")
+        # Far less than the 60 s sleep, far more than the 0.2 s poll: only an interrupted
+        # system call ends the job in time.
+        out, err = proc.communicate(timeout=15)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 143, err
+    assert "never cancelled" not in out
+    assert [c.status for c in fake.callbacks_for(42)] == [Status.CANCEL]
+    assert "Traceback" not in err
