@@ -479,6 +479,22 @@ def test_relay_stops_when_its_own_request_is_cancelled(
     assert "cancelled in ESS (state CANCELLING)" in (sent[-1].message or "")
 
 
+@pytest.mark.integration
+def test_cancel_in_ess_interrupts_a_long_poll_sleep(
+    fake: FakeScheduler, wait_env: dict[str, str]
+) -> None:
+    """A cancel read while the wait sleeps 60 s between polls ends it at once: CANCEL, 143."""
+    fake.set_state(43, "RUNNING")
+    proc = start_wait({**wait_env, "ESS_CALLBACK_CANCEL_POLL": "0.2"}, "--poll", "60")
+    assert proc.stdout is not None
+    assert proc.stdout.readline().strip() == "ess job 43: RUNNING"
+    fake.set_state(42, "CANCELLING")
+    code, _out, err = finish(proc)  # 20 s at most: only an interrupted sleep ends in time
+    assert code == 143, err
+    assert fake.callbacks_for(42)[-1].status is Status.CANCEL
+    assert sum(1 for r in fake.requests if r.path.endswith("/43")) == 1
+
+
 def test_missing_ess_ca_bundle_exits_2() -> None:
     """ESS_CA_BUNDLE naming no file is a configuration error before any network."""
     env = {"ESS_BASE_URL": "https://ess.example.com", "ESS_CA_BUNDLE": "/nonexistent/ca.pem"}

@@ -288,12 +288,12 @@ def run_wait(options: WaitOptions, env: Mapping[str, str], *, tty: bool = False)
     with _Signals() as signals:
 
         def on_cancel(reason: str) -> None:
-            # Called from the watcher's thread: stop the wait as SIGTERM would.
+            # Called from the watcher's thread: stop the wait as SIGTERM would, with a real
+            # signal to the main thread (interrupt_main would wait out the poll's sleep).
             cancel_reason.append(reason)
-            if signals.installed and not signals.finishing:
-                import _thread
-
-                _thread.interrupt_main(signal.SIGTERM)
+            main = threading.main_thread().ident
+            if signals.installed and not signals.finishing and main is not None:
+                signal.pthread_kill(main, signal.SIGTERM)
 
         watcher = None
         try:
