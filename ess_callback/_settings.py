@@ -6,17 +6,23 @@ below receives a frozen :class:`Settings`.
 
 from __future__ import annotations
 
-import ipaddress
 import os
 import re
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
-from urllib.parse import urlsplit
 
 import attrs
 
+from ._credentials import Auth as Auth
+from ._credentials import BasicAuth as BasicAuth
+from ._credentials import BearerAuth as BearerAuth
+from ._credentials import auth_from_env as auth_from_env
+from ._credentials import auth_secrets
+from ._credentials import read_secret_file as read_secret_file
+from ._credentials import secret_from_env as secret_from_env
 from ._errors import ConfigurationError
+from ._url import is_loopback as is_loopback
+from ._url import parse_base_url as parse_base_url
 
 MEDIA_TYPES = ("application/json", "application/vnd.oracle.resource+json")
 DEFAULT_MEDIA_TYPE = MEDIA_TYPES[0]
@@ -24,37 +30,6 @@ DEFAULT_RETRY_SECONDS = 60.0
 INT64_MAX = 2**63 - 1
 TRUE_WORDS = frozenset({"1", "true", "yes", "on"})
 FALSE_WORDS = frozenset({"", "0", "false", "no", "off"})
-
-
-@attrs.frozen(repr=False)
-class BearerAuth:
-    """OAuth bearer token authentication (``Authorization: Bearer <token>``)."""
-
-    token: str = attrs.field(repr=False)
-
-    def __call__(self, request: Any) -> Any:
-        request.headers["Authorization"] = f"Bearer {self.token}"
-        return request
-
-    def __repr__(self) -> str:
-        return "BearerAuth(token=***)"
-
-
-@attrs.frozen(repr=False)
-class BasicAuth:
-    """HTTP Basic credentials, kept out of every repr."""
-
-    username: str
-    password: str = attrs.field(repr=False)
-
-    def as_tuple(self) -> tuple[str, str]:
-        return (self.username, self.password)
-
-    def __repr__(self) -> str:
-        return f"BasicAuth(username={self.username!r}, password=***)"
-
-
-Auth = BasicAuth | BearerAuth
 
 
 @attrs.frozen
@@ -71,6 +46,8 @@ class Settings:
     outbox: Path = attrs.field(factory=lambda: default_outbox({}))
     retry_seconds: float = DEFAULT_RETRY_SECONDS
     cancel_poll: float | None = None
+    #: ``http://`` to a host that is not loopback allowed (``ESS_CALLBACK_ALLOW_HTTP=1``)
+    allow_http: bool = False
 
     def __repr__(self) -> str:
         # The handle identifies a live execution; keep it out of logs like the credentials.
@@ -82,11 +59,7 @@ class Settings:
 
     def secrets(self) -> list[str]:
         """The secret values these settings hold (for redaction)."""
-        if isinstance(self.auth, BasicAuth):
-            return [self.auth.password]
-        if isinstance(self.auth, BearerAuth):
-            return [self.auth.token]
-        return []
+        return auth_secrets(self.auth)
 
 
 def default_outbox(env: Mapping[str, str]) -> Path:
@@ -97,16 +70,6 @@ def default_outbox(env: Mapping[str, str]) -> Path:
     if not os.path.isabs(state):
         state = os.path.join(os.path.expanduser("~"), ".local", "state")
     return Path(state) / "ess-callback" / "outbox"
-
-
-def is_loopback(host: str) -> bool:
-    """True for localhost and the loopback addresses (127.0.0.0/8, ::1)."""
-    if host.lower() in ("localhost", "localhost.") or host.lower().endswith(".localhost"):
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
 
 
 def parse_bool(value: str, *, setting: str, variable: str) -> bool:
@@ -142,40 +105,45 @@ def parse_request_id(value: object, *, variable: str = "ESS_REQUEST_ID") -> int:
     return number
 
 
-def _without_userinfo(text: str) -> str:
-    """*text* fit to quote in an error: anything before an ``@`` may be a password."""
-    if "@" not in text:
-        return text
-    head, _, tail = text.rpartition("@")
-    prefix = head[: head.index("//") + 2] if "//" in head else ""
-    return f"{prefix}***@{tail}"
+def check_ca_bundle(path: str, *, variable: str = "ESS_CA_BUNDLE") -> str:
+    """Load a CA bundle (a PEM file, or a folder of hashed certificates) once, so that an
+    unusable one is a ``ConfigurationError`` naming *variable* now, not a TLS error at every
+    attempt of every send."""
+    hint = f"set {variable} to a PEM file of CA certificates (or a folder of them)"
+    if not os.path.exists(path):
+        raise ConfigurationError(f"CA bundle: {path} does not exist; {hint}")
+    import ssl  # only when a bundle is set: the common path stays light
 
-
-def parse_base_url(value: str, *, allow_http: bool, variable: str = "ESS_BASE_URL") -> str:
-    """Validate a base URL and return it without a trailing slash."""
-    text = value.strip()
-    shown = repr(_without_userinfo(text))
-    hint = f"set {variable} (or --base-url) to e.g. https://ess.example.com"
     try:
-        parts = urlsplit(text)
-        parts.port  # noqa: B018 - raises ValueError for a malformed port
-    except ValueError:
-        raise ConfigurationError(f"base URL: {shown} is not a valid URL; {hint}") from None
-    if parts.username is not None or parts.password is not None:
+        if os.path.isdir(path):
+            ssl.create_default_context(capath=path)
+        else:
+            ssl.create_default_context(cafile=path)
+    except ssl.SSLError:
         raise ConfigurationError(
-            f"base URL: credentials do not belong in {variable}; "
-            "use ESS_USERNAME/ESS_PASSWORD or ESS_TOKEN"
-        )
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ConfigurationError(f"base URL: {shown} is not an http(s) URL; {hint}")
-    if parts.query or parts.fragment:
-        raise ConfigurationError(f"base URL: {shown} must not have a query or fragment; {hint}")
-    if parts.scheme == "http" and not allow_http and not is_loopback(parts.hostname):
+            f"CA bundle: {path} holds no usable PEM certificate; {hint}"
+        ) from None
+    except OSError as exc:
         raise ConfigurationError(
-            f"base URL: {shown} uses http:// for a host that is not loopback, so credentials "
-            f"would travel in clear; use https:// (or set ESS_CALLBACK_ALLOW_HTTP=1)"
-        )
-    return text.rstrip("/")
+            f"CA bundle: cannot read {path}: {exc.strerror or exc}; {hint}"
+        ) from None
+    return path
+
+
+def check_outbox(path: Path, *, variable: str = "ESS_CALLBACK_OUTBOX") -> Path:
+    """Refuse an outbox path that can never be a folder (it, or the nearest existing parent,
+    is a file), naming *variable*. Other trouble (permissions) shows at spool time."""
+    hint = f"set {variable} to a folder the job may write"
+    if path.exists() and not path.is_dir():
+        raise ConfigurationError(f"outbox folder: {path} exists and is not a folder; {hint}")
+    for parent in path.parents:
+        if parent.exists():
+            if not parent.is_dir():
+                raise ConfigurationError(
+                    f"outbox folder: {path} cannot be created, {parent} is not a folder; {hint}"
+                )
+            break
+    return path
 
 
 def parse_media_type(value: str, *, variable: str = "ESS_MEDIA_TYPE") -> str:
@@ -199,79 +167,6 @@ def parse_seconds(value: object, *, setting: str, variable: str, allow_zero: boo
             f"{setting}: {value!r} is not a number of seconds ({bound}); set {variable}"
         )
     return number
-
-
-def read_secret_file(path: str, *, setting: str, variable: str) -> str:
-    """Read a secret from a file, stripping one trailing newline (and CR)."""
-    try:
-        with open(path, encoding="utf-8") as fh:
-            text = fh.read()
-    except OSError as exc:
-        raise ConfigurationError(
-            f"{setting}: cannot read {variable}={path}: {exc.strerror or exc}"
-        ) from None
-    except UnicodeDecodeError:
-        raise ConfigurationError(f"{setting}: {variable}={path} is not UTF-8 text") from None
-    text = text.removesuffix("\n").removesuffix("\r")
-    if not text:
-        raise ConfigurationError(f"{setting}: the file named by {variable} ({path}) is empty")
-    return text
-
-
-def secret_from_env(env: Mapping[str, str], name: str, setting: str) -> str | None:
-    """A secret from ``NAME`` or ``NAME_FILE``; both set at once is an error."""
-    direct = env.get(name) or None
-    path = env.get(f"{name}_FILE") or None
-    if direct is not None and path is not None:
-        raise ConfigurationError(f"{setting}: set {name} or {name}_FILE, not both")
-    if path is not None:
-        return read_secret_file(path, setting=setting, variable=f"{name}_FILE")
-    return direct
-
-
-def auth_from_env(
-    env: Mapping[str, str],
-    *,
-    prefix: str = "ESS",
-    username: str | None = None,
-    password: str | None = None,
-    token: str | None = None,
-) -> Auth | None:
-    """Basic or bearer credentials from explicit values, then ``{prefix}_*`` variables.
-
-    An explicit credential of one kind wins over the environment's credentials of the other
-    kind (explicit arguments win); both kinds at once, from the same source, is an error.
-    """
-    explicit_basic = username is not None or password is not None
-    explicit_bearer = token is not None
-    user = username
-    if user is None and not explicit_bearer:
-        user = env.get(f"{prefix}_USERNAME") or None
-    pwd = password
-    if pwd is None and not explicit_bearer:
-        pwd = secret_from_env(env, f"{prefix}_PASSWORD", "password")
-    tok = token
-    if tok is None and not explicit_basic:
-        tok = secret_from_env(env, f"{prefix}_TOKEN", "token")
-    if tok is not None and (user is not None or pwd is not None):
-        raise ConfigurationError(
-            f"credentials: both Basic ({prefix}_USERNAME/{prefix}_PASSWORD) and bearer "
-            f"({prefix}_TOKEN) credentials are set; keep only one kind"
-        )
-    if tok is not None:
-        return BearerAuth(tok)
-    if user is not None and pwd is None:
-        raise ConfigurationError(
-            f"password: {prefix}_USERNAME is set but no password; "
-            f"set {prefix}_PASSWORD or {prefix}_PASSWORD_FILE"
-        )
-    if pwd is not None and user is None:
-        raise ConfigurationError(
-            f"username: a password is set but {prefix}_USERNAME is not; set {prefix}_USERNAME"
-        )
-    if user is not None and pwd is not None:
-        return BasicAuth(user, pwd)
-    return None
 
 
 def resolve_settings(
@@ -343,15 +238,17 @@ def resolve_settings(
     media = parse_media_type(raw_media) if raw_media else DEFAULT_MEDIA_TYPE
 
     bundle = ca_bundle if ca_bundle is not None else (env.get("ESS_CA_BUNDLE") or None)
-    if bundle is not None and not os.path.exists(bundle):
-        raise ConfigurationError(
-            f"CA bundle: {bundle} does not exist; set ESS_CA_BUNDLE to a PEM file or folder"
+    if bundle is not None:
+        check_ca_bundle(
+            bundle, variable="ESS_CA_BUNDLE" if ca_bundle is None else "the ca_bundle= argument"
         )
 
-    box = Path(outbox) if outbox is not None else None
-    if box is None:
-        box = Path(env["ESS_CALLBACK_OUTBOX"]) if env.get("ESS_CALLBACK_OUTBOX") else None
-    if box is None:
+    if outbox is not None:
+        box = check_outbox(Path(outbox), variable="the outbox= argument")
+    elif env.get("ESS_CALLBACK_OUTBOX"):
+        box = check_outbox(Path(env["ESS_CALLBACK_OUTBOX"]))
+    else:
+        # Not checked: a job with an odd HOME that always delivers must not be refused.
         box = default_outbox(env)
 
     raw_budget = (
@@ -391,4 +288,5 @@ def resolve_settings(
         outbox=box,
         retry_seconds=float(retry_seconds),
         cancel_poll=cancel_poll,
+        allow_http=allow_http,
     )

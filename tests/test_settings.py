@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import string
 from pathlib import Path
 from typing import Any
@@ -12,7 +13,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from ess_callback import BearerAuth, ConfigurationError
-from ess_callback._settings import BasicAuth, Settings, resolve_settings
+from ess_callback._settings import BasicAuth, Settings, auth_from_env, resolve_settings
 
 BASE = {
     "ESS_BASE_URL": "https://ess.example.com",
@@ -24,6 +25,15 @@ BASE = {
 def resolve(env: dict[str, str], **kwargs: Any) -> Settings:
     """Resolve against *env* only (never the test process's own environment)."""
     return resolve_settings(env=env, **kwargs)
+
+
+def real_bundle(folder: Path) -> Path:
+    """A copy of a real CA bundle (the one requests trusts by default) in *folder*."""
+    import certifi
+
+    target = folder / "ca.pem"
+    shutil.copyfile(certifi.where(), target)
+    return target
 
 
 def config_error(env: dict[str, str], **kwargs: Any) -> str:
@@ -62,8 +72,7 @@ def test_everything_from_the_environment() -> None:
 
 def test_explicit_arguments_win(tmp_path: Path) -> None:
     """Every explicit argument wins over its environment variable."""
-    bundle = tmp_path / "ca.pem"
-    bundle.write_text("not checked here\n")
+    bundle = real_bundle(tmp_path)
     env = {
         **BASE,
         "ESS_USERNAME": "env-user",
@@ -238,6 +247,56 @@ def test_malformed_base_url_refused(url: str) -> None:
     assert "ESS_BASE_URL" in message
 
 
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://a..b.com",
+        "https://exa mple.com",
+        "https://.example.com",
+        "https://example..",
+        "https://-bad.example.com",
+        "https://bad-.example.com",
+        "https://ex!ample.com",
+        f"https://{'a' * 64}.example.com",
+        "https://1.2.3.999",
+        "https://10.0.0",
+        "https://[not-an-address]",
+        "https://[::1::2]:8443",
+        "https://ess.example.com:0",
+        "https://ess.example.com/?",
+        "https://ess.example.com/#",
+        "https://ess.example.com/pre\x00fix",
+        "https://ess.example\n.com",
+        "https://ess.exa\tmple.com",
+    ],
+)
+def test_base_url_with_an_invalid_host_refused(url: str) -> None:
+    """A host that is no DNS name, IPv4 or bracketed IPv6 address (or a URL with a control
+    character) is refused before any network, naming ESS_BASE_URL."""
+    message = config_error({**BASE, "ESS_BASE_URL": url})
+    assert message.startswith("base URL:")
+    assert "ESS_BASE_URL" in message
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://ess.example.com.",
+        "https://ess-1.example.com:8443",
+        "https://ess_internal.corp",
+        "https://xn--bcher-kva.example",
+        "https://bücher.example",
+        "https://10.0.0.5:8443",
+        "https://[2001:db8::1]:8443/prefix",
+        "https://ESS.Example.COM",
+        "https://localhost:1/ess proxy",
+    ],
+)
+def test_base_url_with_a_valid_host_accepted(url: str) -> None:
+    """DNS names (IDNA too), IPv4 and bracketed IPv6 hosts are accepted as given."""
+    assert resolve({**BASE, "ESS_BASE_URL": url}).base_url == url
+
+
 def test_trailing_slash_and_prefix_kept() -> None:
     """A path prefix is kept, a trailing slash dropped."""
     env = {**BASE, "ESS_BASE_URL": "https://host:8443/ess-proxy/"}
@@ -288,6 +347,127 @@ def test_secret_file_without_permission_refused(tmp_path: Path) -> None:
     message = config_error({**BASE, "ESS_USERNAME": "u", "ESS_PASSWORD_FILE": str(secret)})
     assert "ESS_PASSWORD_FILE" in message
     assert "ermission" in message
+
+
+LEAKY = "LEAKYTOKEN123"
+
+
+@pytest.mark.parametrize("name", ["ESS_PASSWORD", "ESS_TOKEN"])
+@pytest.mark.parametrize(
+    "value",
+    [f"{LEAKY}\nX", f"{LEAKY}\r", f"\n{LEAKY}", f"{LEAKY}\x00", f"{LEAKY}\tX", f"{LEAKY}\x7f"],
+    ids=["lf", "cr", "leading-lf", "nul", "tab", "del"],
+)
+def test_secret_with_a_control_character_refused(name: str, value: str) -> None:
+    """A secret with a control character is refused before any network, naming its
+    variable and never showing the value (an HTTP library would quote the header)."""
+    env = {**BASE, name: value, **({"ESS_USERNAME": "ops"} if "PASSWORD" in name else {})}
+    message = config_error(env)
+    assert name in message
+    assert LEAKY not in message
+
+
+@pytest.mark.parametrize("name", ["ESS_PASSWORD_FILE", "ESS_TOKEN_FILE"])
+@pytest.mark.parametrize("content", [b"tok\n\n", b"tok\r\n\r\n", b"tok\nsecond line\n", b"\ntok"])
+def test_secret_file_with_more_than_one_line_refused(
+    tmp_path: Path, name: str, content: bytes
+) -> None:
+    """A _FILE secret keeps one trailing newline stripped; any other line break is an
+    error naming the variable and the file, never the secret."""
+    path = tmp_path / "secret"
+    path.write_bytes(content.replace(b"tok", LEAKY.encode()))
+    env = {**BASE, name: str(path), **({"ESS_USERNAME": "ops"} if "PASSWORD" in name else {})}
+    message = config_error(env)
+    assert name in message
+    assert str(path) in message
+    assert LEAKY not in message
+
+
+@pytest.mark.parametrize("content", [b"tok\n", b"tok\r\n", b"tok"])
+def test_secret_file_with_one_line_accepted(tmp_path: Path, content: bytes) -> None:
+    """One line, with or without its line end, is the secret."""
+    path = tmp_path / "token"
+    path.write_bytes(content)
+    assert resolve({**BASE, "ESS_TOKEN_FILE": str(path)}).auth == BearerAuth("tok")
+
+
+@pytest.mark.parametrize(
+    ("token", "why"),
+    [(f"{LEAKY}€", "header"), (f"{LEAKY} ", "space"), (f" {LEAKY}", "space"), ("ab cd", "space")],
+)
+@pytest.mark.parametrize("source", ["ESS_TOKEN", "ESS_TOKEN_FILE", "argument"])
+def test_bearer_token_must_fit_in_a_header(
+    tmp_path: Path, token: str, why: str, source: str
+) -> None:
+    """A bearer token that is not Latin-1 or holds a space is refused, naming its source."""
+    path = tmp_path / "token"
+    path.write_text(token + "\n", encoding="utf-8")
+    if source == "argument":
+        message = config_error(BASE, token=token)
+        assert "token= argument" in message
+    else:
+        value = str(path) if source.endswith("_FILE") else token
+        message = config_error({**BASE, source: value})
+        assert source in message
+    assert why in message
+    assert LEAKY not in message
+
+
+def test_non_ascii_password_accepted() -> None:
+    """A password outside Latin-1 is fine (Basic sends it as UTF-8); only control
+    characters are refused."""
+    env = {**BASE, "ESS_USERNAME": "ops", "ESS_PASSWORD": "pässwörd€ with space"}
+    assert resolve(env).auth == BasicAuth("ops", "pässwörd€ with space")
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "named"),
+    [
+        ({"token": f"{LEAKY}\n"}, "token= argument"),
+        ({"username": "ops", "password": f"{LEAKY}\n"}, "password= argument"),
+        ({"username": "op\ns", "password": LEAKY}, "username= argument"),
+    ],
+)
+def test_explicit_secret_with_a_control_character_refused(
+    kwargs: dict[str, str], named: str
+) -> None:
+    """Explicit credentials are checked like the variables, naming the argument."""
+    message = config_error(BASE, **kwargs)
+    assert named in message
+    assert LEAKY not in message
+
+
+def test_username_with_a_control_character_refused() -> None:
+    """ESS_USERNAME with a line break is refused, naming it."""
+    message = config_error({**BASE, "ESS_USERNAME": "ops\n", "ESS_PASSWORD": LEAKY})
+    assert "ESS_USERNAME" in message
+    assert LEAKY not in message
+
+
+@pytest.mark.parametrize(
+    ("extra", "named"),
+    [
+        ({"WATCH_TOKEN": f"{LEAKY}\nX"}, "WATCH_TOKEN"),
+        ({"WATCH_TOKEN": f"{LEAKY}€"}, "WATCH_TOKEN"),
+        ({"WATCH_USERNAME": "ops", "WATCH_PASSWORD": f"{LEAKY}\r"}, "WATCH_PASSWORD"),
+    ],
+)
+def test_watch_credentials_are_checked_too(extra: dict[str, str], named: str) -> None:
+    """The WATCH_* credentials of the status readers go through the same checks."""
+    with pytest.raises(ConfigurationError) as info:
+        auth_from_env(extra, prefix="WATCH")
+    assert named in str(info.value)
+    assert LEAKY not in str(info.value)
+
+
+@pytest.mark.parametrize("value", [f"{LEAKY}\n", f"{LEAKY}€", f"{LEAKY} "])
+def test_bearer_auth_refuses_what_a_header_cannot_carry(value: str) -> None:
+    """BearerAuth built directly checks its token too (without showing it)."""
+    with pytest.raises(ConfigurationError) as info:
+        BearerAuth(value)
+    assert LEAKY not in str(info.value)
+    with pytest.raises(ConfigurationError):
+        BasicAuth("ops", f"{LEAKY}\n")
 
 
 @pytest.mark.parametrize("name", ["ESS_PASSWORD", "ESS_TOKEN"])
@@ -446,10 +626,65 @@ def test_retry_seconds_argument_checked(value: float) -> None:
 
 def test_ca_bundle(tmp_path: Path) -> None:
     """ESS_CA_BUNDLE names the CA file; a missing one is refused, naming the variable."""
-    bundle = tmp_path / "corp-ca.pem"
-    bundle.write_text("-----BEGIN CERTIFICATE-----\n")
+    bundle = real_bundle(tmp_path)
     assert resolve({**BASE, "ESS_CA_BUNDLE": str(bundle)}).ca_bundle == str(bundle)
     assert "ESS_CA_BUNDLE" in config_error({**BASE, "ESS_CA_BUNDLE": str(tmp_path / "nope.pem")})
+
+
+def test_ca_bundle_folder_accepted(tmp_path: Path) -> None:
+    """A folder of CA certificates (OpenSSL's capath) is accepted as ESS_CA_BUNDLE."""
+    real_bundle(tmp_path)
+    assert resolve({**BASE, "ESS_CA_BUNDLE": str(tmp_path)}).ca_bundle == str(tmp_path)
+
+
+@pytest.mark.parametrize(
+    "content",
+    [b"myhost\n", b"", b"-----BEGIN CERTIFICATE-----\nbm90IGEgY2VydA==\n", b"\xff\xfe"],
+    ids=["hostname-file", "empty", "broken-pem", "binary"],
+)
+def test_unusable_ca_bundle_refused_before_any_network(tmp_path: Path, content: bytes) -> None:
+    """A CA bundle that holds no certificate is refused at once, naming ESS_CA_BUNDLE."""
+    bundle = tmp_path / "hostname"
+    bundle.write_bytes(content)
+    message = config_error({**BASE, "ESS_CA_BUNDLE": str(bundle)})
+    assert message.startswith("CA bundle:")
+    assert "ESS_CA_BUNDLE" in message
+    assert str(bundle) in message
+    assert "ca_bundle=" in config_error(BASE, ca_bundle=str(bundle))
+
+
+def test_outbox_that_is_a_file_refused(tmp_path: Path) -> None:
+    """ESS_CALLBACK_OUTBOX naming a regular file is refused at once, naming the variable."""
+    passwd = tmp_path / "passwd"
+    passwd.write_text("root:x:0:0::/root:/bin/sh\n")
+    message = config_error({**BASE, "ESS_CALLBACK_OUTBOX": str(passwd)})
+    assert "ESS_CALLBACK_OUTBOX" in message
+    assert str(passwd) in message
+    assert "not a folder" in message
+    assert "outbox=" in config_error(BASE, outbox=passwd)
+
+
+def test_outbox_under_a_file_refused(tmp_path: Path) -> None:
+    """An outbox that could only be created inside a regular file is refused at once."""
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    message = config_error({**BASE, "ESS_CALLBACK_OUTBOX": str(blocker / "sub" / "outbox")})
+    assert "ESS_CALLBACK_OUTBOX" in message
+    assert str(blocker) in message
+
+
+def test_outbox_need_not_exist_yet(tmp_path: Path) -> None:
+    """An outbox folder that does not exist yet is fine: it is created when first needed."""
+    box = tmp_path / "new" / "outbox"
+    assert resolve({**BASE, "ESS_CALLBACK_OUTBOX": str(box)}).outbox == box
+    assert not box.exists()
+
+
+def test_allow_http_reaches_the_settings() -> None:
+    """ESS_CALLBACK_ALLOW_HTTP is carried by the settings (for every client built from them)."""
+    env = {**BASE, "ESS_BASE_URL": "http://ess.example.com", "ESS_CALLBACK_ALLOW_HTTP": "1"}
+    assert resolve(env).allow_http is True
+    assert resolve(BASE).allow_http is False
 
 
 def test_settings_are_frozen() -> None:
@@ -462,9 +697,16 @@ def test_settings_are_frozen() -> None:
 # -- secrets never leak --------------------------------------------------------------------
 
 REFERENCE = "REFERENCE-SECRET-0000"
-# Secrets as a _FILE can hold them: UTF-8, no line ends (one trailing newline is stripped).
+# Secrets as a _FILE can hold them: UTF-8, no control characters (those are refused, see
+# test_secret_with_a_control_character_refused; one trailing newline is stripped).
 secrets = st.text(
-    alphabet=st.characters(codec="utf-8", exclude_characters="\r\n\x00"), min_size=1, max_size=40
+    alphabet=st.characters(codec="utf-8", exclude_categories=["Cc"]), min_size=1, max_size=40
+)
+# Bearer tokens as a header can carry them: Latin-1 without spaces or control characters.
+tokens = st.text(
+    alphabet=st.characters(codec="latin-1", exclude_categories=["Cc", "Zs"]),
+    min_size=1,
+    max_size=40,
 )
 # URL passwords, including the characters that break a URL apart (@, /, ?, #, [, ]).
 url_secrets = st.text(alphabet=string.ascii_letters + string.digits + "-._~!$&'()*+,;=%:/?#[]@")
@@ -519,7 +761,7 @@ def test_secret_in_base_url_never_in_message(middle: str) -> None:
         assert "ESS_BASE_URL" in str(info.value)
 
 
-@given(secret=secrets)
+@given(secret=tokens)
 def test_secret_never_in_reprs(secret: str) -> None:
     """repr() of BasicAuth, BearerAuth and Settings does not depend on the secret."""
 
@@ -559,8 +801,7 @@ def test_settings_reach_the_client(tmp_path: Path) -> None:
     """The resolved budget, media type, CA bundle and credentials are what the client uses."""
     from ess_callback._sender import HttpSender, make_sender
 
-    bundle = tmp_path / "ca.pem"
-    bundle.write_text("-----BEGIN CERTIFICATE-----\n")
+    bundle = real_bundle(tmp_path)
     env = {
         **BASE,
         "ESS_TOKEN": "tok",

@@ -1,0 +1,194 @@
+"""Credentials: the two auth kinds, and reading secrets from arguments, variables and files.
+
+A secret travels in an HTTP header, so it is checked before anything is sent: a control
+character (often a second line in a ``_FILE``) would be refused by the HTTP library with the
+header value, secret included, in its message. Every check here names the variable the
+secret came from, never the value.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from typing import Any
+
+import attrs
+
+from ._errors import ConfigurationError
+
+#: C0 and C1 control characters and DEL: never part of a credential
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")
+
+
+def secret_problem(value: str, *, bearer: bool = False) -> str | None:
+    """What makes *value* unusable as a credential in a header, or None. Never quotes it."""
+    found = _CONTROL.search(value)
+    if found is not None:
+        char = found.group(0)
+        kind = "a line break" if char in "\r\n" else f"a control character (U+{ord(char):04X})"
+        return f"contains {kind}: give the secret alone, on one line"
+    if bearer:
+        if any(c.isspace() for c in value):
+            return "contains a space: a bearer token has none"
+        try:
+            value.encode("latin-1")
+        except UnicodeEncodeError:
+            return "has characters an HTTP header cannot carry: a bearer token is ASCII text"
+    return None
+
+
+def check_secret(value: str, *, setting: str, source: str, bearer: bool = False) -> str:
+    """Return *value*, or raise ``ConfigurationError`` naming *source* (never the value)."""
+    problem = secret_problem(value, bearer=bearer)
+    if problem is not None:
+        raise ConfigurationError(f"{setting}: {source} {problem}")
+    return value
+
+
+def _check_bearer(instance: Any, attribute: Any, value: str) -> None:
+    check_secret(value, setting="token", source="the token given", bearer=True)
+
+
+def _check_basic(instance: Any, attribute: Any, value: str) -> None:
+    check_secret(value, setting=attribute.name, source=f"the {attribute.name} given")
+
+
+@attrs.frozen(repr=False)
+class BearerAuth:
+    """OAuth bearer token authentication (``Authorization: Bearer <token>``).
+
+    The token must fit in a header: no control characters, no spaces, Latin-1 only
+    (``ConfigurationError`` otherwise).
+    """
+
+    token: str = attrs.field(repr=False, validator=_check_bearer)
+
+    def __call__(self, request: Any) -> Any:
+        request.headers["Authorization"] = f"Bearer {self.token}"
+        return request
+
+    def __repr__(self) -> str:
+        return "BearerAuth(token=***)"
+
+
+@attrs.frozen(repr=False)
+class BasicAuth:
+    """HTTP Basic credentials, kept out of every repr (no control characters allowed)."""
+
+    username: str = attrs.field(validator=_check_basic)
+    password: str = attrs.field(repr=False, validator=_check_basic)
+
+    def as_tuple(self) -> tuple[str, str]:
+        """``(username, password)``."""
+        return (self.username, self.password)
+
+    def __repr__(self) -> str:
+        return f"BasicAuth(username={self.username!r}, password=***)"
+
+
+Auth = BasicAuth | BearerAuth
+
+
+def auth_secrets(auth: object) -> list[str]:
+    """The secret values an auth object holds (for redaction)."""
+    if isinstance(auth, BasicAuth):
+        return [auth.password]
+    if isinstance(auth, BearerAuth):
+        return [auth.token]
+    return []
+
+
+def read_secret_file(path: str, *, setting: str, variable: str) -> str:
+    """Read a secret from a file, stripping one trailing newline (and CR).
+
+    Anything else that is not part of a secret (a second line, a NUL) is an error naming
+    *variable*: sent as is, it would be refused or, worse, mean another credential.
+    """
+    try:
+        with open(path, encoding="utf-8") as fh:
+            text = fh.read()
+    except OSError as exc:
+        raise ConfigurationError(
+            f"{setting}: cannot read {variable}={path}: {exc.strerror or exc}"
+        ) from None
+    except UnicodeDecodeError:
+        raise ConfigurationError(f"{setting}: {variable}={path} is not UTF-8 text") from None
+    text = text.removesuffix("\n").removesuffix("\r")
+    if not text:
+        raise ConfigurationError(f"{setting}: the file named by {variable} ({path}) is empty")
+    problem = secret_problem(text)
+    if problem is not None:
+        raise ConfigurationError(f"{setting}: the file named by {variable} ({path}) {problem}")
+    return text
+
+
+def secret_from_env(env: Mapping[str, str], name: str, setting: str) -> str | None:
+    """A secret from ``NAME`` or ``NAME_FILE``; both set at once is an error."""
+    direct = env.get(name) or None
+    path = env.get(f"{name}_FILE") or None
+    if direct is not None and path is not None:
+        raise ConfigurationError(f"{setting}: set {name} or {name}_FILE, not both")
+    if path is not None:
+        return read_secret_file(path, setting=setting, variable=f"{name}_FILE")
+    if direct is not None:
+        check_secret(direct, setting=setting, source=name)
+    return direct
+
+
+def _secret_source(explicit: str | None, env: Mapping[str, str], name: str, what: str) -> str:
+    """Where a secret came from, as a message names it."""
+    if explicit is not None:
+        return f"the {what}= argument"
+    return f"{name}_FILE" if env.get(f"{name}_FILE") else name
+
+
+def auth_from_env(
+    env: Mapping[str, str],
+    *,
+    prefix: str = "ESS",
+    username: str | None = None,
+    password: str | None = None,
+    token: str | None = None,
+) -> Auth | None:
+    """Basic or bearer credentials from explicit values, then ``{prefix}_*`` variables.
+
+    An explicit credential of one kind wins over the environment's credentials of the other
+    kind (explicit arguments win); both kinds at once, from the same source, is an error.
+    Every secret is checked (see ``secret_problem``); an error names where it came from.
+    """
+    explicit_basic = username is not None or password is not None
+    explicit_bearer = token is not None
+    user = username
+    if user is None and not explicit_bearer:
+        user = env.get(f"{prefix}_USERNAME") or None
+    pwd = password
+    if pwd is None and not explicit_bearer:
+        pwd = secret_from_env(env, f"{prefix}_PASSWORD", "password")
+    tok = token
+    if tok is None and not explicit_basic:
+        tok = secret_from_env(env, f"{prefix}_TOKEN", "token")
+    if tok is not None and (user is not None or pwd is not None):
+        raise ConfigurationError(
+            f"credentials: both Basic ({prefix}_USERNAME/{prefix}_PASSWORD) and bearer "
+            f"({prefix}_TOKEN) credentials are set; keep only one kind"
+        )
+    if tok is not None:
+        # Checked last, so that the structural errors above read the same for any token.
+        source = _secret_source(token, env, f"{prefix}_TOKEN", "token")
+        return BearerAuth(check_secret(tok, setting="token", source=source, bearer=True))
+    if user is not None and pwd is None:
+        raise ConfigurationError(
+            f"password: {prefix}_USERNAME is set but no password; "
+            f"set {prefix}_PASSWORD or {prefix}_PASSWORD_FILE"
+        )
+    if pwd is not None and user is None:
+        raise ConfigurationError(
+            f"username: a password is set but {prefix}_USERNAME is not; set {prefix}_USERNAME"
+        )
+    if user is not None and pwd is not None:
+        source = "the username= argument" if username is not None else f"{prefix}_USERNAME"
+        check_secret(user, setting="username", source=source)
+        if password is not None:
+            check_secret(pwd, setting="password", source="the password= argument")
+        return BasicAuth(user, pwd)
+    return None
