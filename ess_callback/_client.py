@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import datetime
-import email.utils
 import json
 import logging
 import os
 import random
+import re
 import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
@@ -15,15 +14,20 @@ from typing import TYPE_CHECKING, Any
 import attrs
 
 from . import _recording
+from ._answers import CREDENTIAL_HINT as CREDENTIAL_HINT
+from ._answers import RETRY_STATUSES, network_reason
+from ._answers import error_for_response as error_for_response
+from ._answers import parse_problem as parse_problem
+from ._answers import retry_after_seconds as retry_after_seconds
+from ._credentials import auth_secrets
 from ._errors import (
     AuthenticationError,
     ConfigurationError,
     DeliveryError,
-    RejectedError,
+    DeliveryInterrupted,
     SchedulerUnavailableError,
-    rejected_class,
 )
-from ._message import DEFAULT_MAX_MESSAGE_BYTES, truncate_message
+from ._message import DEFAULT_MAX_MESSAGE_BYTES, signal_name, truncate_message
 from ._model import Callback, Outcome
 from ._settings import (
     DEFAULT_MEDIA_TYPE,
@@ -41,13 +45,11 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("ess_callback")
 
-RETRY_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
+#: the status readers of ``ess_callback.watch`` word network failures the same way
+_network_reason = network_reason
+
 MAX_SINGLE_WAIT = 30.0
 STATUS_PATH = "/ess/rest/scheduler/v1/requests/{request_id}/executionStatus"
-CREDENTIAL_HINT = (
-    "set ESS_USERNAME and ESS_PASSWORD (or ESS_PASSWORD_FILE) for Basic auth, "
-    "or ESS_TOKEN (or ESS_TOKEN_FILE) for a bearer token"
-)
 
 
 @attrs.frozen
@@ -71,72 +73,6 @@ class RetryPolicy:
         """Exponential backoff with jitter: half fixed, half random, capped at ``max_wait``."""
         base = min(self.max_wait, self.backoff * 2.0 ** (failed_attempts - 1))
         return base / 2 + random.uniform(0, base / 2)
-
-
-def retry_after_seconds(value: str | None, *, now: float | None = None) -> float | None:
-    """Parse a ``Retry-After`` header (seconds or an HTTP date) into seconds from now.
-
-    None when the header is absent or malformed (the caller then backs off as usual).
-    """
-    if not value:
-        return None
-    value = value.strip()
-    # RFC 9110: delay-seconds is 1*DIGIT (as urllib3 reads it); "-5", "1e3" or "nan" are
-    # malformed, not "retry at once".
-    if value.isascii() and value.isdigit():
-        return float(value)
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError, IndexError):
-        return None
-    if when.tzinfo is None:
-        # Every HTTP-date is GMT, also the asctime form that carries no zone.
-        when = when.replace(tzinfo=datetime.timezone.utc)
-    current = time.time() if now is None else now
-    return max(0.0, when.timestamp() - current)
-
-
-def parse_problem(body: bytes, content_type: str = "") -> dict[str, Any]:
-    """Pick the RFC 7807 ``SimpleExceptionDetail`` fields out of an error body, if present."""
-    try:
-        data = json.loads(body.decode("utf-8", "replace")) if body else None
-    except ValueError:
-        data = None
-    if not isinstance(data, dict):
-        text = " ".join(body.decode("utf-8", "replace").split())
-        return {"excerpt": text[:200] + ("..." if len(text) > 200 else "")} if text else {}
-    out: dict[str, Any] = {}
-    for key in ("type", "title", "detail", "errorCode", "status"):
-        if data.get(key) is not None:
-            out[key] = str(data[key])
-    return out
-
-
-def error_for_response(status: int, reason: str, body: bytes, attempts: int) -> DeliveryError:
-    """The typed DeliveryError for a non-2xx answer."""
-    problem = parse_problem(body)
-    code = problem.get("errorCode")
-    title = problem.get("title")
-    detail = problem.get("detail")
-    text = f"ESS answered {status} {reason}".rstrip()
-    if code:
-        text += f" [{code}]"
-    said = ": ".join(p for p in (title, detail) if p) or problem.get("excerpt")
-    if said:
-        text += f": {said}"
-    if status == 401:
-        text += f"; {CREDENTIAL_HINT}"
-    cls: type[DeliveryError]
-    if 300 <= status < 400:
-        cls = RejectedError
-        text += "; the scheduler redirected the call: set ESS_BASE_URL to the final address"
-    elif status >= 500 or status in RETRY_STATUSES:
-        cls = SchedulerUnavailableError
-    else:
-        cls = rejected_class(status)
-    return cls(
-        text, http_status=status, error_code=code, title=title, detail=detail, attempts=attempts
-    )
 
 
 def _basic_auth(auth: BasicAuth) -> Any:
@@ -170,6 +106,7 @@ class SchedulerClient:
 
     ``auth`` is a ``(username, password)`` tuple for Basic, ``BearerAuth(token)``, or None.
     ``retry`` is a :class:`RetryPolicy` (8 attempts, 60 s budget, 10 s per attempt by default).
+    ``http://`` is refused for a host that is not loopback unless ``allow_http=True``.
     While ``ess_callback.testing.record_callbacks()`` is active, calls are recorded, not sent.
     """
 
@@ -183,8 +120,10 @@ class SchedulerClient:
         retry: RetryPolicy | None = None,
         ca_bundle: str | None = None,
         max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
+        allow_http: bool = False,
     ) -> None:
-        self.base_url = parse_base_url(base_url, allow_http=True)
+        # http:// to a host that is not loopback would carry the credentials in clear.
+        self.base_url = parse_base_url(base_url, allow_http=allow_http)
         self.media_type = parse_media_type(media_type)
         policy = retry or RetryPolicy()
         if timeout is not None:
@@ -205,6 +144,10 @@ class SchedulerClient:
     def __repr__(self) -> str:
         kind = type(self._auth).__name__ if self._auth else "no auth"
         return f"SchedulerClient({self.base_url!r}, auth={kind})"
+
+    def secrets(self) -> list[str]:
+        """The secret values of this client's credentials (for redaction)."""
+        return auth_secrets(self._auth)
 
     @property
     def session(self) -> requests.Session:
@@ -286,83 +229,122 @@ class SchedulerClient:
         verify: bool | str = self.ca_bundle or True
         deadline = policy.clock() + policy.budget
         attempt = 0
-        while True:
-            attempt += 1
-            timeout = policy.timeout
-            if attempt > 1:
-                timeout = max(0.5, min(timeout, deadline - policy.clock()))
-            retry_after: float | None = None
-            try:
-                response = self.session.post(
+        try:
+            while True:
+                attempt += 1
+                timeout = policy.timeout
+                if attempt > 1:
+                    timeout = max(0.5, min(timeout, deadline - policy.clock()))
+                retry_after: float | None = None
+                log.debug(
+                    "POST %s (%s, attempt %d of %d, timeout %.1f s)",
                     url,
-                    data=data,
-                    headers=headers,
-                    timeout=timeout,
-                    verify=verify,
-                    allow_redirects=False,
+                    callback.status,
+                    attempt,
+                    policy.attempts,
+                    timeout,
                 )
-            except (
-                requests.ConnectionError,
-                requests.Timeout,
-                # the connection broke while the answer was read: as unknown as a reset
-                requests.exceptions.ChunkedEncodingError,
-            ) as exc:
-                error: DeliveryError = SchedulerUnavailableError(
-                    f"cannot reach the scheduler at {self.base_url}: {_network_reason(exc)}",
-                    attempts=attempt,
-                )
-            except requests.RequestException as exc:
-                raise DeliveryError(
-                    f"cannot send to {self.base_url}: {type(exc).__name__}: {exc}",
-                    attempts=attempt,
-                ) from None
-            else:
-                if 200 <= response.status_code < 300:
-                    response.close()
-                    if attempt > 1:
-                        log.info("delivered %s after %d attempts", callback.status, attempt)
-                    return attempt
-                error = error_for_response(
-                    response.status_code, response.reason or "", response.content, attempt
-                )
-                if response.status_code not in RETRY_STATUSES:
+                started = time.monotonic()
+                try:
+                    response = self.session.post(
+                        url,
+                        data=data,
+                        headers=headers,
+                        timeout=timeout,
+                        verify=verify,
+                        allow_redirects=False,
+                    )
+                except requests.exceptions.SSLError as exc:
+                    # Retrying cannot fix a certificate; the outbox keeps the status until
+                    # the CA bundle is fixed and 'ess-callback flush' runs.
+                    raise SchedulerUnavailableError(self._tls_text(exc), attempts=attempt) from None
+                except (
+                    requests.ConnectionError,
+                    requests.Timeout,
+                    # the connection broke while the answer was read: as unknown as a reset
+                    requests.exceptions.ChunkedEncodingError,
+                ) as exc:
+                    reason = network_reason(exc)
+                    log.debug("no answer after %.2f s: %s", time.monotonic() - started, reason)
+                    error: DeliveryError = SchedulerUnavailableError(
+                        f"cannot reach the scheduler at {self.base_url}: {reason}",
+                        attempts=attempt,
+                    )
+                except (requests.RequestException, ValueError, UnicodeError) as exc:
+                    # Raised before the request left: a header or URL the HTTP stack cannot
+                    # encode. Its text may quote a header (a credential): only its type goes.
+                    raise DeliveryError(
+                        f"cannot send to {self.base_url}: {type(exc).__name__} (a header or the "
+                        "URL could not be encoded; check ESS_BASE_URL and the credentials)",
+                        attempts=attempt,
+                    ) from None
+                except OSError as exc:
+                    # requests raises a bare OSError for an unusable REQUESTS_CA_BUNDLE: not
+                    # transient, so not retried, but kept in the outbox until it is fixed.
+                    raise SchedulerUnavailableError(
+                        f"cannot send to {self.base_url}: {exc.strerror or exc}",
+                        attempts=attempt,
+                    ) from None
+                else:
+                    code = response.status_code
+                    log.debug(
+                        "ESS answered %d %s in %.2f s",
+                        code,
+                        response.reason or "",
+                        time.monotonic() - started,
+                    )
+                    if 200 <= code < 300:
+                        response.close()
+                        if attempt > 1:
+                            log.info("delivered %s after %d attempts", callback.status, attempt)
+                        return attempt
+                    error = error_for_response(
+                        code, response.reason or "", response.content, attempt
+                    )
+                    if code not in RETRY_STATUSES:
+                        raise error
+                    retry_after = retry_after_seconds(response.headers.get("Retry-After"))
+                remaining = deadline - policy.clock()
+                if attempt >= policy.attempts or remaining <= 0.5:
                     raise error
-                retry_after = retry_after_seconds(response.headers.get("Retry-After"))
-            remaining = deadline - policy.clock()
-            if attempt >= policy.attempts or remaining <= 0.5:
-                raise error
-            wait = policy.backoff_wait(attempt) if retry_after is None else retry_after
-            wait = min(wait, policy.max_wait, remaining - 0.5)
-            log.info(
-                "%s not delivered (attempt %d of %d): %s; retrying in %.1f s",
-                callback.status,
-                attempt,
-                policy.attempts,
-                error,
-                wait,
-            )
-            policy.sleep(max(0.0, wait))
+                wait = policy.backoff_wait(attempt) if retry_after is None else retry_after
+                wait = min(wait, policy.max_wait, remaining - 0.5)
+                log.info(
+                    "%s not delivered (attempt %d of %d): %s; retrying in %.1f s",
+                    callback.status,
+                    attempt,
+                    policy.attempts,
+                    error,
+                    wait,
+                )
+                policy.sleep(max(0.0, wait))
+        except DeliveryInterrupted as stop:
+            raise SchedulerUnavailableError(
+                f"sending to {self.base_url} was interrupted by {signal_name(stop.signum)} "
+                f"(attempt {attempt})",
+                attempts=attempt,
+            ) from None
 
-
-def _network_reason(exc: BaseException) -> str:
-    """A short reason for a network failure, without requests' nested repr noise."""
-    import requests
-
-    if isinstance(exc, requests.Timeout):
-        return "timed out"
-    text = str(exc)
-    for marker in (
-        "Connection refused",
-        "Connection reset",
-        "Name or service not known",
-        "Temporary failure in name resolution",
-        "Remote end closed connection",
-        "certificate verify failed",
-        "No route to host",
-    ):
-        if marker in text:
-            return marker.lower()
-    return text if len(text) < 200 else text[:200] + "..."
+    def _tls_text(self, exc: BaseException) -> str:
+        """One line for a TLS failure, naming ESS_CA_BUNDLE as the way out."""
+        text = str(exc)
+        found = re.search(r"certificate verify failed: (.+?)(?: \(_ssl\.c:\d+\))?['\")]", text)
+        if found is not None or "CERTIFICATE_VERIFY_FAILED" in text:
+            reason = "certificate verify failed" + (f": {found.group(1)}" if found else "")
+            if self.ca_bundle:
+                fix = (
+                    f"ESS_CA_BUNDLE ({self.ca_bundle}) does not hold the CA that signed the "
+                    "scheduler's certificate; set it to the right PEM file"
+                )
+            else:
+                fix = (
+                    "if the scheduler's certificate comes from a private CA, set ESS_CA_BUNDLE "
+                    "to that CA's PEM file"
+                )
+        else:
+            reason = "TLS handshake failed: " + network_reason(exc)
+            fix = "check the server's TLS set-up and ESS_CA_BUNDLE (or REQUESTS_CA_BUNDLE)"
+        return f"cannot reach the scheduler at {self.base_url}: {reason}; {fix}"
 
 
 def is_spoolable(error: BaseException) -> bool:

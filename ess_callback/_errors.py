@@ -88,3 +88,16 @@ def rejected_class(http_status: int) -> type[RejectedError]:
         403: NotAllowedError,
         404: RequestNotFoundError,
     }.get(http_status, RejectedError)
+
+
+class DeliveryInterrupted(BaseException):
+    """Raised by a signal handler to stop a delivery in progress (``ess-callback send``).
+
+    A ``BaseException``, like ``KeyboardInterrupt``, so that no ``except Exception`` on the
+    way swallows it; the client turns it into a ``SchedulerUnavailableError``, so that a
+    final status then goes to the outbox.
+    """
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum

@@ -12,6 +12,7 @@ import email.utils
 import json
 import logging
 import os
+import signal
 import time
 from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
@@ -21,6 +22,7 @@ from typing import Any
 import pytest
 import requests
 import responses
+from urllib3.exceptions import LocationParseError
 
 import ess_callback
 from ess_callback import (
@@ -38,6 +40,7 @@ from ess_callback import (
     Status,
 )
 from ess_callback._client import RetryPolicy, is_spoolable, retry_after_seconds
+from ess_callback._errors import DeliveryInterrupted
 from ess_callback._settings import BasicAuth
 from ess_callback.testing import FakeScheduler, record_callbacks
 
@@ -397,6 +400,136 @@ def test_keyword_only_options() -> None:
         SchedulerClient(BASE, ("ops", SECRET))  # type: ignore[misc]
 
 
+@pytest.mark.parametrize(
+    "failure",
+    [
+        ValueError("Invalid header value b'Bearer LEAKYTOKEN123\\n'"),
+        requests.exceptions.InvalidHeader("Invalid return character in header: 'Bearer LEAKY'"),
+        UnicodeEncodeError("latin-1", "Bearer LEAKY€", 12, 13, "ordinal not in range"),
+        LocationParseError("LEAKY..example.com"),
+    ],
+    ids=["value-error", "invalid-header", "unicode", "location-parse"],
+)
+def test_error_inside_the_http_library_is_one_delivery_error(
+    mock: responses.RequestsMock, fake_time: FakeTime, failure: Exception
+) -> None:
+    """An error requests raises before the request leaves (a header or URL it cannot
+    encode) is a DeliveryError that quotes no header value, and is not retried."""
+    mock.post(URL, body=failure)
+    with pytest.raises(DeliveryError) as info:
+        client(fake_time).post_status(42, "h", Status.SUCCESS)
+    assert "LEAKY" not in str(info.value) and "LEAKY" not in repr(info.value)
+    assert BASE in str(info.value)
+    assert info.value.attempts == 1
+    assert len(mock.calls) == 1
+    assert not is_spoolable(info.value)
+
+
+def test_certificate_failure_is_not_retried_and_names_the_bundle_variable(
+    mock: responses.RequestsMock, fake_time: FakeTime
+) -> None:
+    """A TLS certificate that does not verify fails at once (retrying cannot fix it), says
+    to set ESS_CA_BUNDLE, and is kept for the outbox (flush once the bundle is fixed)."""
+    mock.post(
+        URL,
+        body=requests.exceptions.SSLError(
+            "HTTPSConnectionPool(host='ess.example.com', port=443): Max retries exceeded "
+            "(Caused by SSLError(SSLCertVerificationError(1, '[SSL: CERTIFICATE_VERIFY_FAILED] "
+            "certificate verify failed: self-signed certificate (_ssl.c:1006)')))"
+        ),
+    )
+    with pytest.raises(SchedulerUnavailableError) as info:
+        client(fake_time).post_status(42, "h", Status.SUCCESS)
+    text = str(info.value)
+    assert "ESS_CA_BUNDLE" in text
+    assert "self-signed certificate" in text
+    assert "\n" not in text
+    assert len(mock.calls) == 1
+    assert fake_time.sleeps == []
+    assert is_spoolable(info.value)
+
+
+def test_unusable_requests_ca_bundle_is_not_retried(
+    mock: responses.RequestsMock, fake_time: FakeTime
+) -> None:
+    """requests' OSError for an unusable REQUESTS_CA_BUNDLE fails at once, kept for flush."""
+    mock.post(URL, body=OSError("Could not find a suitable TLS CA certificate bundle"))
+    with pytest.raises(SchedulerUnavailableError) as info:
+        client(fake_time).post_status(42, "h", Status.SUCCESS)
+    assert "CA certificate bundle" in str(info.value)
+    assert len(mock.calls) == 1
+    assert is_spoolable(info.value)
+
+
+@pytest.mark.parametrize(
+    "url", ["http://ess.example.com", "http://10.0.0.5:8080/prefix", "http://[2001:db8::1]"]
+)
+def test_plain_http_to_a_remote_host_refused(url: str) -> None:
+    """SchedulerClient refuses http:// to a host that is not loopback unless allow_http."""
+    with pytest.raises(ConfigurationError, match="ESS_CALLBACK_ALLOW_HTTP"):
+        SchedulerClient(url)
+    assert SchedulerClient(url, allow_http=True).base_url == url
+
+
+def test_plain_http_to_loopback_needs_no_switch() -> None:
+    """http:// to loopback is fine (credentials never leave the machine)."""
+    assert SchedulerClient("http://127.0.0.1:8765").base_url == "http://127.0.0.1:8765"
+
+
+@pytest.mark.parametrize("url", ["https://a..b.com", "https://exa mple.com", "https://[x]"])
+def test_invalid_host_refused_by_the_client(url: str) -> None:
+    """A base URL whose host is not valid is a ConfigurationError when the client is made."""
+    with pytest.raises(ConfigurationError, match="base URL"):
+        SchedulerClient(url)
+
+
+def test_secrets_are_listed_for_redaction() -> None:
+    """client.secrets() gives the secret values its credentials hold, for redaction."""
+    assert SchedulerClient(BASE, auth=("ops", SECRET)).secrets() == [SECRET]
+    assert SchedulerClient(BASE, auth=BearerAuth(TOKEN)).secrets() == [TOKEN]
+    assert SchedulerClient(BASE).secrets() == []
+
+
+def test_debug_log_shows_each_attempt_without_secrets(
+    mock: responses.RequestsMock, fake_time: FakeTime, caplog: pytest.LogCaptureFixture
+) -> None:
+    """At DEBUG each attempt is logged with method, URL, number, answer and time; never a
+    credential, header or the request handle."""
+    caplog.set_level(logging.DEBUG, logger="ess_callback")
+    mock.post(URL, status=503)
+    mock.post(URL, body=requests.ConnectionError("Connection refused"))
+    mock.post(URL, status=200)
+    client(fake_time, auth=BearerAuth(TOKEN)).post_status(42, "handle-SECRET", Status.SUCCESS)
+    debug = [r.getMessage() for r in caplog.records if r.levelno == logging.DEBUG]
+    assert any(f"POST {URL}" in m and "attempt 1 of 8" in m for m in debug), debug
+    assert any("attempt 3 of 8" in m for m in debug), debug
+    assert any("503" in m and " s" in m for m in debug), debug
+    assert any("200" in m for m in debug), debug
+    assert any("connection refused" in m for m in debug), debug
+    assert TOKEN not in caplog.text
+    assert "handle-SECRET" not in caplog.text
+    assert "Authorization" not in caplog.text
+
+
+def test_interrupted_delivery_is_spoolable_with_its_attempts(
+    mock: responses.RequestsMock, fake_time: FakeTime
+) -> None:
+    """A signal that stops the retries (DeliveryInterrupted) ends them at once with a
+    SchedulerUnavailableError naming the signal and counting the attempts made."""
+    mock.post(URL, status=503)
+
+    def interrupted(seconds: float) -> None:
+        raise DeliveryInterrupted(signal.SIGTERM)
+
+    policy = RetryPolicy(sleep=interrupted, clock=fake_time.clock)
+    with pytest.raises(SchedulerUnavailableError) as info:
+        SchedulerClient(BASE, retry=policy).post_status(42, "h", Status.SUCCESS)
+    assert "SIGTERM" in str(info.value)
+    assert info.value.attempts == 1
+    assert len(mock.calls) == 1
+    assert is_spoolable(info.value)
+
+
 # -- the answers ---------------------------------------------------------------------------
 
 
@@ -452,6 +585,20 @@ def test_401_names_the_credential_variables(
         assert name in text
     assert SECRET not in text and SECRET not in repr(info.value)
     assert is_spoolable(info.value)
+
+
+@pytest.mark.parametrize(
+    "body", [{"message": "handle mismatch"}, {"error": "handle mismatch", "status": 400}]
+)
+def test_json_error_body_without_problem_fields_is_quoted(
+    mock: responses.RequestsMock, fake_time: FakeTime, body: dict[str, Any]
+) -> None:
+    """A JSON error body that is not a SimpleExceptionDetail is quoted, not dropped."""
+    mock.post(URL, status=400, json=body)
+    with pytest.raises(InvalidInputError) as info:
+        client(fake_time).post_status(42, "h", Status.SUCCESS)
+    assert "handle mismatch" in str(info.value)
+    assert info.value.title is None and info.value.detail is None
 
 
 def test_non_json_error_body_gives_short_excerpt(

@@ -1,0 +1,109 @@
+"""What the scheduler answered: ``Retry-After``, RFC 7807 problem bodies, the typed error for
+a non-2xx answer, and a short reason for a network failure."""
+
+from __future__ import annotations
+
+import datetime
+import email.utils
+import json
+import time
+from typing import Any
+
+from ._errors import DeliveryError, RejectedError, SchedulerUnavailableError, rejected_class
+
+RETRY_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
+CREDENTIAL_HINT = (
+    "set ESS_USERNAME and ESS_PASSWORD (or ESS_PASSWORD_FILE) for Basic auth, "
+    "or ESS_TOKEN (or ESS_TOKEN_FILE) for a bearer token"
+)
+
+
+def retry_after_seconds(value: str | None, *, now: float | None = None) -> float | None:
+    """Parse a ``Retry-After`` header (seconds or an HTTP date) into seconds from now.
+
+    None when the header is absent or malformed (the caller then backs off as usual).
+    """
+    if not value:
+        return None
+    value = value.strip()
+    # RFC 9110: delay-seconds is 1*DIGIT (as urllib3 reads it); "-5", "1e3" or "nan" are
+    # malformed, not "retry at once".
+    if value.isascii() and value.isdigit():
+        return float(value)
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if when.tzinfo is None:
+        # Every HTTP-date is GMT, also the asctime form that carries no zone.
+        when = when.replace(tzinfo=datetime.timezone.utc)
+    current = time.time() if now is None else now
+    return max(0.0, when.timestamp() - current)
+
+
+def parse_problem(body: bytes, content_type: str = "") -> dict[str, Any]:
+    """Pick the RFC 7807 ``SimpleExceptionDetail`` fields out of an error body, if present."""
+    try:
+        data = json.loads(body.decode("utf-8", "replace")) if body else None
+    except ValueError:
+        data = None
+    if not isinstance(data, dict):
+        text = " ".join(body.decode("utf-8", "replace").split())
+        return {"excerpt": text[:200] + ("..." if len(text) > 200 else "")} if text else {}
+    out: dict[str, Any] = {}
+    for key in ("type", "title", "detail", "errorCode", "status"):
+        if data.get(key) is not None:
+            out[key] = str(data[key])
+    if not any(key in out for key in ("title", "detail", "errorCode")):
+        # Some other JSON shape ({"message": ...}): what it says is still worth quoting.
+        text = " ".join(body.decode("utf-8", "replace").split())
+        out["excerpt"] = text[:200] + ("..." if len(text) > 200 else "")
+    return out
+
+
+def error_for_response(status: int, reason: str, body: bytes, attempts: int) -> DeliveryError:
+    """The typed DeliveryError for a non-2xx answer."""
+    problem = parse_problem(body)
+    code = problem.get("errorCode")
+    title = problem.get("title")
+    detail = problem.get("detail")
+    text = f"ESS answered {status} {reason}".rstrip()
+    if code:
+        text += f" [{code}]"
+    said = ": ".join(p for p in (title, detail) if p) or problem.get("excerpt")
+    if said:
+        text += f": {said}"
+    if status == 401:
+        text += f"; {CREDENTIAL_HINT}"
+    cls: type[DeliveryError]
+    if 300 <= status < 400:
+        cls = RejectedError
+        text += "; the scheduler redirected the call: set ESS_BASE_URL to the final address"
+    elif status >= 500 or status in RETRY_STATUSES:
+        cls = SchedulerUnavailableError
+    else:
+        cls = rejected_class(status)
+    return cls(
+        text, http_status=status, error_code=code, title=title, detail=detail, attempts=attempts
+    )
+
+
+def network_reason(exc: BaseException) -> str:
+    """A short reason for a network failure, without requests' nested repr noise."""
+    import requests
+
+    if isinstance(exc, requests.Timeout):
+        return "timed out"
+    text = str(exc)
+    for marker in (
+        "Connection refused",
+        "Connection reset",
+        "Name or service not known",
+        "Temporary failure in name resolution",
+        "Remote end closed connection",
+        "certificate verify failed",
+        "No route to host",
+    ):
+        if marker in text:
+            return marker.lower()
+    return text if len(text) < 200 else text[:200] + "..."
