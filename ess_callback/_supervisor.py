@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 import attrs
 
 from ._message import Redactor, signal_name
+from ._process_group import PYTHON_IGNORES, group_members, passed_signals
 from ._relay import LineReader, Relay, TailBuffer, make_pipe, open_standard_fds, progress_fd
 from ._run_report import ChildEnd, Reporter, environment_secrets, spawn_message
 from ._status import Status
@@ -39,8 +40,6 @@ log = logging.getLogger("ess_callback")
 
 #: signals that stop the job: passed on to its group, and the end is CANCEL
 CANCEL_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
-#: signals only passed on (a job may use them to reopen its logs, for instance)
-PASSED_SIGNALS = (signal.SIGUSR1, signal.SIGUSR2)
 #: the streams relayed through a pipe (and their tail kept) for each --capture
 CAPTURED = {"none": (), "stderr": ((2, "stderr"),), "both": ((1, "stdout"), (2, "stderr"))}
 #: how long output is still relayed once the child and its group are gone
@@ -64,34 +63,6 @@ class RunOptions:
     update_interval: float = 10.0
     #: literal values to hide besides the credentials (see ``environment_secrets``)
     secrets: tuple[str, ...] = attrs.field(default=(), repr=False)
-
-
-def group_members(pgid: int) -> int | None:
-    """How many live processes are in process group *pgid*: 0, a count, or None when
-    some are but /proc cannot count them."""
-    try:
-        os.killpg(pgid, 0)
-    except ProcessLookupError:
-        return 0
-    except PermissionError:
-        pass  # members we may not signal still count
-    try:
-        names = os.listdir("/proc")
-    except OSError:
-        return None
-    count = 0
-    for name in names:
-        if not name.isdigit():
-            continue
-        try:
-            with open(f"/proc/{name}/stat", "rb") as fh:
-                stat = fh.read()
-        except OSError:
-            continue
-        fields = stat[stat.rfind(b")") + 2 :].split()  # the command name may hold ") "
-        if len(fields) > 2 and fields[0] not in (b"Z", b"X") and int(fields[2]) == pgid:
-            count += 1
-    return count
 
 
 class Supervisor:
@@ -339,6 +310,11 @@ class Supervisor:
         passed = signum != signal.SIGCHLD and self.pid is not None and not self._group_done
         if passed:
             self._signal_group(signum)
+        if signum == signal.SIGTSTP:
+            # Ctrl-Z: the group has stopped; stop too, so that the shell sees a stopped job
+            # (dumb-init's way). Its SIGCONT resumes us, and our handler passes it on.
+            passed = True  # once resumed, stopping the group would be wrong
+            os.kill(os.getpid(), signal.SIGSTOP)
         self._events.append(("signal", (signum, passed)))  # the wakeup fd woke poll already
 
     def _on_cancel(self, reason: str) -> None:
@@ -378,10 +354,12 @@ class Supervisor:
         os.set_blocking(self._wake_w, False)
         if threading.current_thread() is not threading.main_thread():
             return  # handlers only work there; the loop then looks at the child often
-        for signum in (*CANCEL_SIGNALS, *PASSED_SIGNALS, signal.SIGCHLD):
-            if signum != signal.SIGCHLD and signal.getsignal(signum) == signal.SIG_IGN:
+        for signum in (*passed_signals(), signal.SIGCHLD):
+            ignored = signal.getsignal(signum) == signal.SIG_IGN
+            if ignored and signum not in PYTHON_IGNORES and signum != signal.SIGCHLD:
                 continue  # ignored on purpose (nohup): the child inherits that, as with exec
-            self._old_handlers[signum] = signal.signal(signum, self._on_signal)
+            with contextlib.suppress(OSError, ValueError):  # one the C library keeps for itself
+                self._old_handlers[signum] = signal.signal(signum, self._on_signal)
         self._old_wakeup = signal.set_wakeup_fd(self._wake_w, warn_on_full_buffer=False)
 
     def _cleanup(self) -> None:

@@ -354,6 +354,59 @@ def test_sigusr1_is_passed_on_without_ending_the_job(
     assert statuses(fake) == [Status.SUCCESS]
 
 
+@pytest.mark.parametrize("signum", [signal.SIGQUIT, signal.SIGALRM])
+def test_other_signal_is_passed_on_and_the_end_reported(
+    job_env: dict[str, str],
+    fake: FakeScheduler,
+    tmp_path: Path,
+    leftovers: list[int],
+    signum: int,
+) -> None:
+    """SIGQUIT or SIGALRM to the wrapper reaches the command, which dies of it; the wrapper
+    lives on to post ERROR naming the signal and to exit 128+N."""
+    pidfile = tmp_path / "child.pid"
+    script = f"ulimit -c 0; echo $$ > {pidfile}; exec sleep 300"  # no core file left behind
+    proc = start(["--", "sh", "-c", script], job_env)
+    child = read_pid(pidfile)
+    leftovers.append(child)
+    proc.send_signal(signum)
+    _, stderr = proc.communicate(timeout=20)
+    assert proc.returncode == 128 + signum, stderr
+    assert not alive(child)
+    name = signal.Signals(signum).name
+    assert final(fake).status is Status.ERROR
+    assert (final(fake).message or "").startswith(f"killed by {name}")
+    assert "Traceback" not in stderr
+
+
+def _state(pid: int) -> str:
+    """The one-letter state of *pid* in /proc (T: stopped)."""
+    with open(f"/proc/{pid}/stat", "rb") as fh:
+        stat = fh.read()
+    return stat[stat.rfind(b")") + 2 :].split()[0].decode()
+
+
+def test_sigtstp_stops_command_and_wrapper_and_sigcont_resumes_both(
+    job_env: dict[str, str], fake: FakeScheduler, tmp_path: Path, leftovers: list[int]
+) -> None:
+    """SIGTSTP (Ctrl-Z) stops the command's group and then the wrapper, as a shell expects;
+    SIGCONT to the wrapper resumes the command, and the job still ends as SUCCESS."""
+    pidfile, go = tmp_path / "child.pid", tmp_path / "go"
+    script = f"echo $$ > {pidfile}; while [ ! -e {go} ]; do sleep 0.05; done; exit 0"
+    proc = start(["--", "sh", "-c", script], job_env)
+    child = read_pid(pidfile)
+    leftovers.append(child)
+    proc.send_signal(signal.SIGTSTP)
+    wait_until(lambda: _state(child) == "T", 10, "the command to stop")
+    wait_until(lambda: _state(proc.pid) == "T", 10, "the wrapper to stop")
+    proc.send_signal(signal.SIGCONT)
+    wait_until(lambda: _state(child) != "T", 10, "the command to resume")
+    go.write_text("")
+    _, stderr = proc.communicate(timeout=20)
+    assert proc.returncode == 0, stderr
+    assert statuses(fake) == [Status.SUCCESS]
+
+
 def test_closed_stderr_is_harmless(job_env: dict[str, str], fake: FakeScheduler) -> None:
     """With its stderr closed, the wrapper still reports the end and keeps the exit status."""
     outer = f"exec {WRAPPER} run -- sh -c 'echo lost >&2; exit 3' 2>&-"

@@ -10,6 +10,7 @@ import signal
 import pytest
 
 from ess_callback import Status
+from ess_callback._process_group import group_members, passed_signals
 from ess_callback._relay import LineReader, TailBuffer, make_pipe, parse_progress, progress_fd
 from ess_callback._run_report import (
     ChildEnd,
@@ -19,7 +20,6 @@ from ess_callback._run_report import (
     exit_code,
     spawn_message,
 )
-from ess_callback._supervisor import group_members
 
 
 def exited(code: int) -> int:
@@ -296,6 +296,28 @@ def test_group_members_counts_our_own_group() -> None:
     """Our own process group holds at least this process."""
     count = group_members(os.getpgrp())
     assert count is None or count >= 1
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        *("SIGTERM", "SIGINT", "SIGHUP", "SIGQUIT", "SIGALRM", "SIGUSR1", "SIGUSR2", "SIGPWR"),
+        *("SIGVTALRM", "SIGPROF", "SIGXCPU", "SIGXFSZ", "SIGWINCH", "SIGCONT", "SIGTSTP"),
+    ],
+)
+def test_catchable_signals_are_passed_on(name: str) -> None:
+    """Every signal a user or the system may send the wrapper is passed on to the group."""
+    if not hasattr(signal, name):
+        pytest.skip(f"{name} does not exist here")
+    assert getattr(signal, name) in passed_signals()
+
+
+@pytest.mark.parametrize(
+    "name", ["SIGCHLD", "SIGKILL", "SIGSTOP", "SIGPIPE", "SIGTTIN", "SIGTTOU", "SIGSEGV"]
+)
+def test_own_and_terminal_signals_keep_their_default(name: str) -> None:
+    """Our SIGCHLD, the uncatchable, SIGPIPE, SIGTTIN/SIGTTOU and faults are not passed on."""
+    assert getattr(signal, name) not in passed_signals()
 
 
 @pytest.mark.parametrize("name", ["PASSWORD", "TOKEN", "SECRET", "KEY"])

@@ -138,7 +138,9 @@ def run_command(
 
     Exit 0 ends as SUCCESS (WARNING after a WARNING line), listed exit codes as WARNING
     or BUSINESS_ERROR, any other end as ERROR. SIGTERM, SIGINT and SIGHUP are passed on to
-    the command's process group and end as CANCEL. Stdout and stderr pass through; the
+    the command's process group and end as CANCEL; other signals (SIGQUIT, SIGALRM, SIGUSR1,
+    ...) are passed on too, and SIGTSTP stops the command and then the wrapper (SIGCONT
+    resumes both). Stdout and stderr pass through; the
     tail of stderr goes into the message. The command may write "UPDATE <text>" and
     "WARNING <text>" lines to the file descriptor in $ESS_CALLBACK_FD.
 
