@@ -272,7 +272,7 @@ def resolve_settings(
             if raw
             else None
         )
-    elif cancel_poll <= 0:
+    elif not 0 < cancel_poll < float("inf"):  # NaN too: it would make a busy poll loop
         raise ConfigurationError(
             "cancel poll: must be more than zero seconds (ESS_CALLBACK_CANCEL_POLL)"
         )

@@ -66,6 +66,31 @@ def setup_logging(verbose: int, quiet: bool) -> None:
     logger.propagate = False
 
 
+class Seconds(click.types.FloatParamType):
+    """A number of seconds: finite and not negative (more than zero with ``positive``).
+
+    click.FloatRange lets NaN through (every comparison with it is false), and NaN or
+    infinity as a timeout or poll interval means a busy loop or no limit at all.
+    """
+
+    name = "seconds"
+
+    def __init__(self, *, positive: bool = False) -> None:
+        self.positive = positive
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        import math
+
+        bound = "more than zero" if self.positive else "zero or more"
+        try:
+            number = float(value)
+        except (TypeError, ValueError):
+            number = math.nan
+        if not math.isfinite(number) or number < 0 or (self.positive and number == 0):
+            self.fail(f"{value!r} is not a number of seconds ({bound}).", param, ctx)
+        return number
+
+
 def common_options(func: F) -> F:
     """The options shared by ``run`` and ``send``, each also read from its variable."""
     options = [

@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from ess_callback import JobExecution, Status
+from ess_callback import ConfigurationError, JobExecution, Status
 from ess_callback._cancel import CancelWatcher
 from ess_callback._settings import Settings, resolve_settings
 from ess_callback.testing import FakeScheduler
@@ -333,3 +333,10 @@ def test_a_job_blocked_in_a_system_call_is_stopped(
     assert "never cancelled" not in out
     assert [c.status for c in fake.callbacks_for(42)] == [Status.CANCEL]
     assert "Traceback" not in err
+
+
+@pytest.mark.parametrize("value", [float("nan"), float("inf"), 0.0, -1.0])
+def test_cancel_poll_must_be_a_finite_positive_number(value: float) -> None:
+    """JobExecution(cancel_poll=nan/inf/0/-1) is a ConfigurationError, not a busy loop."""
+    with pytest.raises(ConfigurationError, match="cancel poll"):
+        JobExecution(dry_run=True, cancel_poll=value)

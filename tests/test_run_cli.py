@@ -119,15 +119,53 @@ def test_malformed_setting_exits_2_before_the_command(
     assert fake.requests == []
 
 
-def test_bad_cancel_poll_variable_exits_2(
-    runner: CliRunner, env: dict[str, str], fake: FakeScheduler, tmp_path: Path
+@pytest.mark.parametrize(
+    "option", ["--timeout", "--kill-after", "--update-interval", "--cancel-poll"]
+)
+@pytest.mark.parametrize("value", ["nan", "NaN", "inf", "-inf", "1e400", "-1", "soon"])
+def test_seconds_must_be_finite_and_not_negative(
+    runner: CliRunner,
+    env: dict[str, str],
+    fake: FakeScheduler,
+    tmp_path: Path,
+    option: str,
+    value: str,
 ) -> None:
-    """ESS_CALLBACK_CANCEL_POLL that is not a number of seconds is a usage error."""
-    env["ESS_CALLBACK_CANCEL_POLL"] = "often"
+    """Every SECONDS option refuses NaN, infinity and negatives: usage error, nothing runs."""
+    result = runner.invoke(main, ["run", option, value, "--", *marker_command(tmp_path)], env=env)
+    assert result.exit_code == 2, result.output
+    assert option in result.stderr and "seconds" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert not (tmp_path / "ran").exists()
+    assert fake.requests == []
+
+
+@pytest.mark.parametrize("value", ["often", "nan", "inf", "0", "-2"])
+def test_bad_cancel_poll_variable_names_the_variable(
+    runner: CliRunner, env: dict[str, str], fake: FakeScheduler, tmp_path: Path, value: str
+) -> None:
+    """A bad ESS_CALLBACK_CANCEL_POLL is one line naming the variable (not the option),
+    exit 2, and the command never starts."""
+    env["ESS_CALLBACK_CANCEL_POLL"] = value
     result = runner.invoke(main, ["run", "--", *marker_command(tmp_path)], env=env)
     assert result.exit_code == 2
-    assert "cancel-poll" in result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("ess-callback: "), result.stderr
+    assert "ESS_CALLBACK_CANCEL_POLL" in lines[0]
+    assert "--cancel-poll" not in lines[0]
     assert not (tmp_path / "ran").exists()
+    assert fake.requests == []
+
+
+def test_cancel_poll_option_wins_over_the_variable(
+    runner: CliRunner, env: dict[str, str], tmp_path: Path
+) -> None:
+    """--cancel-poll given: a malformed ESS_CALLBACK_CANCEL_POLL is not even looked at."""
+    env["ESS_CALLBACK_CANCEL_POLL"] = "often"
+    argv = ["run", "--cancel-poll", "30", "--", *marker_command(tmp_path)]
+    result = runner.invoke(main, argv, env=env)
+    assert result.exit_code == 0, result.stderr
+    assert (tmp_path / "ran").exists()
 
 
 def test_help_shows_usage_and_examples(runner: CliRunner) -> None:

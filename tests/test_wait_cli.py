@@ -125,10 +125,22 @@ def test_relay_without_own_settings_exits_2_before_waiting(fake: FakeScheduler) 
     assert fake.requests == []
 
 
-@pytest.mark.parametrize("value", ["0", "-1", "soon"])
+@pytest.mark.parametrize("value", ["0", "-1", "soon", "nan", "inf"])
 def test_poll_must_be_a_positive_number(value: str) -> None:
-    """--poll 0 (a busy loop), negative or not a number is a usage error."""
-    assert invoke("ess", "43", "--poll", value).exit_code == 2
+    """--poll 0 (a busy loop), negative, NaN, infinite or not a number is a usage error."""
+    result = invoke("ess", "43", "--base-url", "https://ess.example.com", "--poll", value)
+    assert result.exit_code == 2
+    assert "--poll" in result.stderr and "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize("option", ["--timeout", "--update-interval"])
+@pytest.mark.parametrize("value", ["nan", "inf", "-inf", "-1"])
+def test_seconds_must_be_finite_and_not_negative(option: str, value: str) -> None:
+    """--timeout and --update-interval refuse NaN, infinity and negatives (0 is allowed)."""
+    result = invoke("ess", "43", "--base-url", "https://ess.example.com", option, value)
+    assert result.exit_code == 2
+    assert option in result.stderr and "seconds" in result.stderr
+    assert "Traceback" not in result.stderr
 
 
 # -- waiting: output and exit codes -------------------------------------------------------------

@@ -8,6 +8,7 @@ import click
 
 from ..cli import (
     RUN_CONTEXT_SETTINGS,
+    Seconds,
     common_options,
     resolve_from_cli,
     setup_logging,
@@ -64,13 +65,13 @@ def check_regexes(
 @click.option(
     "--timeout",
     metavar="SECONDS",
-    type=click.FloatRange(min=0, min_open=True),
+    type=Seconds(positive=True),
     help="Stop the command after this long (SIGTERM, then SIGKILL) and report ERROR.",
 )
 @click.option(
     "--kill-after",
     metavar="SECONDS",
-    type=click.FloatRange(min=0),
+    type=Seconds(),
     default=10.0,
     show_default=True,
     help="Time between SIGTERM and SIGKILL when the command is stopped.",
@@ -100,7 +101,7 @@ def check_regexes(
 @click.option(
     "--update-interval",
     metavar="SECONDS",
-    type=click.FloatRange(min=0),
+    type=Seconds(),
     default=10.0,
     show_default=True,
     help="At most one UPDATE per this many seconds (0: every one).",
@@ -108,8 +109,9 @@ def check_regexes(
 @click.option(
     "--cancel-poll",
     metavar="SECONDS",
-    type=click.FloatRange(min=0, min_open=True),
-    envvar="ESS_CALLBACK_CANCEL_POLL",
+    type=Seconds(positive=True),
+    # No envvar= here: resolve_settings reads ESS_CALLBACK_CANCEL_POLL when the option is
+    # absent, and its message names the variable rather than the option.
     help="Look at the request in ESS this often; an operator's cancel stops the command "
     "[env: ESS_CALLBACK_CANCEL_POLL]",
 )

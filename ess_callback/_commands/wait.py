@@ -9,6 +9,7 @@ import click
 from .._errors import EssCallbackError
 from ..cli import (
     CONTEXT_SETTINGS,
+    Seconds,
     fail,
     setup_logging,
 )
@@ -30,7 +31,7 @@ from ..cli import (
 @click.option("--project-id", metavar="ID", help="huawei: the project id of the job's path.")
 @click.option(
     "--timeout",
-    type=click.FloatRange(min=0),
+    type=Seconds(),
     default=86400.0,
     show_default=True,
     metavar="S",
@@ -38,7 +39,7 @@ from ..cli import (
 )
 @click.option(
     "--poll",
-    type=click.FloatRange(min=0, min_open=True),
+    type=Seconds(positive=True),
     default=10.0,
     show_default=True,
     metavar="S",
@@ -52,7 +53,7 @@ from ..cli import (
 )
 @click.option(
     "--update-interval",
-    type=click.FloatRange(min=0),
+    type=Seconds(),
     default=10.0,
     show_default=True,
     metavar="S",
