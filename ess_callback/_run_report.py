@@ -68,7 +68,8 @@ class _SenderFuture:
         try:
             from ._sender import make_sender
 
-            self._sender = make_sender(self._settings)
+            # The wrapper says itself, in one line, where an undelivered status went.
+            self._sender = make_sender(self._settings, announce_spool=False)
             if not self._sender.local:
                 import requests  # noqa: F401  (loaded on first send: do it now, in parallel)
         except BaseException as exc:  # handed to the caller of get()
@@ -305,16 +306,12 @@ class Reporter:
         self.outcome = outcome
         if outcome.delivered:
             return code
-        if outcome.spooled_to is None:
-            self.say(f"{status} not delivered: {outcome.error}")
-            return EXIT_FAILED if code == 0 else code
-        if code == 0:
-            self.say(
-                f"{status} not delivered ({outcome.error}); kept in the outbox: "
-                f"{outcome.spooled_to}; run 'ess-callback flush' to send it"
-            )
-            return EXIT_TEMPFAIL
-        return code
+        from ._sender import undelivered_text
+
+        self.say(undelivered_text(outcome))  # why, and whether the outbox holds it
+        if code != 0:
+            return code
+        return EXIT_FAILED if outcome.spooled_to is None else EXIT_TEMPFAIL
 
     def _callback(self, status: Status, message: str | None) -> Callback:
         text = truncate_message(self.redact(message)) if message else None

@@ -690,10 +690,24 @@ def test_undelivered_success_kept_in_outbox_exits_75(
     result = run(["--", "true"], env)
     assert result.returncode == 75
     assert len(list((tmp_path / "outbox").glob("*.json"))) == 1
-    assert any(
-        "SUCCESS not delivered" in line and "outbox" in line for line in own_lines(result.stderr)
-    )
+    said = [line for line in result.stderr.splitlines() if "not delivered" in line]
+    assert len(said) == 1, result.stderr  # one line, not a log record and a line
+    assert said[0].startswith("ess-callback: SUCCESS not delivered") and "outbox" in said[0]
     assert "Traceback" not in result.stderr
+
+
+def test_undelivered_failure_kept_in_outbox_is_said_once(
+    job_env: dict[str, str], fake: FakeScheduler, tmp_path: Path
+) -> None:
+    """A failed command whose ERROR went to the outbox keeps its exit status; one line says
+    where the status is."""
+    env = {**job_env, "ESS_CALLBACK_RETRY_SECONDS": "0.5"}
+    fake.fail_next(100, 503)
+    result = run(["--", "sh", "-c", "exit 5"], env)
+    assert result.returncode == 5
+    said = [line for line in result.stderr.splitlines() if "not delivered" in line]
+    assert len(said) == 1, result.stderr
+    assert said[0].startswith("ess-callback: ERROR not delivered") and "outbox" in said[0]
 
 
 def test_rejected_success_exits_1(

@@ -373,7 +373,8 @@ def test_relay_success_spooled_exits_75(own: FakeScheduler, tmp_path: Path) -> N
         own.fail_next(100, 503)
         result = invoke(*fast("ess", "43", "--relay", "--base-url", watched.url))
     assert result.exit_code == 75
-    assert "kept in the outbox" in result.stderr
+    said = [line for line in result.stderr.splitlines() if line.endswith("to send it")]
+    assert len(said) == 1 and "kept in the outbox" in said[0], result.stderr  # said once
     spooled = list((tmp_path / "outbox").glob("*.json"))
     assert len(spooled) == 1
     assert json.loads(spooled[0].read_text())["status"] == "SUCCESS"
@@ -386,7 +387,9 @@ def test_relay_failure_not_delivered_keeps_exit_1(own: FakeScheduler) -> None:
         own.fail_next(100, 503)
         result = invoke(*fast("ess", "43", "--relay", "--base-url", watched.url))
     assert result.exit_code == 1
-    assert "ERROR not delivered" in result.stderr
+    said = [line for line in result.stderr.splitlines() if line.endswith("to send it")]
+    assert len(said) == 1 and "ERROR not delivered" in said[0], result.stderr
+    assert "kept in the outbox" in said[0]
 
 
 def test_relay_success_rejected_exits_1(own: FakeScheduler) -> None:

@@ -22,6 +22,7 @@ import attrs
 import click
 
 from .._errors import ConfigurationError, EssCallbackError, RequestNotFoundError
+from .._sender import undelivered_text
 from .._settings import (
     BasicAuth,
     BearerAuth,
@@ -360,14 +361,7 @@ def _finish(
     outcome = relay.finish(status, message)
     if outcome.delivered:
         return code
-    if outcome.spooled_to is not None:
-        click.echo(
-            f"ess-callback: {status} not delivered ({outcome.error}); kept in the outbox: "
-            f"{outcome.spooled_to}",
-            err=True,
-        )
-    else:
-        click.echo(f"ess-callback: {status} not delivered: {outcome.error}", err=True)
+    click.echo(f"ess-callback: {undelivered_text(outcome)}", err=True)
     # The watched job's own failure is the bigger news; a clean end that could not be
     # relayed says whether it is waiting in the outbox (75) or was refused (1).
     if code == EXIT_OK:

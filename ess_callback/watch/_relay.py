@@ -77,7 +77,8 @@ class Relay:
         self.settings = settings
         self.what = what
         self._redact = Redactor([*settings.secrets(), *secrets])
-        self._sender = make_sender(settings)
+        # ``wait`` says itself, in one line, where an undelivered final status went.
+        self._sender = make_sender(settings, announce_spool=False)
         self._pump = UpdatePump(
             self._deliver_update, update_interval, background=not self._sender.local
         )
