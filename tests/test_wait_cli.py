@@ -198,13 +198,58 @@ def test_watch_credentials_win_over_ess_ones() -> None:
 
 
 def test_refused_credentials_name_the_watch_variables() -> None:
-    """A 401 from the watched API ends the wait (exit 75) naming WATCH_*; no secret shown."""
+    """A 401 from the watched API is a credentials problem: one line 'refused by ESS',
+    naming the WATCH_* variables, exit 2; no secret shown."""
     with FakeScheduler(token="right") as fake:
         env = {"ESS_BASE_URL": fake.url, "WATCH_TOKEN": "wrong-secret"}
         result = invoke(*fast("ess", "43"), env=env)
-    assert result.exit_code == 75
-    assert "401" in result.stderr and "WATCH_TOKEN" in result.stderr
+    assert result.exit_code == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("ess-callback: refused by ESS: 401"), lines
+    assert "WATCH_TOKEN" in lines[0] and "unreachable" not in lines[0]
     assert "wrong-secret" not in result.output
+
+
+def test_refused_ess_credentials_name_the_ess_variables() -> None:
+    """For 'ess' read with the ESS_* credentials (no WATCH_*), a 401 names both kinds."""
+    with FakeScheduler(token="right") as fake:
+        env = {"ESS_BASE_URL": fake.url, "ESS_TOKEN": "wrong-secret"}
+        result = invoke(*fast("ess", "43"), env=env)
+    assert result.exit_code == 2
+    assert "refused by ESS: 401" in result.stderr
+    assert "ESS_TOKEN" in result.stderr and "WATCH_TOKEN" in result.stderr
+
+
+def test_forbidden_is_a_credentials_problem(fake: FakeScheduler) -> None:
+    """A 403 from the watched API: one line 'refused by ...' naming the variables, exit 2."""
+    fake.fail_next(1, 403, method="GET")
+    result = invoke(*fast("ess", "43"), env={"ESS_BASE_URL": fake.url, "WATCH_TOKEN": "t-1"})
+    assert result.exit_code == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("ess-callback: refused by ESS: 403"), lines
+    assert "WATCH_TOKEN" in lines[0]
+
+
+@responses.activate
+def test_saas_batch_refusal_names_the_api_and_watch_token() -> None:
+    """saas-batch answering 401: 'refused by the Fusion Job Scheduler', WATCH_TOKEN, exit 2."""
+    responses.get(FA + SAAS_PATH, status=401, json={"title": "Unauthorized"})
+    result = invoke(*fast("saas-batch", "44046", "--base-url", FA), env={"WATCH_TOKEN": "x-1"})
+    assert result.exit_code == 2
+    assert result.stderr.startswith("ess-callback: refused by the Fusion Job Scheduler: 401")
+    assert "WATCH_TOKEN" in result.stderr
+
+
+@responses.activate
+def test_answer_without_a_status_is_unreadable_not_unreachable() -> None:
+    """A 2xx body without a job status: 'unreadable answer from <API>: ...', exit 75."""
+    responses.get(FA + SAAS_PATH, json={"items": []})
+    result = invoke(*fast("saas-batch", "44046", "--base-url", FA), env={"WATCH_TOKEN": "x-1"})
+    assert result.exit_code == 75
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, lines
+    assert lines[0].startswith("ess-callback: unreadable answer from the Fusion Job Scheduler: ")
+    assert "unreachable" not in lines[0]
 
 
 def test_missing_job_exits_1(fake: FakeScheduler) -> None:
@@ -364,6 +409,31 @@ def test_relay_unreachable_is_error(own: FakeScheduler) -> None:
     final = own.callbacks_for(42)[-1]
     assert final.status is Status.ERROR
     assert (final.message or "").startswith("unreachable: cannot reach ESS")
+
+
+def test_relay_refused_credentials_is_error_refused(own: FakeScheduler) -> None:
+    """A 401 from the watched API is relayed as ERROR 'refused by ESS: ...'; exit 2."""
+    with FakeScheduler(token="right") as watched:
+        result = invoke(
+            *fast("ess", "43", "--relay", "--base-url", watched.url),
+            env={"WATCH_TOKEN": "wrong-secret"},
+        )
+    assert result.exit_code == 2
+    final = own.callbacks_for(42)[-1]
+    assert final.status is Status.ERROR
+    assert (final.message or "").startswith("refused by ESS: 401")
+    assert "wrong-secret" not in (final.message or "")
+
+
+def test_relay_unreadable_answer_is_error_unreadable(own: FakeScheduler) -> None:
+    """A 2xx answer without a state is relayed as ERROR 'unreadable answer from ESS: ...'."""
+    with FakeScheduler() as watched:
+        watched.fail_next(1, 200, body={"nothing": "here"}, method="GET")
+        result = invoke(*fast("ess", "43", "--relay", "--base-url", watched.url))
+    assert result.exit_code == 75
+    final = own.callbacks_for(42)[-1]
+    assert final.status is Status.ERROR
+    assert (final.message or "").startswith("unreadable answer from ESS: ")
 
 
 def test_relay_success_spooled_exits_75(own: FakeScheduler, tmp_path: Path) -> None:

@@ -79,7 +79,8 @@ def wait_command(
     Credentials for the watched API come from WATCH_USERNAME + WATCH_PASSWORD(_FILE) or
     WATCH_TOKEN(_FILE); for 'ess' the ESS_* ones serve when no WATCH_* is set. Shows a
     progress bar on a terminal, else one line per change on stdout. Exit 0 succeeded,
-    1 failed, cancelled or not found, 75 timed out or unreachable, 2 usage.
+    1 failed, cancelled or not found, 75 timed out, unreachable or an unreadable answer,
+    2 usage, or the watched API refused the credentials (401, 403).
 
     \b
     Examples:

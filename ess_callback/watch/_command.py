@@ -2,8 +2,9 @@
 environment, wait with a progress display, relay if asked, and choose the exit status.
 
 Exit 0 the watched job succeeded, 1 it failed, was cancelled or does not exist, 75 the wait
-timed out or the API stayed unreachable, 2 usage or configuration (raised as
-``ConfigurationError`` before any network), 128+N when interrupted by signal N.
+timed out, the API stayed unreachable or answered something unreadable, 2 usage or
+configuration (raised as ``ConfigurationError`` before any network) or the watched API
+refused the request (401, 403: the credentials), 128+N when interrupted by signal N.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from urllib.parse import urlsplit
 import attrs
 import click
 
-from .._errors import ConfigurationError, EssCallbackError, RequestNotFoundError
+from .._errors import ConfigurationError, EssCallbackError, RejectedError, RequestNotFoundError
 from .._sender import undelivered_text
 from .._settings import (
     BasicAuth,
@@ -44,7 +45,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("ess_callback")
 
 APIS = ("ess", "saas-batch", "paas", "huawei")
-EXIT_OK, EXIT_FAILED, EXIT_TEMPFAIL = 0, 1, 75
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_TEMPFAIL = 0, 1, 2, 75
 HANDLED_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
 WATCH_HINT = (
     "set WATCH_USERNAME and WATCH_PASSWORD (or WATCH_PASSWORD_FILE), "
@@ -325,7 +326,7 @@ def run_wait(options: WaitOptions, env: Mapping[str, str], *, tty: bool = False)
             display.close(result if isinstance(result, JobStatus) else None)
             if relay is not None and result is None and interrupted is None:
                 relay.close()  # an unexpected error: stop the update thread, then propagate
-        return _finish(options, result, interrupted, cancel_reason, relay)
+        return _finish(options, result, interrupted, cancel_reason, relay, api=reader.api)
 
 
 def relay_is_local(relay: Relay | None) -> bool:
@@ -339,6 +340,8 @@ def _finish(
     interrupted: _Interrupted | None,
     cancel_reason: list[str],
     relay: Relay | None,
+    *,
+    api: str,
 ) -> int:
     what = options.what
     status: Status
@@ -353,9 +356,14 @@ def _finish(
         code = EXIT_OK if result.state is JobState.SUCCEEDED else EXIT_FAILED
         status, message = final_status(what, result)
     else:
-        code = EXIT_FAILED if isinstance(result, RequestNotFoundError) else EXIT_TEMPFAIL
-        click.echo(f"ess-callback: {failure_text(what, result)}", err=True)
-        status, message = final_status(what, result)
+        if isinstance(result, RequestNotFoundError):
+            code = EXIT_FAILED
+        elif isinstance(result, RejectedError):  # credentials (401, 403) or the request
+            code = EXIT_USAGE
+        else:
+            code = EXIT_TEMPFAIL
+        click.echo(f"ess-callback: {failure_text(what, result, api=api)}", err=True)
+        status, message = final_status(what, result, api=api)
     if relay is None:
         return code
     outcome = relay.finish(status, message)

@@ -181,6 +181,8 @@ class HttpReader:
         )
         text = error.message.replace("ESS answered", f"{self.api} answered", 1)
         text = text.replace(CREDENTIAL_HINT, self.credential_hint)
+        if response.status_code == 403:  # valid credentials, but not for this job
+            text += f"; the credentials may not read it: {self.credential_hint}"
         text = text.replace("set ESS_BASE_URL to the final address", "use the final address")
         return type(error)(
             text,

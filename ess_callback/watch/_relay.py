@@ -11,13 +11,13 @@ import logging
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
-from .._errors import RequestNotFoundError
+from .._errors import RejectedError, RequestNotFoundError
 from .._message import Redactor, truncate_message
 from .._model import Callback, Outcome
 from .._sender import make_sender
 from .._status import Status
 from .._updates import UpdatePump
-from ._state import JobState, JobStatus, WaitTimeout
+from ._state import JobState, JobStatus, MalformedAnswerError, WaitTimeout
 
 if TYPE_CHECKING:
     from .._settings import Settings
@@ -25,8 +25,9 @@ if TYPE_CHECKING:
 log = logging.getLogger("ess_callback")
 
 
-def failure_text(what: str, error: BaseException) -> str:
-    """How a wait that ended without an answer is described (stderr and relayed ERROR)."""
+def failure_text(what: str, error: BaseException, *, api: str = "the status API") -> str:
+    """How a wait that ended without an answer is described (stderr and relayed ERROR);
+    *api* names the watched API (``ESS``, ``the Fusion Job Scheduler``...)."""
     if isinstance(error, RequestNotFoundError):
         return f"{what} does not exist: {error}"
     if isinstance(error, WaitTimeout):
@@ -34,10 +35,16 @@ def failure_text(what: str, error: BaseException) -> str:
             return f"unreachable: {error.last_error}"
         last = f" (last state {error.last_status.describe()})" if error.last_status else ""
         return f"timed out waiting for {what} after {error.waited:.0f} s{last}"
+    if isinstance(error, RejectedError):  # 401, 403 and other refusals: waiting won't help
+        return f"refused by {api}: {str(error).removeprefix(f'{api} answered ')}"
+    if isinstance(error, MalformedAnswerError):
+        return f"unreadable answer from {api}: {error}"
     return f"unreachable: {error}"
 
 
-def final_status(what: str, result: JobStatus | BaseException) -> tuple[Status, str | None]:
+def final_status(
+    what: str, result: JobStatus | BaseException, *, api: str = "the status API"
+) -> tuple[Status, str | None]:
     """The status (and message) that relays how the wait for *what* ended.
 
     SUCCEEDED -> SUCCESS (WARNING when the raw status was a warning), FAILED -> ERROR with
@@ -46,9 +53,9 @@ def final_status(what: str, result: JobStatus | BaseException) -> tuple[Status, 
     unreadable) -> ERROR.
     """
     if isinstance(result, RequestNotFoundError):
-        return Status.BUSINESS_ERROR, failure_text(what, result)
+        return Status.BUSINESS_ERROR, failure_text(what, result, api=api)
     if isinstance(result, BaseException):
-        return Status.ERROR, failure_text(what, result)
+        return Status.ERROR, failure_text(what, result, api=api)
     said = f": {result.message}" if result.message else ""
     if result.state is JobState.SUCCEEDED:
         if result.is_warning:
