@@ -42,6 +42,7 @@ from ._settings import (
     parse_bool,
     parse_media_type,
     parse_seconds,
+    without_option_hints,
 )
 
 if TYPE_CHECKING:
@@ -91,7 +92,10 @@ def resolve_flush_config(
 
     auth = auth_from_env(env, username=username, password=password, token=token)
     raw_media = media_type if media_type is not None else (env.get("ESS_MEDIA_TYPE") or None)
-    media = parse_media_type(raw_media) if raw_media else DEFAULT_MEDIA_TYPE
+    try:
+        media = parse_media_type(raw_media) if raw_media else DEFAULT_MEDIA_TYPE
+    except ConfigurationError as exc:
+        raise without_option_hints(exc) from None  # flush has no --media-type
     bundle = ca_bundle if ca_bundle is not None else (env.get("ESS_CA_BUNDLE") or None)
     if bundle is not None and not os.path.exists(bundle):
         raise ConfigurationError(

@@ -169,6 +169,12 @@ def parse_seconds(value: object, *, setting: str, variable: str, allow_zero: boo
     return number
 
 
+def without_option_hints(error: ConfigurationError) -> ConfigurationError:
+    """*error* for a command without the ``--base-url``-style options of ``run`` and ``send``
+    (``wait --relay``, ``flush``): its "(or --option)" hints go, the variables stay."""
+    return ConfigurationError(re.sub(r" \(or --[a-z-]+\)", "", str(error)))
+
+
 def resolve_settings(
     *,
     base_url: str | None = None,

@@ -208,6 +208,23 @@ def test_malformed_credentials_are_exit_2_before_anything_is_sent(
     assert fake.requests == []
 
 
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [("ESS_MEDIA_TYPE", "text/plain"), ("ESS_CALLBACK_RETRY_SECONDS", "nan")],
+)
+def test_a_malformed_variable_is_named_without_options_flush_lacks(
+    fake: FakeScheduler, box: Path, variable: str, value: str
+) -> None:
+    """A bad ESS_* variable is one line naming it, with no hint of an option flush does not
+    have (flush has no --media-type); exit 2, nothing sent."""
+    spool(box, fake.url, 1)
+    result = flush(env={variable: value})
+    assert result.exit_code == 2
+    assert result.stderr.count("\n") == 1 and variable in result.stderr
+    assert "(or --" not in result.stderr
+    assert fake.requests == []
+
+
 @pytest.mark.integration
 def test_the_console_script_flushes_in_a_real_process(
     fake: FakeScheduler, box: Path, tmp_path: Path

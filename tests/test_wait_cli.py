@@ -125,6 +125,38 @@ def test_relay_without_own_settings_exits_2_before_waiting(fake: FakeScheduler) 
     assert fake.requests == []
 
 
+@pytest.mark.parametrize(
+    ("drop", "variable"),
+    [
+        ("ESS_BASE_URL", "ESS_BASE_URL"),
+        ("ESS_REQUEST_ID", "ESS_REQUEST_ID"),
+        ("ESS_REQUEST_HANDLE", "ESS_REQUEST_HANDLE"),
+    ],
+)
+def test_relay_settings_hints_name_only_variables(
+    fake: FakeScheduler, drop: str, variable: str
+) -> None:
+    """A missing ESS_* setting of --relay names its variable and no option: wait's
+    --base-url is the watched API's, and wait has no --request-id or --request-handle."""
+    env = dict(fake.env(request_id=42, request_handle="handle-42"))
+    del env[drop]
+    result = invoke(
+        "saas-batch", "44046", "--base-url", FA, "--relay", env={**env, "WATCH_TOKEN": "t-1"}
+    )
+    assert result.exit_code == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and variable in lines[0], lines
+    assert "(or --" not in lines[0]
+
+
+def test_relay_bad_media_type_names_only_the_variable(fake: FakeScheduler) -> None:
+    """ESS_MEDIA_TYPE malformed with --relay: the variable is named, no --media-type hint."""
+    env = {**fake.env(request_id=42), "ESS_MEDIA_TYPE": "text/plain", "WATCH_TOKEN": "t-1"}
+    result = invoke("saas-batch", "44046", "--base-url", FA, "--relay", env=env)
+    assert result.exit_code == 2
+    assert "ESS_MEDIA_TYPE" in result.stderr and "(or --" not in result.stderr
+
+
 @pytest.mark.parametrize("value", ["0", "-1", "soon", "nan", "inf"])
 def test_poll_must_be_a_positive_number(value: str) -> None:
     """--poll 0 (a busy loop), negative, NaN, infinite or not a number is a usage error."""
@@ -581,11 +613,13 @@ def test_cancel_in_ess_interrupts_a_long_poll_sleep(
 
 
 def test_missing_ess_ca_bundle_exits_2() -> None:
-    """ESS_CA_BUNDLE naming no file is a configuration error before any network."""
+    """ESS_CA_BUNDLE naming no file is a configuration error before any network, and the
+    line names the variable to fix."""
     env = {"ESS_BASE_URL": "https://ess.example.com", "ESS_CA_BUNDLE": "/nonexistent/ca.pem"}
     result = invoke("ess", "43", env=env)
     assert result.exit_code == 2
     assert "CA bundle: /nonexistent/ca.pem does not exist" in result.stderr
+    assert "ESS_CA_BUNDLE" in result.stderr
 
 
 def test_unusable_requests_ca_bundle_is_one_line_not_a_traceback() -> None:

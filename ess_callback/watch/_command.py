@@ -28,9 +28,11 @@ from .._settings import (
     BasicAuth,
     BearerAuth,
     auth_from_env,
+    check_ca_bundle,
     is_loopback,
     parse_bool,
     resolve_settings,
+    without_option_hints,
 )
 from .._status import Status
 from ._http import HttpReader
@@ -124,8 +126,12 @@ def build_reader(options: WaitOptions, env: Mapping[str, str]) -> tuple[HttpRead
         if auth is None:
             auth = auth_from_env(env)
             hint = "set ESS_USERNAME and ESS_PASSWORD(_FILE) or ESS_TOKEN(_FILE), or " + hint
+        bundle = env.get("ESS_CA_BUNDLE") or None
         reader = EssReader(
-            url, auth=auth, ca_bundle=env.get("ESS_CA_BUNDLE") or None, credential_hint=hint
+            url,
+            auth=auth,
+            ca_bundle=check_ca_bundle(bundle) if bundle else None,  # its error names it
+            credential_hint=hint,
         )
     elif api in ("saas-batch", "huawei"):
         if not isinstance(auth, BearerAuth):
@@ -271,7 +277,12 @@ def run_wait(options: WaitOptions, env: Mapping[str, str], *, tty: bool = False)
     """
     what = options.what
     reader, secrets = build_reader(options, env)
-    settings = resolve_settings(env=env) if options.relay else None
+    try:
+        settings = resolve_settings(env=env) if options.relay else None
+    except ConfigurationError as exc:
+        # wait's --base-url is the watched API's, and it has no --request-id: name only
+        # the variables of this job's own request.
+        raise without_option_hints(exc) from None
     display = _Bar(what) if tty else _Lines(what)
     relay = (
         Relay(settings, what, update_interval=options.update_interval, secrets=secrets)
