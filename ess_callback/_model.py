@@ -52,8 +52,10 @@ class Outcome:
     error: BaseException | None = attrs.field(default=None, eq=False)
     #: the outbox file holding the callback, when it was not delivered but kept
     spooled_to: Path | None = None
+    #: why a final callback that belonged in the outbox could not be written there
+    spool_error: BaseException | None = attrs.field(default=None, eq=False)
 
     def __iter__(self) -> Iterator[Any]:
-        """Unpack as ``(status, message, delivered, attempts, error)``; ``spooled_to`` is
-        an extra attribute, not part of the tuple."""
+        """Unpack as ``(status, message, delivered, attempts, error)``; ``spooled_to`` and
+        ``spool_error`` are extra attributes, not part of the tuple."""
         return iter((self.status, self.message, self.delivered, self.attempts, self.error))

@@ -7,13 +7,20 @@ pick one and hand it every callback.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import sys
+from collections.abc import Iterator
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Protocol
+from typing import IO, TYPE_CHECKING, Any, Protocol
 
-from ._errors import DeliveryError
+from ._errors import (
+    DeliveryError,
+    DeliveryInterrupted,
+    EssCallbackError,
+    SchedulerUnavailableError,
+)
 from ._model import Callback, Outcome
 from ._recording import Recorder, active_recorder
 
@@ -73,6 +80,66 @@ class RecordingSender:
         return Outcome(callback.status, callback.message, delivered=True, attempts=0)
 
 
+class SignalStop:
+    """Lets SIGTERM, SIGINT or SIGHUP stop a delivery in progress (``ess-callback send``).
+
+    While installed, the first such signal raises ``DeliveryInterrupted`` if it arrives
+    while a delivery is *armed* (inside the client's retries), so the HTTP sender keeps the
+    final status in the outbox at once instead of the process dying with it; outside that
+    window (or after the first) a signal is only remembered, so that writing to the outbox
+    is never cut short. A signal that came before the delivery began stops it at the start.
+    """
+
+    SIGNALS = ("SIGTERM", "SIGINT", "SIGHUP")
+
+    def __init__(self) -> None:
+        self.signum: int | None = None
+        self._armed = False
+        self._previous: dict[int, Any] = {}
+
+    def install(self) -> None:
+        """Take over the signals (main thread only; elsewhere this does nothing)."""
+        import signal
+        import threading
+
+        if threading.current_thread() is not threading.main_thread():
+            return
+        for name in self.SIGNALS:
+            number = getattr(signal, name)
+            self._previous[number] = signal.signal(number, self._on_signal)
+
+    def restore(self) -> None:
+        """Give the signals back to the handlers that had them."""
+        import signal
+
+        for number, handler in self._previous.items():
+            signal.signal(number, handler if handler is not None else signal.SIG_DFL)
+        self._previous.clear()
+
+    def _on_signal(self, signum: int, frame: object) -> None:
+        first = self.signum is None
+        if first:
+            self.signum = signum
+        if first and self._armed:
+            self._armed = False
+            raise DeliveryInterrupted(signum)
+
+    @contextlib.contextmanager
+    def armed(self) -> Iterator[None]:
+        """The window in which a signal stops the delivery."""
+        if self.signum is not None:
+            raise DeliveryInterrupted(self.signum)
+        self._armed = True
+        try:
+            yield
+        finally:
+            self._armed = False
+
+
+#: what to do when an outbox folder cannot take a final status
+OUTBOX_HINT = "set ESS_CALLBACK_OUTBOX to a folder the job may write"
+
+
 class HttpSender:
     """Posts over HTTP; a final callback that fails for a retryable reason, or with 401,
     goes to the outbox before the failure is reported."""
@@ -86,11 +153,13 @@ class HttpSender:
         outbox: Path | None,
         update_retry: RetryPolicy | None = None,
         announce_spool: bool = True,
+        stop: SignalStop | None = None,
     ) -> None:
         self.client = client
         self.outbox = outbox
         self.update_retry = update_retry
         self.announce_spool = announce_spool
+        self.stop = stop
 
     def close(self) -> None:
         self.client.close()
@@ -99,47 +168,67 @@ class HttpSender:
         from ._client import is_spoolable
 
         try:
-            return self.client.post_status(
-                callback.request_id or 0,
-                callback.request_handle or "",
-                callback.status,
-                callback.message,
-                retry=None if final else self.update_retry,
-            )
-        except DeliveryError as error:
-            spooled = None
-            if final and self.outbox is not None and is_spoolable(error):
-                from . import _outbox  # only on this rare path: keeps start-up light
+            with self.stop.armed() if self.stop is not None else contextlib.nullcontext():
+                return self.client.post_status(
+                    callback.request_id or 0,
+                    callback.request_handle or "",
+                    callback.status,
+                    callback.message,
+                    retry=None if final else self.update_retry,
+                )
+        except DeliveryInterrupted as stop:
+            # The signal came just before or just after the client's retries: as unknown
+            # as a connection cut mid-answer (the outbox may send it twice, never lose it).
+            from ._message import signal_name
 
-                try:
-                    spooled = _outbox.spool(
-                        self.outbox,
-                        callback,
-                        base_url=self.client.base_url,
-                        attempts=error.attempts,
-                        error=error,
-                    )
-                except _outbox.OutboxError as spool_error:
-                    log.error("%s; the %s status is lost", spool_error, callback.status)
-                else:
-                    # A caller that tells the user itself (one line, undelivered_text())
-                    # asks for no announcement; the note then stays at INFO.
-                    log.log(
-                        logging.WARNING if self.announce_spool else logging.INFO,
-                        "%s not delivered (%s); kept in the outbox as %s: "
-                        "run 'ess-callback flush' to send it",
-                        callback.status,
-                        error,
-                        spooled,
-                    )
-            return Outcome(
-                callback.status,
-                callback.message,
-                delivered=False,
+            error: DeliveryError = SchedulerUnavailableError(
+                f"sending to {self.client.base_url} was interrupted by {signal_name(stop.signum)}"
+            )
+        except DeliveryError as failed:
+            error = failed
+        spooled = spool_error = None
+        if final and self.outbox is not None and is_spoolable(error):
+            spooled, spool_error = self._spool(callback, error)
+        return Outcome(
+            callback.status,
+            callback.message,
+            delivered=False,
+            attempts=error.attempts,
+            error=error,
+            spooled_to=spooled,
+            spool_error=spool_error,
+        )
+
+    def _spool(
+        self, callback: Callback, error: DeliveryError
+    ) -> tuple[Path | None, EssCallbackError | None]:
+        from . import _outbox  # only on this rare path: keeps start-up light
+
+        assert self.outbox is not None
+        try:
+            spooled = _outbox.spool(
+                self.outbox,
+                callback,
+                base_url=self.client.base_url,
                 attempts=error.attempts,
                 error=error,
-                spooled_to=spooled,
             )
+        except _outbox.OutboxError as failed:
+            spool_error = EssCallbackError(f"{failed}; {OUTBOX_HINT}")
+            if self.announce_spool:
+                log.error("%s; the %s status is lost", spool_error, callback.status)
+            return None, spool_error
+        # A caller that tells the user itself (one line, undelivered_text()) asks for no
+        # announcement: the line would otherwise show twice.
+        if self.announce_spool:
+            log.warning(
+                "%s not delivered (%s); kept in the outbox as %s: "
+                "run 'ess-callback flush' to send it",
+                callback.status,
+                error,
+                spooled,
+            )
+        return spooled, None
 
 
 def undelivered_text(outcome: Outcome) -> str:
@@ -148,6 +237,10 @@ def undelivered_text(outcome: Outcome) -> str:
         return (
             f"{outcome.status} not delivered ({outcome.error}); kept in the outbox as "
             f"{outcome.spooled_to}: run 'ess-callback flush' to send it"
+        )
+    if outcome.spool_error is not None:
+        return (
+            f"{outcome.status} not delivered ({outcome.error}) and not kept: {outcome.spool_error}"
         )
     return f"{outcome.status} not delivered: {outcome.error}"
 
@@ -158,12 +251,14 @@ def make_sender(
     client: SchedulerClient | None = None,
     max_message_bytes: int | None = None,
     announce_spool: bool = True,
+    stop: SignalStop | None = None,
 ) -> Sender:
     """The sender these settings call for: recording if active, else dry run, else HTTP.
 
     Recording and dry run need no settings at all; HTTP builds a ``SchedulerClient``
-    (importing requests only now) unless one is given. With ``announce_spool=False`` a
-    final status kept in the outbox is logged at INFO only: the caller says it itself.
+    (importing requests only now) unless one is given. With ``announce_spool=False`` the
+    outbox step is not logged: the caller says it itself, in one line (``undelivered_text``).
+    With *stop*, a signal stops an HTTP delivery (see ``SignalStop``).
     """
     recorder = active_recorder()
     if recorder is not None:
@@ -183,10 +278,12 @@ def make_sender(
             retry=RetryPolicy(budget=settings.retry_seconds),
             ca_bundle=settings.ca_bundle,
             max_message_bytes=max_message_bytes or DEFAULT_MAX_MESSAGE_BYTES,
+            allow_http=settings.allow_http,
         )
     return HttpSender(
         client,
         outbox=settings.outbox,
         update_retry=RetryPolicy(attempts=2, budget=5.0, timeout=5.0),
         announce_spool=announce_spool,
+        stop=stop,
     )

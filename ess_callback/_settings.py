@@ -134,15 +134,21 @@ def check_outbox(path: Path, *, variable: str = "ESS_CALLBACK_OUTBOX") -> Path:
     """Refuse an outbox path that can never be a folder (it, or the nearest existing parent,
     is a file), naming *variable*. Other trouble (permissions) shows at spool time."""
     hint = f"set {variable} to a folder the job may write"
-    if path.exists() and not path.is_dir():
-        raise ConfigurationError(f"outbox folder: {path} exists and is not a folder; {hint}")
-    for parent in path.parents:
-        if parent.exists():
-            if not parent.is_dir():
-                raise ConfigurationError(
-                    f"outbox folder: {path} cannot be created, {parent} is not a folder; {hint}"
-                )
-            break
+    try:
+        if path.exists() and not path.is_dir():
+            raise ConfigurationError(f"outbox folder: {path} exists and is not a folder; {hint}")
+        for parent in path.parents:
+            if parent.exists():
+                if not parent.is_dir():
+                    raise ConfigurationError(
+                        f"outbox folder: {path} cannot be created, {parent} is not a folder; "
+                        + hint
+                    )
+                break
+    except OSError as exc:  # a name too long, a loop of symbolic links...
+        raise ConfigurationError(
+            f"outbox folder: cannot use {path}: {exc.strerror or exc}; {hint}"
+        ) from None
     return path
 
 

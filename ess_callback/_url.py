@@ -62,7 +62,9 @@ def _without_userinfo(text: str) -> str:
     if "@" not in text:
         return text
     head, _, tail = text.rpartition("@")
-    prefix = head[: head.index("//") + 2] if "//" in head else ""
+    # Only a leading "scheme://" is kept: a "//" further on may be part of the password.
+    scheme = re.match(r"[A-Za-z][A-Za-z0-9+.-]*://", head)
+    prefix = scheme.group(0) if scheme else ""
     return f"{prefix}***@{tail}"
 
 

@@ -392,6 +392,144 @@ def test_quiet_still_says_why_it_failed(fake: FakeScheduler, env: dict[str, str]
     assert "404" in one_line(result)
 
 
+def test_verbose_tells_of_a_spooled_status_once(
+    fake: FakeScheduler, env: dict[str, str], tmp_path: Path
+) -> None:
+    """With -v, a status kept in the outbox is announced in one line, not twice."""
+    fake.fail_next(100, 503)
+    result = send(["SUCCESS", "-v"], env)
+    assert result.exit_code == 75
+    (spooled,) = outbox_files(tmp_path)
+    assert result.stderr.count(str(spooled)) == 1, result.stderr
+    assert result.stderr.count("not delivered") == 1, result.stderr
+
+
+def test_debug_shows_each_request_and_answer(fake: FakeScheduler, env: dict[str, str]) -> None:
+    """-vv logs the request (method, URL, attempt) and the answer (status, time), no secret."""
+    fake.fail_next(1, 503, retry_after="0")
+    secret_env = {**env, "ESS_CALLBACK_RETRY_SECONDS": "10", "ESS_TOKEN": "TOKEN-NEVER-SHOWN"}
+    result = send(["SUCCESS", "-vv"], secret_env)
+    assert result.exit_code == 0, result.stderr
+    url = f"{fake.url}/ess/rest/scheduler/v1/requests/42/executionStatus"
+    debug = [line for line in result.stderr.splitlines() if "DEBUG:" in line]
+    assert any(f"POST {url}" in line and "attempt 1 of 8" in line for line in debug), debug
+    assert any("attempt 2 of 8" in line for line in debug), debug
+    assert any("answered 503" in line for line in debug), debug
+    assert any("answered 200" in line for line in debug), debug
+    assert "TOKEN-NEVER-SHOWN" not in result.stderr
+    assert "handle-42" not in result.stderr
+
+
+def test_send_under_recording_needs_no_setting() -> None:
+    """Inside record_callbacks() send records the callback and requires no setting."""
+    from ess_callback.testing import record_callbacks
+
+    with record_callbacks() as calls:
+        result = send(["warning", "-m", "3 rows skipped"], env={})
+    assert result.exit_code == 0, result.stderr
+    assert list(calls) == [Callback(None, None, Status.WARNING, "3 rows skipped")]
+
+
+def test_send_under_recording_still_validates_given_settings() -> None:
+    """Recording does not make a malformed setting acceptable."""
+    from ess_callback.testing import record_callbacks
+
+    with record_callbacks() as calls:
+        result = send(["SUCCESS"], env={"ESS_REQUEST_ID": "abc"})
+    assert result.exit_code == 2
+    assert "ESS_REQUEST_ID" in one_line(result)
+    assert list(calls) == []
+
+
+# -- settings that can only fail at send time are refused up front ----------------------------
+
+
+@pytest.mark.parametrize(
+    "url", ["https://a..b.com", "https://exa mple.com", "https://ess.example.com:0"]
+)
+def test_invalid_host_exits_2_before_any_network(fake: FakeScheduler, url: str) -> None:
+    """A base URL with an invalid host: exit 2, one line naming ESS_BASE_URL."""
+    result = send(["SUCCESS"], {**fake.env(42, "handle-42"), "ESS_BASE_URL": url})
+    assert result.exit_code == 2
+    assert "ESS_BASE_URL" in one_line(result)
+
+
+@pytest.mark.parametrize(
+    ("variables", "named"),
+    [
+        ({"ESS_TOKEN": "LEAKYTOKEN123\nX"}, "ESS_TOKEN"),
+        ({"ESS_TOKEN": "LEAKYTOKEN123€"}, "ESS_TOKEN"),
+        ({"ESS_USERNAME": "ops", "ESS_PASSWORD": "LEAKYPASSWORD\r"}, "ESS_PASSWORD"),
+    ],
+)
+@pytest.mark.parametrize("dry", [[], ["--dry-run"]])
+def test_secret_unfit_for_a_header_exits_2_without_showing_it(
+    fake: FakeScheduler, variables: dict[str, str], named: str, dry: list[str]
+) -> None:
+    """A secret with a line break (or a token outside Latin-1) is one line, exit 2, naming
+    the variable and never the value; dry run validates it too. Nothing is sent."""
+    result = send(["SUCCESS", "-vv", *dry], {**fake.env(42, "handle-42"), **variables})
+    assert result.exit_code == 2
+    line = one_line(result)
+    assert named in line
+    assert "LEAKY" not in result.stderr
+    assert fake.requests == []
+
+
+def test_secret_file_with_two_newlines_exits_2(fake: FakeScheduler, tmp_path: Path) -> None:
+    """ESS_TOKEN_FILE holding the token and an empty line is refused, naming the variable."""
+    token = tmp_path / "token"
+    token.write_bytes(b"LEAKYTOKEN123\n\n")
+    result = send(["SUCCESS"], {**fake.env(42, "handle-42"), "ESS_TOKEN_FILE": str(token)})
+    assert result.exit_code == 2
+    assert "ESS_TOKEN_FILE" in one_line(result)
+    assert "LEAKY" not in result.stderr
+    assert fake.requests == []
+
+
+def test_unusable_ca_bundle_exits_2_before_any_network(fake: FakeScheduler, tmp_path: Path) -> None:
+    """ESS_CA_BUNDLE naming a file without certificates: exit 2 at once, naming it."""
+    bundle = tmp_path / "hostname"
+    bundle.write_text("myhost\n")
+    result = send(["SUCCESS"], {**fake.env(42, "handle-42"), "ESS_CA_BUNDLE": str(bundle)})
+    assert result.exit_code == 2
+    assert "ESS_CA_BUNDLE" in one_line(result)
+    assert fake.requests == []
+
+
+def test_outbox_that_is_a_file_exits_2_before_any_network(
+    fake: FakeScheduler, tmp_path: Path
+) -> None:
+    """ESS_CALLBACK_OUTBOX naming a regular file: exit 2 at once, naming the variable."""
+    passwd = tmp_path / "passwd"
+    passwd.write_text("root:x:0:0\n")
+    env = {**fake.env(42, "handle-42"), "ESS_CALLBACK_OUTBOX": str(passwd)}
+    result = send(["SUCCESS"], env)
+    assert result.exit_code == 2
+    assert "ESS_CALLBACK_OUTBOX" in one_line(result)
+    assert fake.requests == []
+
+
+def test_outbox_that_fails_at_spool_time_is_named(fake: FakeScheduler, tmp_path: Path) -> None:
+    """When the outbox cannot be written after all, the one line names the folder and
+    ESS_CALLBACK_OUTBOX, and the exit is 1 (the status is not kept)."""
+    folder = Path("/proc/ess-callback-outbox")  # /proc takes no new folder, even from root
+    if not Path("/proc/self").is_dir():
+        pytest.skip("needs Linux /proc")
+    fake.fail_next(100, 503)
+    env = {
+        **fake.env(42, "handle-42"),
+        "ESS_CALLBACK_RETRY_SECONDS": "0",
+        "ESS_CALLBACK_OUTBOX": str(folder),
+    }
+    result = send(["SUCCESS"], env)
+    assert result.exit_code == 1
+    line = one_line(result)
+    assert str(folder) in line
+    assert "ESS_CALLBACK_OUTBOX" in line
+    assert "503" in line
+
+
 # -- help -----------------------------------------------------------------------------------
 
 

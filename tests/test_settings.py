@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from ess_callback import BearerAuth, ConfigurationError
@@ -673,6 +673,12 @@ def test_outbox_under_a_file_refused(tmp_path: Path) -> None:
     assert str(blocker) in message
 
 
+def test_outbox_name_too_long_refused(tmp_path: Path) -> None:
+    """An outbox path the file system cannot even look up is refused, naming the variable."""
+    message = config_error({**BASE, "ESS_CALLBACK_OUTBOX": str(tmp_path / ("x" * 300))})
+    assert "ESS_CALLBACK_OUTBOX" in message
+
+
 def test_outbox_need_not_exist_yet(tmp_path: Path) -> None:
     """An outbox folder that does not exist yet is fine: it is created when first needed."""
     box = tmp_path / "new" / "outbox"
@@ -744,6 +750,7 @@ def test_secret_never_in_configuration_errors(secret: str, tmp_path: Path) -> No
 
 
 @given(middle=url_secrets)
+@example(middle="//")  # a "//" in the password once passed for the end of "https://"
 def test_secret_in_base_url_never_in_message(middle: str) -> None:
     """A password typed into ESS_BASE_URL is refused without any of it quoted back."""
     # "Zq" occurs in no message of ours, so finding it means the password leaked.

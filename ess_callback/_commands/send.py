@@ -27,24 +27,33 @@ def deliver_final(
     secrets: tuple[str, ...] = (),
     redact: tuple[str, ...] = (),
     announce_spool: bool = True,
+    stop_on_signal: bool = False,
 ) -> Any:
     """Send one final callback through the sending seam; return its Outcome.
 
-    With ``announce_spool=False`` the caller reports an undelivered status itself."""
+    With ``announce_spool=False`` the caller reports an undelivered status itself. With
+    ``stop_on_signal`` (the ``send`` command), SIGTERM, SIGINT or SIGHUP during an HTTP
+    delivery stops the retries and a final status goes to the outbox instead of being lost.
+    """
     from .._message import Redactor, truncate_message
     from .._model import Callback
-    from .._sender import make_sender
+    from .._sender import SignalStop, make_sender
 
     scrub = Redactor([*settings.secrets(), *secrets], redact)
     if message is not None:
         message = truncate_message(scrub(message)) or None
-    sender = make_sender(settings, announce_spool=announce_spool)
+    stop = SignalStop() if stop_on_signal else None
+    sender = make_sender(settings, announce_spool=announce_spool, stop=stop)
+    if stop is not None and not sender.local:
+        stop.install()
     try:
         return sender.send(
             Callback(settings.request_id, settings.request_handle, status, message),
             final=status.is_final,
         )
     finally:
+        if stop is not None:
+            stop.restore()
         close = getattr(sender, "close", None)
         if close is not None:
             close()
@@ -109,8 +118,18 @@ def send(
         raise click.UsageError("use --message or --message-file, not both")
     if message_file is not None:
         message = read_message_file(message_file)
-    settings = resolve_from_cli(base_url, request_id, request_handle, media_type, dry_run)
-    outcome = deliver_final(settings, status, message, announce_spool=False)
+    from .._recording import active_recorder
+
+    # Under record_callbacks() nothing is sent, so nothing is required (as for run).
+    settings = resolve_from_cli(
+        base_url,
+        request_id,
+        request_handle,
+        media_type,
+        dry_run,
+        require=active_recorder() is None,
+    )
+    outcome = deliver_final(settings, status, message, announce_spool=False, stop_on_signal=True)
     code = exit_code_for(outcome)
     if code != EXIT_OK:
         from .._sender import undelivered_text
