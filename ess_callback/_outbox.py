@@ -25,6 +25,7 @@ from typing import Any
 import attrs
 
 from ._errors import DeliveryError, EssCallbackError
+from ._folders import private_folder
 from ._model import Callback
 from ._settings import parse_base_url, parse_request_id
 from ._status import Status
@@ -83,9 +84,10 @@ def _why(exc: OSError) -> str:
 
 
 def ensure_folder(path: Path) -> Path:
-    """Create the folder (and parents) with mode 0700 if needed."""
+    """The folder, mode 0700: created with any missing parent, or tightened when it exists
+    open to others (see ``private_folder``)."""
     try:
-        path.mkdir(mode=0o700, parents=True, exist_ok=True)
+        private_folder(path)
     except OSError as exc:
         raise OutboxError(f"cannot create outbox folder {path}: {_why(exc)}") from None
     return path

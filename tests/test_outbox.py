@@ -25,6 +25,7 @@ from ess_callback import (
     SchedulerClient,
     SchedulerUnavailableError,
     Status,
+    _folders,
     _outbox,
 )
 from ess_callback._client import RetryPolicy
@@ -108,6 +109,72 @@ def test_spool_modes_are_0700_and_0600_whatever_the_umask(box: Path) -> None:
         os.umask(old)
     assert stat.S_IMODE(os.stat(box / "nested").st_mode) == 0o700
     assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
+
+
+def test_missing_parents_are_created_0700_under_umask_0(tmp_path: Path) -> None:
+    """Every folder spool() creates, parents included, is 0700 even under umask 000."""
+    tmp_path.chmod(0o755)
+    old = os.umask(0)
+    try:
+        spool(tmp_path / "state" / "ess-callback" / "outbox")
+    finally:
+        os.umask(old)
+    for folder in ("state", "state/ess-callback", "state/ess-callback/outbox"):
+        assert stat.S_IMODE(os.stat(tmp_path / folder).st_mode) == 0o700, folder
+    # A parent that was already there is left as it was: it is not the outbox.
+    assert stat.S_IMODE(os.stat(tmp_path).st_mode) == 0o755
+
+
+def test_a_folder_made_under_a_strict_umask_is_still_writable(box: Path) -> None:
+    """umask 0277 would make mkdir's folder 0500; it is set to 0700, and the file written."""
+    old = os.umask(0o277)
+    try:
+        path = spool(box)
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE(os.stat(box).st_mode) == 0o700
+    assert path.exists()
+
+
+def test_an_existing_open_outbox_of_ours_is_tightened_to_0700(box: Path) -> None:
+    """A pre-existing 0755 outbox folder (ours) becomes 0700 when a callback is kept there."""
+    box.mkdir()
+    box.chmod(0o755)
+    spool(box)
+    assert stat.S_IMODE(os.stat(box).st_mode) == 0o700
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="only root can give a folder to another user")
+def test_another_users_outbox_is_left_as_it_is_with_a_warning(
+    box: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Root flushing another user's open outbox does not change its mode; it warns."""
+    box.mkdir()
+    box.chmod(0o770)
+    os.chown(box, 65534, 65534)
+    with caplog.at_level(logging.WARNING, logger="ess_callback"):
+        spool(box)
+    assert stat.S_IMODE(os.stat(box).st_mode) == 0o770
+    assert "belongs to another user" in caplog.text
+
+
+def test_an_outbox_that_cannot_be_tightened_warns_once(
+    box: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """When chmod is refused, the callback is still kept and one warning names the folder."""
+    box.mkdir()
+    box.chmod(0o775)
+
+    def refuse(path: object, mode: int) -> None:
+        raise PermissionError(errno.EPERM, "Operation not permitted")
+
+    monkeypatch.setattr(_folders.os, "chmod", refuse)
+    with caplog.at_level(logging.WARNING, logger="ess_callback"):
+        first, second = spool(box, 1), spool(box, 2)
+    assert first.exists() and second.exists()
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warnings) == 1, warnings
+    assert str(box) in warnings[0] and "775" in warnings[0]
 
 
 def test_spool_names_sort_oldest_first_and_leave_no_temp_file(box: Path) -> None:
