@@ -74,11 +74,12 @@ class FlushReport:
 
     @property
     def exit_code(self) -> int:
-        """1 if anything was rejected in this run, else 75 if anything is pending, else 0
-        (always 0 in dry run)."""
+        """1 if anything was rejected or found unreadable (moved to ``corrupt/``: the status
+        it held is lost) in this run, else 75 if anything is pending, else 0 (always 0 in
+        dry run)."""
         if self.dry_run:
             return 0
-        if self.rejected:
+        if self.rejected or self.corrupt:
             return 1
         if self.pending:
             return 75

@@ -152,12 +152,14 @@ def test_an_unreachable_scheduler_keeps_everything_exit_75(
 
 
 def test_a_corrupt_file_warns_and_does_not_stop_the_flush(fake: FakeScheduler, box: Path) -> None:
-    """A truncated file goes to corrupt/ with a warning naming it; the others go out."""
+    """A truncated file goes to corrupt/ with a warning naming it; the others go out, and
+    the exit status is 1 (a lost status is not a success), as for a rejected one."""
     spool(box, fake.url, 1)
     bad = box / "00000000000000000001-9-success-000000.json"
     bad.write_bytes(b'{"format": 1, "status": "SUCC')
     result = flush()
-    assert result.exit_code == 0
+    assert result.exit_code == 1
+    assert "delivered 1, rejected 0, pending 0" in result.stdout
     assert bad.name in result.stderr and "Traceback" not in result.output
     assert "1 unreadable moved to" in result.stdout
     assert (box / "corrupt" / bad.name).exists() and len(fake.received) == 1

@@ -569,7 +569,8 @@ def test_malformed_flush_credentials_are_a_configuration_error(
 def test_a_corrupt_file_is_moved_aside_and_the_rest_delivered(
     box: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    """An unreadable file goes to corrupt/ with a warning; the flush carries on."""
+    """An unreadable file goes to corrupt/ with a warning; the flush carries on, and its
+    exit code is 1: the status that file held is lost, so this is no success."""
     spool(box, 1)
     broken = box / "00000000000000000001-7-success-abcdef.json"
     broken.write_text('{"format": 1, "base_url": "https://ess.exa')
@@ -580,7 +581,7 @@ def test_a_corrupt_file_is_moved_aside_and_the_rest_delivered(
 
     assert (box / "corrupt" / broken.name).read_text().startswith('{"format": 1')
     assert len(report.corrupt) == 1 and len(report.delivered) == 1
-    assert report.exit_code == 0
+    assert report.exit_code == 1
     assert broken.name in caplog.text and "not a complete JSON document" in caplog.text
     assert "1 unreadable moved to" in report.summary()
 

@@ -37,10 +37,11 @@ def flush(outbox: str | None, dry_run: bool | None, verbose: int, quiet: bool) -
     Each goes to the base URL it was meant for, with the credentials of this environment
     (ESS_USERNAME + ESS_PASSWORD(_FILE) or ESS_TOKEN(_FILE); ESS_CA_BUNDLE, ESS_MEDIA_TYPE,
     ESS_CALLBACK_RETRY_SECONDS). Delivered files are deleted; refused ones (400, 403, 404)
-    move to rejected/; 401 or an unreachable scheduler keep them. Safe to run concurrently
-    and from cron. Prints one summary line. Exit 0 all delivered (or nothing to do),
-    1 something was rejected, 75 something is still pending, 2 usage, configuration, or
-    an outbox folder that cannot be read or written.
+    move to rejected/, unreadable ones to corrupt/; 401 or an unreachable scheduler keep
+    them. Safe to run concurrently and from cron. Prints one summary line. Exit 0 all
+    delivered (or nothing to do), 1 something was rejected or unreadable, 75 something is
+    still pending, 2 usage, configuration, or an outbox folder that cannot be read or
+    written.
 
     \b
     Examples:
