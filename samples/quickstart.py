@@ -1,65 +1,142 @@
-"""Quick start: run a sample job against a fake ESS scheduler and watch its callbacks arrive.
+"""Quick start: run sample jobs against ``ess-callback fake-server`` and watch the callbacks.
 
     python samples/quickstart.py
 
-Starts ``FakeScheduler`` (a real HTTP server on loopback), then runs ``samples/nightly_job.py``
-as a separate process with ``ESS_BASE_URL``, ``ESS_REQUEST_ID`` and ``ESS_REQUEST_HANDLE``
-pointing at it, printing every callback as the scheduler receives it: first a clean run,
-then one with skipped rows while the scheduler fails its first answer (the SDK retries).
-If the ``ess-callback run`` wrapper is installed, a shell command is reported the same way.
-Exits 0 when every job ended in the state expected.
+Starts the real ``ess-callback fake-server --port 0`` (a fake ESS scheduler on a free
+loopback port) as a process of its own, reads the URL it prints, then runs four jobs
+against it with ``ESS_BASE_URL``, ``ESS_REQUEST_ID`` and ``ESS_REQUEST_HANDLE`` set as ESS
+would set them: ``samples/nightly_job.py`` (Python, ``JobExecution``) twice, then
+``samples/shell_job.sh`` twice under the ``ess-callback run`` wrapper. The fake server's own
+lines (one per callback it receives) are shown as they arrive, marked ``ESS |``; the jobs'
+output is marked ``job |``. At the end the server is stopped with SIGTERM, as from a
+terminal. Exits 0 when every request ended with the status expected.
 """
 
 from __future__ import annotations
 
 import os
+import queue
+import re
 import shlex
+import signal
 import subprocess
 import sys
 import tempfile
 import threading
-import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
-from ess_callback import Callback
-from ess_callback.testing import FakeScheduler, ReceivedRequest
-
 HERE = Path(__file__).resolve().parent
-NIGHTLY_JOB = HERE / "nightly_job.py"
+#: how long the fake server may take to start, and a job's callbacks to be shown (seconds)
+DEADLINE = 20.0
+#: a line of the fake server for a callback: "17:00:39  request 101  SUCCESS ..."
+CALLBACK_LINE = re.compile(r"\d\d:\d\d:\d\d  request (\d+)  ([A-Z_]+)")
+FINAL = {"SUCCESS", "WARNING", "ERROR", "BUSINESS_ERROR", "CANCEL", "PAUSE", "SUSPEND"}
 _print_lock = threading.Lock()
-_started = time.monotonic()
 
 
 def say(text: str = "") -> None:
-    """Print a line at once (callbacks arrive on server threads while the job prints)."""
+    """Print a line at once (the server's lines come from another thread)."""
     with _print_lock:
         print(text, flush=True)
 
 
-def on_callback(callback: Callback) -> None:
-    message = f"  {callback.message.splitlines()[0]}" if callback.message else ""
-    stamp = f"{time.monotonic() - _started:5.1f}s"
-    say(f"   {stamp}  ESS received  request {callback.request_id}  {callback.status}{message}")
+def cli() -> list[str]:
+    """The ``ess-callback`` console script next to this interpreter, else the same through
+    ``-c`` (a checkout used without installing the script)."""
+    script = Path(sys.executable).with_name("ess-callback")
+    if script.exists():
+        return [str(script)]
+    return [sys.executable, "-c", "from ess_callback.cli import main; main()"]
 
 
-def on_request(request: ReceivedRequest) -> None:
-    if request.answer is None or request.answer >= 400:
-        answer = "connection reset" if request.answer is None else f"HTTP {request.answer}"
-        say(f"           ESS answered   {answer} ({request.reason}); the SDK will retry")
-
-
-def job_env(fake: FakeScheduler, request_id: int, outbox: str, **extra: str) -> dict[str, str]:
-    """The job's environment: the caller's, minus any ESS_* of theirs, plus the fake's."""
+def clean_env(**extra: str) -> dict[str, str]:
+    """The caller's environment without any ESS_* of theirs (a real scheduler, dry run)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("ESS_")}
-    env.update(fake.env(request_id, f"quickstart-{request_id}"))
-    env["ESS_CALLBACK_OUTBOX"] = outbox  # never touch the user's real outbox
     env["PYTHONUNBUFFERED"] = "1"
     env.update(extra)
     return env
 
 
+class FakeServer:
+    """``ess-callback fake-server`` as a child process, its output shown and followed."""
+
+    def __init__(self) -> None:
+        self.url: str | None = None
+        #: request id -> the last final status the server printed for it
+        self.finals: dict[int, str] = {}
+        self._changed = threading.Condition()
+        self._url_lines: queue.Queue[str | None] = queue.Queue()
+        self.proc = subprocess.Popen(
+            [*cli(), "fake-server", "--port", "0"],
+            env=clean_env(),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,  # refused requests are logged there: show them too
+            text=True,
+        )
+        self._reader = threading.Thread(target=self._follow, daemon=True)
+        self._reader.start()
+
+    def _follow(self) -> None:
+        assert self.proc.stdout is not None
+        for raw in self.proc.stdout:
+            line = raw.rstrip("\n")
+            if line.startswith("# fake ESS scheduler listening on "):
+                self._url_lines.put(line.split()[6])
+            # The banner's 'export' lines are for a shell; the jobs here get their own.
+            if not line.startswith(("export ", "# point", "# no credentials", "# and ")):
+                say(f"   ESS | {line}")
+            match = CALLBACK_LINE.match(line)
+            if match and match.group(2) in FINAL:
+                with self._changed:
+                    self.finals[int(match.group(1))] = match.group(2)
+                    self._changed.notify_all()
+        self._url_lines.put(None)  # the server ended
+
+    def wait_url(self) -> str:
+        """The URL the server printed; RuntimeError if it ended or took too long."""
+        try:
+            url = self._url_lines.get(timeout=DEADLINE)
+        except queue.Empty:
+            url = None
+        if url is None:
+            raise RuntimeError("the fake server did not start (see its lines above)")
+        self.url = url
+        return url
+
+    def wait_final(self, request_id: int) -> str | None:
+        """The final status the server printed for *request_id* (waits for its line)."""
+        with self._changed:
+            self._changed.wait_for(lambda: request_id in self.finals, timeout=DEADLINE)
+            return self.finals.get(request_id)
+
+    def stop(self) -> int:
+        """SIGTERM, as Ctrl-C or a service manager would: the server says how many
+        callbacks it received and exits 0."""
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+        try:
+            code = self.proc.wait(timeout=DEADLINE)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            code = self.proc.wait()
+        self._reader.join(timeout=DEADLINE)
+        return code
+
+
+@contextmanager
+def fake_server() -> Iterator[FakeServer]:
+    """Start the server, and stop it whatever happens."""
+    server = FakeServer()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
 def run_job(title: str, command: list[str], shown: str, env: dict[str, str]) -> int:
-    """Run one job as a child process, its output indented under the callbacks."""
+    """Run one job as a child process, its output marked ``job |``."""
     say()
     say(title)
     say(f"   $ {shown}")
@@ -73,77 +150,72 @@ def run_job(title: str, command: list[str], shown: str, env: dict[str, str]) -> 
     )
     assert child.stdout is not None
     for line in child.stdout:
-        say(f"           job says       {line.rstrip()}")
+        say(f"   job | {line.rstrip()}")
     return child.wait()
 
 
-def cli_command() -> list[str]:
-    """The ``ess-callback`` next to this interpreter, else the same through ``-c``."""
-    script = Path(sys.executable).with_name("ess-callback")
-    if script.exists():
-        return [str(script)]
-    return [sys.executable, "-c", "from ess_callback.cli import main; main()"]
-
-
-def has_run_command() -> bool:
-    from ess_callback.cli import main
-
-    return "run" in getattr(main, "commands", {})
-
-
 def main() -> int:
-    results: list[tuple[str, int, str, str | None, int]] = []
-    with (
-        FakeScheduler(on_callback=on_callback, on_request=on_request) as fake,
-        tempfile.TemporaryDirectory(prefix="ess-quickstart-") as outbox,
-    ):
-        say(f"A fake ESS scheduler is listening on {fake.url}")
-        say("Each line 'ESS received' is a callback that reached it over HTTP.")
+    results: list[tuple[int, str, str | None, int]] = []
+    say("$ ess-callback fake-server --port 0")
+    with fake_server() as server, tempfile.TemporaryDirectory(prefix="ess-quickstart-") as box:
+        try:
+            url = server.wait_url()
+        except RuntimeError as exc:
+            say(f"quickstart: {exc}")
+            return 1
 
-        def job(title: str, request_id: int, expected: str, **extra: str) -> None:
-            env = job_env(fake, request_id, outbox, **extra)
-            names = ["ESS_BASE_URL", "ESS_REQUEST_ID", "ESS_REQUEST_HANDLE", *extra]
-            shown = " ".join(
-                [f"{name}={shlex.quote(env[name])}" for name in names]
-                + ["python samples/nightly_job.py"]
-            )
-            code = run_job(title, [sys.executable, str(NIGHTLY_JOB)], shown, env)
-            results.append((title, request_id, expected, fake.state(request_id), code))
+        def job(title: str, request_id: int, expected: str, code: list[str], **extra: str) -> None:
+            own = {"ESS_BASE_URL": url, "ESS_REQUEST_ID": str(request_id)}
+            own["ESS_REQUEST_HANDLE"] = f"quickstart-{request_id}"
+            # A private outbox: the demo never touches the user's real one.
+            env = clean_env(**own, **extra, ESS_CALLBACK_OUTBOX=box)
+            shown = [f"{k}={shlex.quote(v)}" for k, v in {**own, **extra}.items()]
+            program = {"python": [sys.executable], "ess-callback": cli()}[code[0]]
+            exit_code = run_job(title, [*program, *code[1:]], " ".join([*shown, *code]), env)
+            results.append((request_id, expected, server.wait_final(request_id), exit_code))
 
-        job("1. A clean run of samples/nightly_job.py", 101, "SUCCEEDED")
-        fake.fail_next(1, 503, method="POST")
         job(
-            "2. The same job with 3 skipped rows, while ESS fails its first answer",
+            "1. A Python job with JobExecution",
+            101,
+            "SUCCESS",
+            ["python", "samples/nightly_job.py"],
+        )
+        job(
+            "2. The same job with 3 rows skipped: the end becomes WARNING",
             102,
             "WARNING",
+            ["python", "samples/nightly_job.py"],
             SAMPLE_SKIP="3",
         )
-
-        if has_run_command():
-            script = (
-                'echo "UPDATE copying 3 files" >&"$ESS_CALLBACK_FD"; sleep 0.3; '
-                'echo "WARNING file 2 was empty" >&"$ESS_CALLBACK_FD"; echo "copied 3 files"'
-            )
-            command = [*cli_command(), "run", "--", "sh", "-c", script]
-            env = job_env(fake, 103, outbox)
-            title = "3. A shell command under the wrapper: ess-callback run -- CMD"
-            code = run_job(title, command, f"ess-callback run -- sh -c '{script}'", env)
-            results.append((title, 103, "WARNING", fake.state(103), code))
-        else:
-            say()
-            say("(ess-callback run, the wrapper for shell scripts, is not in this version.)")
-
-        received = len(fake.received)
+        shell_job = ["ess-callback", "run", "--business-error-exit-code", "3", "--"]
+        job(
+            "3. A shell script under the wrapper; progress goes through $ESS_CALLBACK_FD",
+            103,
+            "SUCCESS",
+            [*shell_job, "samples/shell_job.sh"],
+        )
+        job(
+            "4. The same script when the period is closed: exit 3 is a BUSINESS_ERROR",
+            104,
+            "BUSINESS_ERROR",
+            [*shell_job, "samples/shell_job.sh"],
+            SAMPLE_PERIOD_CLOSED="1",
+        )
+        say()
+        say("Stopping the fake server with SIGTERM (as Ctrl-C would):")
+        stopped = server.stop()
 
     say()
-    say(f"Summary: {len(results)} jobs, {received} callbacks delivered over real HTTP:")
-    ok = True
-    for _title, request_id, expected, state, code in results:
-        verdict = "as expected" if state == expected else f"UNEXPECTED: {expected} was expected"
-        ok = ok and state == expected
-        say(f"   request {request_id}  ended {state}  (job exit {code})  {verdict}")
+    say(f"Summary: {len(results)} jobs reported to ess-callback fake-server at {url}:")
+    ok = stopped == 0
+    for request_id, expected, final, exit_code in results:
+        verdict = "as expected" if final == expected else f"UNEXPECTED: {expected} was expected"
+        ok = ok and final == expected
+        say(f"   request {request_id}  ended {final}  (job exit {exit_code})  {verdict}")
+    if stopped != 0:
+        say(f"   UNEXPECTED: the fake server exited {stopped}")
     say()
-    say("Next: 'ess-callback fake-server' runs the same fake in a terminal of its own;")
+    say("Next: run 'ess-callback fake-server' in a terminal of your own and point a job at it;")
     say("the README's 'Testing your jobs' shows how to unit-test a job without any server.")
     return 0 if ok else 1
 
