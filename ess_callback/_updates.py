@@ -4,7 +4,8 @@
 compares one clock reading, nothing more, unless an update is due. An update is *due* once
 the previous UPDATE was posted at least ``interval`` seconds ago (the first is due at once);
 the latest message wins. A message held back by the throttle is sent when the interval has
-passed (trailing edge), unless the pump is closed first: then it is dropped.
+passed (trailing edge), unless the pump is closed first: then it is dropped. Sending inline
+(dry run, recording) gives exactly the sequence the thread gives.
 """
 
 from __future__ import annotations
@@ -69,10 +70,11 @@ class UpdatePump:
         """
         if self._closed:
             return
+        held = self._latest
         self._latest = (next(self._numbers), message)
         if self._clock() >= self._next_due:
             if not self._background:
-                self._send_if_due(from_thread=False)
+                self._send_inline(held)
             elif not self._signalled:
                 # Wake the thread once: until it has sent (and moved _next_due on), every
                 # offer finds the update due, and Event.set() takes a lock each time.
@@ -96,12 +98,32 @@ class UpdatePump:
             if self._clock() < self._next_due:
                 return False
             self._sent_number, message = latest
-            try:
-                self._deliver(message)
-            except Exception:  # never let progress reporting hurt the job
-                log.warning("could not send an UPDATE", exc_info=True)
+            self._deliver_safely(message)
             self._next_due = self._clock() + self._interval
             return True
+
+    def _send_inline(self, held: tuple[int, str] | None) -> None:
+        """Send what the background thread would have sent by now (dry run, recording).
+
+        The thread sends a held message as soon as its interval has passed (trailing
+        edge); sending inline happens only on offer() and close(). So when a message held
+        back earlier fell due before this offer, it goes first, as if at its due time (the
+        next one is due an interval after that); then the new message, if due.
+        """
+        with self._lock:
+            if held is not None and held[0] > self._sent_number:
+                due = self._next_due
+                if self._clock() > due:
+                    self._sent_number = held[0]
+                    self._deliver_safely(held[1])
+                    self._next_due = due + self._interval
+        self._send_if_due(from_thread=False)
+
+    def _deliver_safely(self, message: str) -> None:
+        try:
+            self._deliver(message)
+        except Exception:  # never let progress reporting hurt the job
+            log.warning("could not send an UPDATE", exc_info=True)
 
     def _run(self) -> None:
         while True:

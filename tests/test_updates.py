@@ -12,7 +12,7 @@ import pytest
 
 from ess_callback import JobExecution, Status
 from ess_callback._updates import UpdatePump
-from ess_callback.testing import FakeScheduler, Recorder
+from ess_callback.testing import FakeScheduler, Recorder, record_callbacks
 
 
 class FakeClock:
@@ -137,6 +137,148 @@ def test_offer_after_close_is_ignored() -> None:
     pump.close()
     pump.offer("late")
     assert sent.messages == []
+
+
+# Each script: (seconds since the start, message to offer, or None to close the pump), with
+# what the background thread sends for it: a held message goes out when the interval since
+# the previous UPDATE has passed (trailing edge), and the next one is due an interval later.
+SCRIPTS = [
+    pytest.param(
+        1.0, [(0.0, "a"), (0.1, "b"), (1.5, "c"), (1.6, None)], ["a", "b"], id="held-then-newer"
+    ),
+    pytest.param(
+        1.0,
+        [(0.0, "a"), (0.1, "b"), (1.5, "c"), (2.05, "d"), (2.1, None)],
+        ["a", "b", "c"],
+        id="trailing-edges-chain",
+    ),
+    pytest.param(
+        1.0,
+        [(0.0, "a"), (0.1, "b"), (3.5, "c"), (3.6, None)],
+        ["a", "b", "c"],
+        id="held-sent-then-idle-then-due",
+    ),
+    pytest.param(
+        1.0, [(0.0, "a"), (0.1, "b"), (0.2, "c"), (1.7, None)], ["a", "c"], id="latest-wins"
+    ),
+    pytest.param(1.0, [(0.0, "a"), (0.5, "b"), (0.9, None)], ["a"], id="held-at-close-dropped"),
+    pytest.param(
+        5.0,
+        [(float(t), f"m{t}") for t in range(12)] + [(11.5, None)],
+        ["m0", "m5", "m10"],
+        id="one-per-interval",
+    ),
+]
+
+
+@pytest.mark.parametrize(("interval", "script", "expected"), SCRIPTS)
+def test_inline_sends_what_the_background_thread_sends(
+    interval: float, script: list[tuple[float, str | None]], expected: list[str]
+) -> None:
+    """Dry run and recording (inline sending) see exactly the UPDATEs that HTTP (the
+    background thread) sends: a held message that fell due before the next offer goes
+    out first, as if at its due time, and the next one is due an interval after that."""
+    clock = FakeClock()
+    start = clock.now
+    sent = Deliveries(clock)
+    pump = UpdatePump(sent, interval, background=False, clock=clock)
+    for at, message in script:
+        clock.now = start + at
+        if message is None:
+            pump.close()
+        else:
+            pump.offer(message)
+    assert sent.messages == expected
+
+
+def test_inline_catch_up_keeps_the_interval_of_the_trailing_edge() -> None:
+    """After a held message is sent as if at its due time, the next offer inside that
+    interval is held, not sent at once."""
+    clock = FakeClock()
+    sent = Deliveries(clock)
+    pump = UpdatePump(sent, 1.0, background=False, clock=clock)
+    pump.offer("a")  # t=0, next due at 1
+    clock.advance(0.1)
+    pump.offer("b")  # held: goes out at t=1, so the next is due at 2
+    clock.advance(1.4)
+    pump.offer("c")  # t=1.5: b is sent first; c is inside b's interval, so held
+    assert sent.messages == ["a", "b"]
+    clock.advance(0.6)
+    pump.offer("d")  # t=2.1: c fell due at 2, so it goes first; d is held until 3
+    assert sent.messages == ["a", "b", "c"]
+    clock.advance(1.0)
+    pump.close()  # t=3.1: d is due
+    assert sent.messages == ["a", "b", "c", "d"]
+
+
+class ThreadClock(FakeClock):
+    """A hand-moved clock that also counts the readings taken by the pump's thread, so a
+    test can tell when the thread has gone back to waiting after a send."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.thread_reads = 0
+        self._cond = threading.Condition()
+
+    def __call__(self) -> float:
+        if threading.current_thread().name == "ess-callback-updates":
+            with self._cond:
+                self.thread_reads += 1
+                self._cond.notify_all()
+        return self.now
+
+    def wait_for_reads(self, count: int, timeout: float = 10.0) -> None:
+        with self._cond:
+            if not self._cond.wait_for(lambda: self.thread_reads >= count, timeout):
+                raise TimeoutError(f"the pump thread read the clock {self.thread_reads} times")
+
+
+# Not the last script: its offers fall exactly on due times, where the thread may send the
+# held message or the new one, whichever it sees first.
+@pytest.mark.parametrize(("interval", "script", "expected"), SCRIPTS[:-1])
+def test_background_thread_sends_the_same_sequence(
+    interval: float, script: list[tuple[float, str | None]], expected: list[str]
+) -> None:
+    """The background thread, on the same hand-moved clock, sends the same UPDATEs.
+
+    The clock is moved to each moment the thread has something to do (an offer that is
+    due, or the end of the interval of a held message) and the test waits for that send.
+    The script runs 64 times faster (the thread waits real time for what the clock says is
+    left, so it looks again soon); the clock arithmetic is the pump's own, so exact."""
+    scale = 1 / 64
+    clock = ThreadClock()
+    sent = Deliveries(clock)
+    pump = UpdatePump(sent, interval * scale, background=True, clock=clock)
+
+    def expect_send(count: int) -> None:
+        sent.wait_for(count)
+        # Read after the send for the next due time, then again to wait for it: the thread
+        # has finished with this send and waits before the test moves the clock on.
+        clock.wait_for_reads(clock.thread_reads + 2)
+
+    start, step = clock.now, interval * scale
+    count, next_due, held = 0, float("-inf"), False
+    try:
+        for at, message in script:
+            now = start + at * scale
+            if held and next_due < now:  # trailing edge: the thread sends when it is due
+                clock.now = next_due
+                count += 1
+                expect_send(count)
+                next_due, held = next_due + step, False
+            clock.now = now
+            if message is None:
+                break
+            pump.offer(message)
+            if now >= next_due:
+                count += 1
+                expect_send(count)
+                next_due, held = now + step, False
+            else:
+                held = True
+    finally:
+        pump.close()
+    assert sent.messages == expected
 
 
 @pytest.mark.parametrize("background", [False, True])
@@ -283,6 +425,36 @@ def test_update_after_the_block_sends_nothing(ess_callbacks: Recorder) -> None:
         pass
     job.update("too late")
     assert ess_callbacks.statuses == [Status.SUCCESS]
+
+
+@pytest.mark.integration
+def test_recording_and_dry_run_see_what_http_sends(
+    fake: FakeScheduler, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """End to end, with the real clock: update a, b 0.1 s later, c 1.4 s later, end 0.1 s
+    later (interval 1 s) gives UPDATE a, UPDATE b, SUCCESS over HTTP, in recording and in
+    dry run alike (b goes at the interval's end; c is still held back when the block ends)."""
+
+    def script(job: JobExecution) -> None:
+        job.update("a")
+        time.sleep(0.1)  # the job's own pace, not a wait for something
+        job.update("b")
+        time.sleep(1.4)
+        job.update("c")
+        time.sleep(0.1)
+
+    with JobExecution(update_interval=1.0, handle_signals=False, **_ids(fake)) as job:
+        script(job)
+    over_http = [(c.status, c.message) for c in fake.received]
+    with record_callbacks() as recorded, JobExecution(update_interval=1.0) as job:
+        script(job)
+    with JobExecution(update_interval=1.0, dry_run=True) as dry:
+        script(dry)
+    expected = [(Status.UPDATE, "a"), (Status.UPDATE, "b"), (Status.SUCCESS, None)]
+    assert over_http == expected
+    assert [(c.status, c.message) for c in recorded] == expected
+    assert [(c.status, c.message) for c in dry.sent] == expected
+    capsys.readouterr()
 
 
 def test_update_never_raises_when_the_scheduler_refuses(fake: FakeScheduler) -> None:
