@@ -473,14 +473,12 @@ def read_id(path: Path) -> int:
 
 
 # -- a full disk or an unwritable outbox -----------------------------------------------------
-def test_send_with_an_outbox_under_a_file_says_so_and_keeps_its_exit_code(
-    tmp_path: Path,
-) -> None:
-    """The status cannot be kept: one clear line naming the folder, exit 1, no traceback."""
+def test_send_with_an_outbox_under_a_file_is_refused_before_sending(tmp_path: Path) -> None:
+    """An outbox that can never be a folder is a configuration error: one clear line naming
+    it, exit 2, nothing sent (a status that could not be kept is not risked)."""
     (tmp_path / "plain").write_text("")
     outbox = tmp_path / "plain" / "outbox"
     with FakeScheduler() as fake:
-        fake.fail_next(1000, 503)
         proc = subprocess.run(
             [SCRIPT, "send", "SUCCESS"],
             env=job_env(fake.url, outbox, 104, ESS_CALLBACK_RETRY_SECONDS="0"),
@@ -489,8 +487,9 @@ def test_send_with_an_outbox_under_a_file_says_so_and_keeps_its_exit_code(
             timeout=60,
             check=False,
         )
-    assert proc.returncode == 1
-    assert f"cannot create outbox folder {outbox}" in proc.stderr
+        assert fake.requests == []
+    assert proc.returncode == 2
+    assert proc.stderr.count("\n") == 1 and str(outbox) in proc.stderr
     assert "Traceback" not in proc.stderr
 
     flushed = run_flush(outbox)
@@ -498,13 +497,12 @@ def test_send_with_an_outbox_under_a_file_says_so_and_keeps_its_exit_code(
     assert str(outbox) in flushed.stderr and "Traceback" not in flushed.stderr
 
 
-def test_run_with_an_outbox_under_a_file_says_so_and_keeps_its_exit_code(tmp_path: Path) -> None:
-    """``run``: the command ran and exited 0, its end could not be kept: exit 1, one clear
-    line naming the folder, the command's output untouched, no traceback."""
+def test_run_with_an_outbox_under_a_file_does_not_start_the_command(tmp_path: Path) -> None:
+    """``run``: a job whose end could not be kept is not run: exit 2, one clear line naming
+    the folder, no output from the command, no traceback."""
     (tmp_path / "plain").write_text("")
     outbox = tmp_path / "plain" / "outbox"
     with FakeScheduler() as fake:
-        fake.fail_next(1000, 503)
         proc = subprocess.run(
             [SCRIPT, "run", "--", "sh", "-c", "echo loaded"],
             env=job_env(fake.url, outbox, 107, ESS_CALLBACK_RETRY_SECONDS="0"),
@@ -513,9 +511,10 @@ def test_run_with_an_outbox_under_a_file_says_so_and_keeps_its_exit_code(tmp_pat
             timeout=60,
             check=False,
         )
-    assert proc.returncode == 1
-    assert proc.stdout == "loaded\n"
-    assert f"cannot create outbox folder {outbox}" in proc.stderr
+        assert fake.requests == []
+    assert proc.returncode == 2
+    assert proc.stdout == ""
+    assert proc.stderr.count("\n") == 1 and str(outbox) in proc.stderr
     assert "Traceback" not in proc.stderr
 
 

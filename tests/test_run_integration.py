@@ -733,26 +733,59 @@ def test_undelivered_failure_keeps_the_child_exit_status(
     assert any("ERROR not delivered" in line for line in own_lines(result.stderr))
 
 
-def test_unwritable_outbox_names_the_folder(
+def test_an_outbox_that_can_never_be_a_folder_is_refused_before_the_command(
     job_env: dict[str, str], fake: FakeScheduler, tmp_path: Path
 ) -> None:
-    """An outbox that cannot be written is one clear error naming it; the command's exit
-    status is kept (and exit 0 becomes 1: the status is lost)."""
+    """An outbox under a regular file is a configuration error: one line naming it, exit 2,
+    and the command never runs (its end could not be kept)."""
     blocker = tmp_path / "not-a-folder"
     blocker.write_text("")
-    env = {
-        **job_env,
-        "ESS_CALLBACK_OUTBOX": str(blocker / "outbox"),
-        "ESS_CALLBACK_RETRY_SECONDS": "0.3",
-    }
+    env = {**job_env, "ESS_CALLBACK_OUTBOX": str(blocker / "outbox")}
+    marker = tmp_path / "ran"
+    result = run(["--", "touch", str(marker)], env)
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and str(blocker / "outbox") in lines[0], result.stderr
+    assert "ESS_CALLBACK_OUTBOX" in lines[0]
+    assert not marker.exists()
+    assert fake.requests == []
+
+
+#: ``ess-callback run`` on a full disk: every fsync fails with ENOSPC
+FULL_DISK_WRAPPER = (
+    "import errno, os\n"
+    "def full(fd):\n"
+    "    raise OSError(errno.ENOSPC, 'No space left on device')\n"
+    "os.fsync = full\n"
+    "from ess_callback.cli import main\n"
+    "main()\n"
+)
+
+
+def test_a_full_disk_names_the_folder_and_keeps_the_exit_status(
+    job_env: dict[str, str], fake: FakeScheduler, tmp_path: Path
+) -> None:
+    """When the final status can be neither delivered nor kept (ENOSPC), one line names the
+    outbox folder; a failed command keeps its exit status, and exit 0 becomes 1."""
+    env = {**job_env, "ESS_CALLBACK_RETRY_SECONDS": "0.3"}
     fake.fail_next(100, 503)
-    failed = run(["--", "sh", "-c", "exit 3"], env)
+    outbox = tmp_path / "outbox"
+
+    def wrapper(*command: str) -> subprocess.CompletedProcess[str]:
+        argv = [sys.executable, "-c", FULL_DISK_WRAPPER, "run", "--", *command]
+        return subprocess.run(argv, env=env, capture_output=True, text=True, timeout=30)
+
+    failed = wrapper("sh", "-c", "exit 3")
     assert failed.returncode == 3
-    assert str(blocker / "outbox") in failed.stderr
-    assert "Traceback" not in failed.stderr
-    succeeded = run(["--", "true"], env)
+    assert f"cannot write to outbox folder {outbox}" in failed.stderr
+    assert "No space left on device" in failed.stderr and "Traceback" not in failed.stderr
+    succeeded = wrapper("sh", "-c", "echo loaded")
     assert succeeded.returncode == 1
-    assert str(blocker / "outbox") in succeeded.stderr
+    assert succeeded.stdout == "loaded\n"
+    said = [line for line in succeeded.stderr.splitlines() if "not delivered" in line]
+    assert len(said) == 1, succeeded.stderr  # said once
+    assert f"cannot write to outbox folder {outbox}" in succeeded.stderr
+    assert not list(outbox.glob("*.json"))
 
 
 def test_dry_run_runs_the_command_and_sends_nothing(
