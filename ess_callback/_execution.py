@@ -18,6 +18,7 @@ from ._message import (
     DEFAULT_MAX_MESSAGE_BYTES,
     Redactor,
     describe_exception,
+    exception_text,
     signal_name,
     truncate_message,
 )
@@ -134,12 +135,19 @@ class JobExecution:
             report_if_uncaught(exc, str(exc), exc.exit_code)
             raise
         self.business_errors = tuple(business_errors)
+        for kind in self.business_errors:
+            # Checked now: isinstance() would only fail when the block ends.
+            if not (isinstance(kind, type) and issubclass(kind, BaseException)):
+                raise TypeError(f"business_errors holds {kind!r}, not an exception class")
         self.classify = classify
         self.update_interval = float(update_interval)
         self.handle_signals = handle_signals
         self.max_message_bytes = max_message_bytes
         self._client = client
-        self._redact = Redactor(self.settings.secrets())
+        client_secrets = getattr(client, "secrets", None)
+        self._redact = Redactor(
+            [*self.settings.secrets(), *(client_secrets() if callable(client_secrets) else [])]
+        )
         self._warnings: list[str] = []
         self._sender: Sender | None = None
         self._pump: UpdatePump | None = None
@@ -205,20 +213,32 @@ class JobExecution:
         self._finishing = True
         try:
             if self._watcher is not None:
-                self._watcher.stop()
-            status, message, consume, exit_code = self._end_status(exc)
+                _safely(self._watcher.stop, "stopping the cancel watcher")
+            try:
+                status, message, consume, exit_code = self._end_status(exc)
+            except Exception:
+                # A last resort: the job's end is still reported, its exception goes on.
+                log.warning("could not decide how the block ended; sending ERROR", exc_info=True)
+                text = describe_exception(exc) if exc is not None else "the end was not classified"
+                status, message, consume, exit_code = Status.ERROR, text, False, None
             if self._pump is not None:
-                self._pump.close()
+                _safely(self._pump.close, "stopping the UPDATE pump")
             try:
                 outcome = self._send_final(status, message)
             except Exception as broken:  # a custom client's bug must not hide the job's end
                 outcome = Outcome(status, message, delivered=False, error=broken)
         finally:
             self._restore_handlers()
-            self._close_client()
+            _safely(self._close_client, "closing the connection")
         self.outcome = outcome
         if not outcome.delivered:
             error = outcome.error
+            if isinstance(exc, SystemExit) and exc.code in (0, None) and exit_code is None:
+                # The job meant to succeed, but its end was not reported: like run for a
+                # command that exited 0, say so and leave with 75 (kept) or 1 (lost).
+                sys.stderr.write(f"ess-callback: {undelivered_text(outcome)}\n")
+                sys.stderr.flush()
+                raise SystemExit(EXIT_TEMPFAIL if outcome.spooled_to is not None else 1) from None
             if exit_code is not None or (exc is not None and not consume):
                 # The job's own exception (or the signal's exit) goes on; never hide it.
                 log.error("%s", undelivered_text(outcome))
@@ -251,7 +271,7 @@ class JobExecution:
 
     def _callback(self, status: Status, message: str | None) -> Callback:
         if message is not None:
-            message = truncate_message(self._redact(message), self.max_message_bytes)
+            message = truncate_message(self._redact(str(message)), self.max_message_bytes)
             if message == "":
                 message = None
         return Callback(self.settings.request_id, self.settings.request_handle, status, message)
@@ -282,13 +302,13 @@ class JobExecution:
             reason = self._cancel_reason if self.cancel_requested else None
             return Status.CANCEL, reason or signal_name(exc.signum), True, 128 + exc.signum
         if isinstance(exc, JobCancelled):
-            return Status.CANCEL, exc.reason, True, None
+            return Status.CANCEL, _text_or_none(exc.reason), True, None
         if isinstance(exc, KeyboardInterrupt):
             return Status.CANCEL, "SIGINT", False, None
         if isinstance(exc, JobPaused):
-            return Status.PAUSE, exc.state or None, True, None
+            return Status.PAUSE, _text_or_none(exc.state), True, None
         if isinstance(exc, JobSuspended):
-            return Status.SUSPEND, str(exc) or None, True, None
+            return Status.SUSPEND, exception_text(exc) or None, True, None
         if isinstance(exc, Exception) and self.classify is not None:
             chosen = self._classified(exc)
             if chosen is not None:
@@ -299,7 +319,7 @@ class JobExecution:
         if self.business_errors and isinstance(exc, self.business_errors):
             return Status.BUSINESS_ERROR, describe_exception(exc, where=False), False, None
         if isinstance(exc, JobWarning):
-            return Status.WARNING, self._warning_text(str(exc)), True, None
+            return Status.WARNING, self._warning_text(exception_text(exc)), True, None
         if isinstance(exc, SystemExit) and exc.code in (0, None):
             exc = None
         if exc is not None:
@@ -350,3 +370,19 @@ class JobExecution:
             with contextlib.suppress(ValueError, TypeError):  # not the main thread
                 signal.signal(signum, handler if handler is not None else signal.SIG_DFL)
         self._old_handlers.clear()
+
+
+def _text_or_none(value: object) -> str | None:
+    """A control exception's argument as message text: ``JobPaused(123)`` gives "123"."""
+    if value is None or value == "":
+        return None
+    return value if isinstance(value, str) else str(value)
+
+
+def _safely(step: Callable[[], object], what: str) -> None:
+    """Run one clean-up step of ``__exit__``; a failure is logged, never raised over the
+    job's own end."""
+    try:
+        step()
+    except Exception:
+        log.warning("failed %s", what, exc_info=True)

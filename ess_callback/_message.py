@@ -80,11 +80,32 @@ def join_lines(lines: Iterable[str]) -> str:
     return "\n".join(lines)
 
 
+def exception_text(exc: BaseException) -> str:
+    """``str(exc)``, never raising: an exception whose ``__str__`` fails (or returns no
+    string) is shown by its repr, or as ``<unprintable Type>``."""
+    try:
+        text = str(exc)
+    except Exception:
+        try:
+            return repr(exc)
+        except Exception:
+            return f"<unprintable {type(exc).__name__}>"
+    return text
+
+
 def describe_exception(exc: BaseException, *, where: bool = True) -> str:
-    """``Type: text``, then (with *where*) the file:line where it was raised."""
+    """``Type: text``, then (with *where*) the file:line where it was raised.
+
+    Never raises: when the exception has no text to give, its repr (which names the type)
+    or ``<unprintable Type>`` stands for ``Type: text``.
+    """
     name = type(exc).__name__
-    text = str(exc)
-    out = f"{name}: {text}" if text else name
+    try:
+        text = str(exc)
+    except Exception:
+        out = exception_text(exc)
+    else:
+        out = f"{name}: {text}" if text else name
     if where:
         tb = exc.__traceback__
         if tb is not None:

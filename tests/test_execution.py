@@ -17,6 +17,7 @@ import pytest
 
 from ess_callback import (
     AuthenticationError,
+    BearerAuth,
     BusinessError,
     Callback,
     DeliveryError,
@@ -358,6 +359,85 @@ def test_business_errors_class_that_is_a_job_warning_is_business_error(rec: Reco
     assert callback.status is Status.BUSINESS_ERROR
 
 
+class Unprintable(Exception):
+    """An exception whose text cannot be had: str() raises."""
+
+    def __str__(self) -> str:
+        raise RuntimeError("no text for you")
+
+
+def test_exception_whose_str_raises_still_posts_error_and_propagates(rec: Recorded) -> None:
+    """An exception that cannot be turned into text still ends the job with ERROR, and it
+    (not some error about its text) is what propagates."""
+    problem = Unprintable("bad row")
+    callback, propagated = rec.end_with(problem)
+    assert callback.status is Status.ERROR
+    assert callback.message is not None
+    assert callback.message.startswith("Unprintable('bad row')")
+    assert propagated is problem
+
+
+def test_unprintable_control_exceptions_keep_their_status(rec: Recorded) -> None:
+    """JobWarning and JobSuspended whose text cannot be had still give their status."""
+
+    class QuietWarning(JobWarning):
+        def __str__(self) -> str:
+            raise RuntimeError("no text")
+
+    callback, propagated = rec.end_with(QuietWarning())
+    assert (callback.status, propagated) == (Status.WARNING, None)
+    assert callback.message is not None and "QuietWarning" in callback.message
+
+
+class BrokenPause(JobPaused):
+    """A JobPaused whose state cannot even be read."""
+
+    @property  # type: ignore[override]
+    def state(self) -> str:
+        raise RuntimeError("state lost")
+
+    @state.setter
+    def state(self, value: str) -> None:
+        pass
+
+
+def test_failure_while_deciding_the_status_posts_error_and_keeps_the_exception(
+    rec: Recorded, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Whatever goes wrong in deciding how the block ended, a final status is posted (ERROR
+    as a last resort) and the job's own exception is the one that propagates."""
+    problem = BrokenPause("s1")
+    callback, propagated = rec.end_with(problem)
+    assert callback.status is Status.ERROR
+    assert callback.message is not None and callback.message.startswith("BrokenPause")
+    assert propagated is problem
+    assert rec.job.outcome is not None and rec.job.outcome.delivered
+
+
+def test_business_errors_must_be_exception_classes() -> None:
+    """business_errors with something that is not an exception class is refused at once
+    (it could only fail when the block ends)."""
+    with pytest.raises(TypeError, match="business_errors"):
+        JobExecution(business_errors=("NotAClass",), dry_run=True)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("exc", "status"),
+    [
+        (JobPaused(123), Status.PAUSE),  # type: ignore[arg-type]
+        (JobSuspended(123), Status.SUSPEND),
+        (JobCancelled(123), Status.CANCEL),  # type: ignore[arg-type]
+    ],
+    ids=["paused", "suspended", "cancelled"],
+)
+def test_control_exception_with_a_non_text_argument(
+    rec: Recorded, exc: BaseException, status: Status
+) -> None:
+    """JobPaused(123) and friends post their status with the text "123", consumed."""
+    callback, propagated = rec.end_with(exc)
+    assert (callback.status, callback.message, propagated) == (status, "123", None)
+
+
 def test_code_after_a_consumed_exception_runs(ess_callbacks: Recorder) -> None:
     """A consumed control exception lets the code after the block run."""
     after = False
@@ -421,6 +501,18 @@ def test_password_is_redacted_from_messages(rec: Recorded) -> None:
     assert callback.message is not None
     assert "s3cr3t-pw" not in callback.message
     assert "batch/*** failed" in callback.message
+
+
+@pytest.mark.parametrize(
+    "auth", [("ops", "cl13nt-pw-SECRET"), BearerAuth("cl13nt-pw-SECRET")], ids=["basic", "bearer"]
+)
+def test_credentials_of_a_given_client_are_redacted(fake: FakeScheduler, auth: Any) -> None:
+    """The secrets of a client= passed in are redacted like configured ones."""
+    client = SchedulerClient(fake.url, auth=auth)
+    with JobExecution(client=client, request_id=7, request_handle="h7", update_interval=0) as job:
+        job.update("logging in with cl13nt-pw-SECRET")
+        job.warn("cl13nt-pw-SECRET expires soon")
+    assert [c.message for c in fake.received] == ["logging in with ***", "*** expires soon"]
 
 
 def test_token_from_the_environment_is_redacted_from_warnings_and_updates(
@@ -545,6 +637,45 @@ def test_signal_exit_is_never_hidden_by_a_delivery_error(fake: FakeScheduler) ->
     with pytest.raises(SystemExit) as info, JobExecution(**ids(fake)):
         signal.raise_signal(signal.SIGTERM)
     assert info.value.code == 143
+
+
+@pytest.mark.usefixtures("no_retries")
+@pytest.mark.parametrize("code", [0, None])
+def test_exit_zero_with_a_spooled_status_leaves_with_75(
+    fake: FakeScheduler, tmp_path: Path, capsys: pytest.CaptureFixture[str], code: int | None
+) -> None:
+    """sys.exit(0) in the block while the final status could only be kept in the outbox:
+    one line says so, and SystemExit(75) leaves the block (as run does)."""
+    fake.fail_next(100, 503)
+    with pytest.raises(SystemExit) as info, JobExecution(**ids(fake, 42, "handle-42")):
+        sys.exit(code)
+    assert info.value.code == 75
+    (spooled,) = outbox_files(tmp_path)
+    lines = capsys.readouterr().err.splitlines()
+    assert len(lines) == 1 and "SUCCESS not delivered" in lines[0] and str(spooled) in lines[0]
+
+
+@pytest.mark.usefixtures("no_retries")
+def test_exit_zero_with_a_rejected_status_leaves_with_1(
+    fake: FakeScheduler, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """sys.exit(0) while the final status was rejected (not kept): SystemExit(1), one line."""
+    fake.fail_next(1, 404)
+    with pytest.raises(SystemExit) as info, JobExecution(**ids(fake)):
+        sys.exit(0)
+    assert info.value.code == 1
+    assert outbox_files(tmp_path) == []
+    lines = capsys.readouterr().err.splitlines()
+    assert len(lines) == 1 and "404" in lines[0]
+
+
+@pytest.mark.usefixtures("no_retries")
+def test_exit_with_another_code_is_never_replaced(fake: FakeScheduler) -> None:
+    """sys.exit(3) with an undelivered ERROR still leaves with 3: never hidden."""
+    fake.fail_next(100, 503)
+    with pytest.raises(SystemExit) as info, JobExecution(**ids(fake)):
+        sys.exit(3)
+    assert info.value.code == 3
 
 
 class BrokenClient(SchedulerClient):

@@ -397,6 +397,42 @@ def test_server_down_with_a_job_exception_keeps_the_job_traceback(
     assert [json.loads(f.read_text())["status"] for f in files] == ["ERROR"]
 
 
+def test_exit_zero_with_the_status_in_the_outbox_exits_75(
+    job: type[Job], closed_port_env: dict[str, str], tmp_path: Path
+) -> None:
+    """sys.exit(0) in the block while the server is down: the status is in the outbox,
+    one line says so, and the process exits 75, not 0."""
+    proc = job(
+        """
+        with JobExecution():
+            sys.exit(0)
+        """,
+        env=closed_port_env,
+    ).run()
+    assert proc.returncode == 75, proc.stderr
+    lines = proc.stderr.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("ess-callback: SUCCESS not delivered")
+    (spooled,) = outbox_files(tmp_path)
+    assert str(spooled) in lines[0]
+
+
+def test_exception_whose_text_fails_still_posts_error(job: type[Job], fake: FakeScheduler) -> None:
+    """A job exception whose __str__ raises: ERROR is posted and that exception ends the
+    process (exit 1), not an error about its text."""
+    proc = job(
+        """
+        class Odd(Exception):
+            def __str__(self):
+                raise RuntimeError("no text")
+        with JobExecution():
+            raise Odd("row 7")
+        """
+    ).run()
+    assert proc.returncode == 1
+    assert only(fake).status is Status.ERROR
+    assert "Odd" in proc.stderr.splitlines()[-1]
+
+
 def test_rejected_status_exits_1_with_one_line(
     job: type[Job], fake: FakeScheduler, tmp_path: Path
 ) -> None:

@@ -163,6 +163,36 @@ def test_describe_exception_without_text_or_place() -> None:
         assert describe_exception(exc, where=False) == "OSError: disk full"
 
 
+class _UnprintableText(Exception):
+    """An exception whose text cannot be had: str() raises."""
+
+    def __str__(self) -> str:
+        raise RuntimeError("no text for you")
+
+
+class _Unprintable(_UnprintableText):
+    """An exception that can be neither str()-ed nor repr()-ed."""
+
+    def __repr__(self) -> str:
+        raise RuntimeError("no repr either")
+
+
+def test_describe_exception_whose_str_raises_falls_back_to_repr() -> None:
+    """An exception whose __str__ raises is described by its repr, never raising itself."""
+    try:
+        raise _UnprintableText("row 7")
+    except _UnprintableText as exc:
+        described = describe_exception(exc)
+        short = describe_exception(exc, where=False)
+    assert described.startswith("_UnprintableText('row 7')\n  at ")
+    assert short == "_UnprintableText('row 7')"
+
+
+def test_describe_exception_neither_str_nor_repr() -> None:
+    """When repr() raises too, the exception is named as unprintable."""
+    assert describe_exception(_Unprintable(), where=False) == "<unprintable _Unprintable>"
+
+
 # Secrets that cannot be rebuilt from the replacement text itself.
 secret_text = st.text(min_size=1, max_size=20).filter(lambda s: "*" not in s)
 
