@@ -174,6 +174,7 @@ class _Flush:
                 media_type=self.config.media_type,
                 retry=RetryPolicy(budget=self.config.retry_seconds),
                 ca_bundle=self.config.ca_bundle,
+                allow_http=self.config.allow_http,
             )
         return self.clients[base_url]
 

@@ -471,6 +471,22 @@ def test_plain_http_to_a_remote_host_refused(url: str) -> None:
     assert SchedulerClient(url, allow_http=True).base_url == url
 
 
+def test_flush_passes_allow_http_to_its_clients(
+    mock: responses.RequestsMock, tmp_path: Path
+) -> None:
+    """flush builds its clients with ESS_CALLBACK_ALLOW_HTTP, so a kept http:// status for a
+    remote host is sent when allowed (the client itself refuses it by default)."""
+    from ess_callback import _outbox
+    from ess_callback._flush import flush_outbox
+
+    remote = "http://ess.example.com"
+    _outbox.spool(tmp_path, Callback(5, "h", "SUCCESS"), base_url=remote, attempts=1, error=None)
+    mock.post(f"{remote}/ess/rest/scheduler/v1/requests/5/executionStatus", status=200)
+    report = flush_outbox(tmp_path, env={"ESS_CALLBACK_ALLOW_HTTP": "1"})
+    assert [r.result for r in report.results] == ["delivered"]
+    assert len(mock.calls) == 1
+
+
 def test_plain_http_to_loopback_needs_no_switch() -> None:
     """http:// to loopback is fine (credentials never leave the machine)."""
     assert SchedulerClient("http://127.0.0.1:8765").base_url == "http://127.0.0.1:8765"
