@@ -297,6 +297,16 @@ def test_base_url_with_a_valid_host_accepted(url: str) -> None:
     assert resolve({**BASE, "ESS_BASE_URL": url}).base_url == url
 
 
+@pytest.mark.parametrize("url", ["https://a..b.com", "https://exa mple.com"])
+def test_status_readers_apply_the_same_host_rules(url: str) -> None:
+    """The base URL of a watched API (wait --base-url) is held to the same host rules, so a
+    bad host is a ConfigurationError, never an error from inside the HTTP library."""
+    from ess_callback.watch._http import check_base_url
+
+    with pytest.raises(ConfigurationError, match="host"):
+        check_base_url(url)
+
+
 def test_trailing_slash_and_prefix_kept() -> None:
     """A path prefix is kept, a trailing slash dropped."""
     env = {**BASE, "ESS_BASE_URL": "https://host:8443/ess-proxy/"}

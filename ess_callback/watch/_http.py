@@ -46,6 +46,11 @@ def check_base_url(value: str, *, what: str = "base URL") -> str:
         parts.port  # noqa: B018 - raises ValueError for a malformed port
     except ValueError:
         raise ConfigurationError(f"{what}: {value!r} has an invalid port") from None
+    from .._url import host_problem  # the same host rules as ESS_BASE_URL
+
+    problem = host_problem(parts.hostname)
+    if problem is not None:
+        raise ConfigurationError(f"{what}: the host of {value!r} {problem}")
     return text.rstrip("/")
 
 
