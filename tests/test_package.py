@@ -220,6 +220,26 @@ def test_cli_version_and_help_are_cheap(args: list[str]) -> None:
 
 
 @pytest.mark.integration
+def test_resolving_settings_is_cheap() -> None:
+    """Resolving settings (the start of ``run``) loads neither requests nor ssl; only a CA
+    bundle to check loads ssl."""
+    code = (
+        "import sys\n"
+        "from ess_callback._settings import resolve_settings\n"
+        "env = {'ESS_BASE_URL': 'https://ess.example.com', 'ESS_REQUEST_ID': '1',\n"
+        "       'ESS_REQUEST_HANDLE': 'h', 'ESS_TOKEN': 'tok'}\n"
+        "resolve_settings(env=env)\n"
+        "print(sorted(m for m in ('ssl', 'requests', 'urllib3') if m in sys.modules))\n"
+        "import certifi\n"
+        "resolve_settings(env={**env, 'ESS_CA_BUNDLE': certifi.where()})\n"
+        "print('ssl' in sys.modules)\n"
+    )
+    result = run_python(code)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split("\n")[:2] == ["[]", "True"]
+
+
+@pytest.mark.integration
 def test_console_script_version() -> None:
     """The installed console script prints ``ess-callback <version>`` and exits 0."""
     result = subprocess.run(
