@@ -215,8 +215,9 @@ class HttpSender:
             )
         except _outbox.OutboxError as failed:
             spool_error = EssCallbackError(f"{failed}; {OUTBOX_HINT}")
-            if self.announce_spool:
-                log.error("%s; the %s status is lost", spool_error, callback.status)
+            # Always told, even to a caller that tells the rest itself: a job that catches
+            # the DeliveryError must still leave a trace that the status is lost.
+            log.error("%s; the %s status is lost", spool_error, callback.status)
             return None, spool_error
         # A caller that tells the user itself (one line, undelivered_text()) asks for no
         # announcement: the line would otherwise show twice.
@@ -238,10 +239,7 @@ def undelivered_text(outcome: Outcome) -> str:
             f"{outcome.status} not delivered ({outcome.error}); kept in the outbox as "
             f"{outcome.spooled_to}: run 'ess-callback flush' to send it"
         )
-    if outcome.spool_error is not None:
-        return (
-            f"{outcome.status} not delivered ({outcome.error}) and not kept: {outcome.spool_error}"
-        )
+    # When the outbox failed too (outcome.spool_error), that was logged as it happened.
     return f"{outcome.status} not delivered: {outcome.error}"
 
 
@@ -256,8 +254,9 @@ def make_sender(
     """The sender these settings call for: recording if active, else dry run, else HTTP.
 
     Recording and dry run need no settings at all; HTTP builds a ``SchedulerClient``
-    (importing requests only now) unless one is given. With ``announce_spool=False`` the
-    outbox step is not logged: the caller says it itself, in one line (``undelivered_text``).
+    (importing requests only now) unless one is given. With ``announce_spool=False`` a
+    status kept in the outbox is not logged: the caller says it itself, in one line
+    (``undelivered_text``). A status the outbox could not keep is always logged.
     With *stop*, a signal stops an HTTP delivery (see ``SignalStop``).
     """
     recorder = active_recorder()

@@ -511,8 +511,9 @@ def test_outbox_that_is_a_file_exits_2_before_any_network(
 
 
 def test_outbox_that_fails_at_spool_time_is_named(fake: FakeScheduler, tmp_path: Path) -> None:
-    """When the outbox cannot be written after all, the one line names the folder and
-    ESS_CALLBACK_OUTBOX, and the exit is 1 (the status is not kept)."""
+    """When the outbox cannot be written after all, the error names the folder and
+    ESS_CALLBACK_OUTBOX, the last line says why the status was not delivered, and the exit
+    is 1 (the status is not kept)."""
     folder = Path("/proc/ess-callback-outbox")  # /proc takes no new folder, even from root
     if not Path("/proc/self").is_dir():
         pytest.skip("needs Linux /proc")
@@ -522,12 +523,13 @@ def test_outbox_that_fails_at_spool_time_is_named(fake: FakeScheduler, tmp_path:
         "ESS_CALLBACK_RETRY_SECONDS": "0",
         "ESS_CALLBACK_OUTBOX": str(folder),
     }
-    result = send(["SUCCESS"], env)
+    result = send(["SUCCESS", "-q"], env)
     assert result.exit_code == 1
-    line = one_line(result)
-    assert str(folder) in line
-    assert "ESS_CALLBACK_OUTBOX" in line
-    assert "503" in line
+    assert "Traceback" not in result.stderr
+    lost, last = result.stderr.splitlines()
+    assert str(folder) in lost and "ESS_CALLBACK_OUTBOX" in lost
+    assert "SUCCESS status is lost" in lost
+    assert last.startswith("ess-callback: SUCCESS not delivered") and "503" in last
 
 
 # -- help -----------------------------------------------------------------------------------
