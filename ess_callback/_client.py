@@ -124,6 +124,7 @@ class SchedulerClient:
     ) -> None:
         # http:// to a host that is not loopback would carry the credentials in clear.
         self.base_url = parse_base_url(base_url, allow_http=allow_http)
+        self.allow_http = allow_http
         self.media_type = parse_media_type(media_type)
         policy = retry or RetryPolicy()
         if timeout is not None:

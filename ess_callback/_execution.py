@@ -115,8 +115,11 @@ class JobExecution:
         media_type: str | None = None,
     ) -> None:
         recording = _recording.active_recorder() is not None
+        allow_http: bool | None = None
         if base_url is None and client is not None:
             base_url = client.base_url
+            # A client built with allow_http=True was allowed its http:// URL explicitly.
+            allow_http = getattr(client, "allow_http", None) or None
         try:
             self.settings: Settings = resolve_settings(
                 base_url=base_url,
@@ -129,6 +132,7 @@ class JobExecution:
                 outbox=outbox,
                 cancel_poll=cancel_poll,
                 media_type=media_type,
+                allow_http=allow_http,
                 require=not recording,
             )
         except ConfigurationError as exc:

@@ -195,6 +195,7 @@ def resolve_settings(
     retry_seconds: float | None = None,
     cancel_poll: float | None = None,
     ca_bundle: str | None = None,
+    allow_http: bool | None = None,
     require: bool = True,
     env: Mapping[str, str] | None = None,
 ) -> Settings:
@@ -210,11 +211,12 @@ def resolve_settings(
             env.get("ESS_CALLBACK_DRY_RUN", ""), setting="dry run", variable="ESS_CALLBACK_DRY_RUN"
         )
     require = require and not dry_run
-    allow_http = parse_bool(
-        env.get("ESS_CALLBACK_ALLOW_HTTP", ""),
-        setting="allow http",
-        variable="ESS_CALLBACK_ALLOW_HTTP",
-    )
+    if allow_http is None:
+        allow_http = parse_bool(
+            env.get("ESS_CALLBACK_ALLOW_HTTP", ""),
+            setting="allow http",
+            variable="ESS_CALLBACK_ALLOW_HTTP",
+        )
 
     raw_url = base_url if base_url is not None else (env.get("ESS_BASE_URL") or None)
     url = parse_base_url(raw_url, allow_http=allow_http) if raw_url else None

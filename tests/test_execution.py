@@ -20,6 +20,7 @@ from ess_callback import (
     BearerAuth,
     BusinessError,
     Callback,
+    ConfigurationError,
     DeliveryError,
     InvalidInputError,
     JobCancelled,
@@ -513,6 +514,18 @@ def test_credentials_of_a_given_client_are_redacted(fake: FakeScheduler, auth: A
         job.update("logging in with cl13nt-pw-SECRET")
         job.warn("cl13nt-pw-SECRET expires soon")
     assert [c.message for c in fake.received] == ["logging in with ***", "*** expires soon"]
+
+
+def test_a_client_allowed_http_is_used_as_given(ess_callbacks: Recorder) -> None:
+    """A client built with allow_http=True for a remote http:// URL is accepted by
+    JobExecution (the caller allowed it explicitly); one without it is refused."""
+    client = SchedulerClient("http://ess.example.com", allow_http=True)
+    with JobExecution(client=client, request_id=7, request_handle="h7") as job:
+        pass
+    assert job.settings.base_url == "http://ess.example.com"
+    assert job.settings.allow_http is True
+    with pytest.raises(ConfigurationError, match="ESS_CALLBACK_ALLOW_HTTP"):
+        JobExecution(base_url="http://ess.example.com", request_id=7, request_handle="h7")
 
 
 def test_token_from_the_environment_is_redacted_from_warnings_and_updates(

@@ -697,10 +697,14 @@ def test_outbox_need_not_exist_yet(tmp_path: Path) -> None:
 
 
 def test_allow_http_reaches_the_settings() -> None:
-    """ESS_CALLBACK_ALLOW_HTTP is carried by the settings (for every client built from them)."""
+    """ESS_CALLBACK_ALLOW_HTTP is carried by the settings (for every client built from them);
+    an explicit allow_http wins over it."""
     env = {**BASE, "ESS_BASE_URL": "http://ess.example.com", "ESS_CALLBACK_ALLOW_HTTP": "1"}
     assert resolve(env).allow_http is True
     assert resolve(BASE).allow_http is False
+    remote = {**BASE, "ESS_BASE_URL": "http://ess.example.com"}
+    assert resolve(remote, allow_http=True).allow_http is True
+    assert "ESS_CALLBACK_ALLOW_HTTP" in config_error(env, allow_http=False)
 
 
 def test_settings_are_frozen() -> None:
