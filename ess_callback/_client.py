@@ -272,11 +272,13 @@ class SchedulerClient:
                         attempts=attempt,
                     )
                 except (requests.RequestException, ValueError, UnicodeError) as exc:
-                    # Raised before the request left: a header or URL the HTTP stack cannot
-                    # encode. Its text may quote a header (a credential): only its type goes.
+                    # Mostly raised before the request left: a header, URL or proxy setting
+                    # the HTTP stack refused. Its text may quote a header (a credential), so
+                    # only its type goes into the message.
                     raise DeliveryError(
-                        f"cannot send to {self.base_url}: {type(exc).__name__} (a header or the "
-                        "URL could not be encoded; check ESS_BASE_URL and the credentials)",
+                        f"cannot send to {self.base_url}: the HTTP library refused the request "
+                        f"({type(exc).__name__}); check ESS_BASE_URL, the credentials and any "
+                        "HTTPS_PROXY",
                         attempts=attempt,
                     ) from None
                 except OSError as exc:
