@@ -483,6 +483,18 @@ def test_hooks_see_callbacks_and_a_failing_hook_breaks_nothing() -> None:
     assert answers == [200, 400]
 
 
+def test_on_request_has_run_when_the_client_gets_its_answer() -> None:
+    """A client holding its answer finds on_request already called for it, in order: the
+    hook runs before the answer is sent (a printer of each request never lags behind)."""
+    answers: list[int | None] = []
+    with FakeScheduler(on_request=lambda r: answers.append(r.answer)) as fake:
+        for number in range(1, 21):
+            expected = 200 if number % 2 else 400
+            body = {"requestHandle": "h", "status": "UPDATE" if number % 2 else "NOPE"}
+            assert post(fake, body, request_id=number).status_code == expected
+            assert answers[-1] == expected and len(answers) == number
+
+
 # -- fault injection --------------------------------------------------------------------------
 def test_fail_next_answers_the_next_calls_with_the_status_and_retry_after(
     fake: FakeScheduler,

@@ -85,7 +85,9 @@ class FakeScheduler:
         self._port = port
         #: called (in a server thread) with each accepted callback, before it is answered
         self.on_callback = on_callback
-        #: called (in a server thread) with each request once it was answered or dropped
+        #: called (in a server thread) with each request once its answer is decided, before
+        #: the client gets it (so hooks see requests in the order their answers went out),
+        #: or once it was dropped
         self.on_request = on_request
         self._lock = threading.Condition()
         self._received: list[Callback] = []

@@ -133,6 +133,8 @@ class Handler(BaseHTTPRequestHandler):
     with a ``SimpleExceptionDetail`` body, and a malformed request never kills the server."""
 
     fake: FakeScheduler
+    #: the request being served, until ``on_request`` has seen it
+    _pending: ReceivedRequest | None = None
     protocol_version = "HTTP/1.1"
     server_version = "FakeESS/1"
     timeout = IDLE_TIMEOUT
@@ -174,6 +176,7 @@ class Handler(BaseHTTPRequestHandler):
         self, status: int, body: dict[str, Any] | None = None, headers: dict[str, str] | None = None
     ) -> None:
         data = json.dumps(body).encode() if body is not None else b""
+        self._report()  # before the client can see its answer: hooks run in request order
         self.send_response(status)
         if data:
             self.send_header("Content-Type", "application/json")
@@ -240,6 +243,7 @@ class Handler(BaseHTTPRequestHandler):
             client=(str(self.client_address[0]), int(self.client_address[1])),
         )
         self.fake._log_request(seen)
+        self._pending = seen
         try:
             if isinstance(body, str):
                 # The rest of the stream cannot be trusted as the next request: close it.
@@ -253,7 +257,13 @@ class Handler(BaseHTTPRequestHandler):
             self.close_connection = True
             with contextlib.suppress(OSError):
                 self._refuse(seen, 500, f"FakeScheduler failed: {type(exc).__name__}: {exc}")
-        self.fake._answered(seen)
+        self._report()  # a dropped request (reset, client gone) is reported too
+
+    def _report(self) -> None:
+        """Hand the request being served to ``on_request``, once."""
+        seen, self._pending = self._pending, None
+        if seen is not None:
+            self.fake._answered(seen)
 
     # -- verbs ---------------------------------------------------------------------------
     def do_POST(self) -> None:
