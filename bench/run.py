@@ -364,9 +364,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     rounds = args.rounds or (5 if args.quick else 21)
 
+    import compileall
     import tempfile
 
     from ess_callback.testing import FakeScheduler
+
+    # Measure what users run: byte-compiled modules (pip compiles them at install). A shell
+    # with PYTHONDONTWRITEBYTECODE would otherwise make every child compile from source.
+    os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
+    import ess_callback
+
+    compileall.compile_dir(os.path.dirname(ess_callback.__file__), quiet=1)
 
     print(
         f"ess-callback benchmarks: {time.strftime('%Y-%m-%d')}, {platform.python_version()}, "
