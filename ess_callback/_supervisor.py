@@ -71,10 +71,19 @@ class Supervisor:
     >>> code = Supervisor(settings, RunOptions(("./extract.sh",)), os.environ).run()
     """
 
-    def __init__(self, settings: Settings, options: RunOptions, environ: Mapping[str, str]):
+    def __init__(
+        self,
+        settings: Settings,
+        options: RunOptions,
+        environ: Mapping[str, str],
+        *,
+        on_started: Callable[[], None] | None = None,
+    ):
         self.settings = settings
         self.options = options
         self._environ = environ
+        #: called once the command runs (the command line resumes its GC there)
+        self._on_started = on_started
         redact = Redactor([*settings.secrets(), *options.secrets], options.redact)
         self.reporter = Reporter(settings, redact=redact, update_interval=options.update_interval)
         #: ("signal", signum) from our handlers, ("cancel", reason) from the cancel watcher
@@ -108,6 +117,8 @@ class Supervisor:
                 self._spawn_error = exc
                 self.reporter.say(spawn_message(self._end()))
             else:
+                if self._on_started is not None:
+                    self._on_started()
                 self.reporter.prepare()
                 self._start_watcher()
                 self._supervise()
@@ -159,7 +170,7 @@ class Supervisor:
     def _supervise(self) -> None:
         readers: dict[int, Callable[[], bool]] = {self._wake_r: self._read_wake}
         for relay in self._relays:
-            readers[relay.fd] = relay.read
+            relay.start(self._poke)  # output flows in threads of its own; EOF wakes us
         if self._progress is not None:
             readers[self._progress.fd] = self._read_progress
         poller = select.poll()
@@ -173,8 +184,8 @@ class Supervisor:
                 self._reap()
             wait = self._child_timers() if self._wait_status is None else self._group_timers()
             if self._group_done:
-                if len(readers) == 1:  # every pipe reached end of file
-                    return
+                if len(readers) == 1 and not any(r.running for r in self._relays):
+                    return  # every pipe reached end of file
                 # Something outside the group (a daemon that left it) still holds a pipe:
                 # relay a little longer, then stop instead of waiting for its end of file.
                 drain_until = drain_until or time.monotonic() + DRAIN_SECONDS
@@ -290,8 +301,8 @@ class Supervisor:
         return True
 
     def _last_drain(self) -> None:
-        for relay in self._relays:
-            relay.read(rounds=64)
+        # A relay thread still reading belongs to a pipe some process outside the group
+        # holds open; it is left to the end of the process (its fd stays open till then).
         if self._progress is not None:
             for _ in range(16):
                 lines = self._progress.read()
@@ -317,15 +328,19 @@ class Supervisor:
             os.kill(os.getpid(), signal.SIGSTOP)
         self._events.append(("signal", (signum, passed)))  # the wakeup fd woke poll already
 
-    def _on_cancel(self, reason: str) -> None:
-        """Called from the cancel watcher's thread when ESS shows CANCELLING/CANCELLED."""
-        self._events.append(("cancel", reason))
+    def _poke(self) -> None:
+        """Wake the supervising loop (from another thread)."""
         with contextlib.suppress(OSError):
             os.write(self._wake_w, b"\0")
 
+    def _on_cancel(self, reason: str) -> None:
+        """Called from the cancel watcher's thread when ESS shows CANCELLING/CANCELLED."""
+        self._events.append(("cancel", reason))
+        self._poke()
+
     # -- the end -------------------------------------------------------------------------
     def _end(self) -> ChildEnd:
-        tails = (relay.tail.section(relay.name) for relay in self._relays)
+        tails = (relay.section() for relay in self._relays)
         return ChildEnd(
             command=self.options.command[0],
             wait_status=self._wait_status,
@@ -389,7 +404,9 @@ class Supervisor:
         if self._progress is not None:
             holders.append(self._progress)
         for holder in holders:
-            if holder.fd >= 0:
+            # Never close a pipe a relay thread may still read: the number could be reused
+            # by a file of ours before its read returns.
+            if holder.fd >= 0 and not (isinstance(holder, Relay) and holder.running):
                 with contextlib.suppress(OSError):
                     os.close(holder.fd)
                 holder.fd = -1
