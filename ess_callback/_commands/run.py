@@ -11,6 +11,7 @@ from ..cli import (
     Seconds,
     common_options,
     resolve_from_cli,
+    resume_gc_for_long_run,
     setup_logging,
 )
 
@@ -196,4 +197,4 @@ def run_command(
         update_interval=update_interval,
         secrets=environment_secrets(os.environ),
     )
-    sys.exit(Supervisor(settings, options, os.environ).run())
+    sys.exit(Supervisor(settings, options, os.environ, on_started=resume_gc_for_long_run).run())

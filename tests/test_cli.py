@@ -1,0 +1,73 @@
+"""The command group: commands load lazily, and start-up's GC pause never outlives a command."""
+
+from __future__ import annotations
+
+import gc
+import subprocess
+import sys
+
+from click.testing import CliRunner
+
+from ess_callback.cli import COMMANDS, main
+
+
+def test_every_command_is_listed_in_help() -> None:
+    """--help lists every command, each with its one-line summary."""
+    result = CliRunner().invoke(main, ["--help"])
+    assert result.exit_code == 0
+    for name in COMMANDS:
+        assert f"  {name} " in result.output
+
+
+def test_an_unknown_command_is_a_usage_error() -> None:
+    """A mistyped command is click's usage error, exit 2, naming it."""
+    result = CliRunner().invoke(main, ["sned", "SUCCESS"])
+    assert result.exit_code == 2
+    assert "sned" in result.output
+
+
+def test_the_gc_is_back_after_a_command() -> None:
+    """Start-up pauses the cyclic GC; it is on again once the command has returned."""
+    assert gc.isenabled()
+    CliRunner().invoke(main, ["--version"])
+    assert gc.isenabled()
+    CliRunner().invoke(main, ["run", "--dry-run", "--", sys.executable, "-c", "pass"])
+    assert gc.isenabled()
+
+
+def test_version_loads_no_command_module() -> None:
+    """--version imports none of the command modules (they load only when used)."""
+    code = (
+        "import sys\n"
+        "from ess_callback.cli import main\n"
+        "try:\n"
+        "    main(['--version'])\n"
+        "except SystemExit:\n"
+        "    pass\n"
+        "print(sorted(m for m in sys.modules if m.startswith('ess_callback._commands.')))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip().endswith("[]"), out.stdout
+
+
+def test_run_gc_is_enabled_while_the_command_runs() -> None:
+    """ess-callback run turns the GC back on once the command has started (a long job
+    is never supervised with the collector off)."""
+    probe = (
+        "import gc, sys\n"
+        "from ess_callback import cli\n"
+        "from ess_callback import _supervisor\n"
+        "seen = []\n"
+        "original = _supervisor.Supervisor._supervise\n"
+        "def spy(self):\n"
+        "    seen.append(gc.isenabled())\n"
+        "    return original(self)\n"
+        "_supervisor.Supervisor._supervise = spy\n"
+        "try:\n"
+        "    cli.main(['run', '--dry-run', '--', 'true'])\n"
+        "except SystemExit:\n"
+        "    pass\n"
+        "print(seen)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[True]", out.stdout + out.stderr
