@@ -45,8 +45,12 @@ def run_timed(
 
 def alternate(
     a: Callable[[], float], b: Callable[[], float], rounds: int, warmup: int = 1
-) -> tuple[float, float]:
-    """Median of A and median of B, measured alternately."""
+) -> tuple[float, float, float]:
+    """Measure A and B alternately; return (median of A, median of B, median of A/B).
+
+    The ratio is taken pair by pair (each A with the B measured next to it) before the
+    median, so that a burst of load on a shared machine touches both sides of a ratio.
+    """
     for _ in range(warmup):
         a()
         b()
@@ -58,7 +62,8 @@ def alternate(
         else:
             xs.append(a())
             ys.append(b())
-    return statistics.median(xs), statistics.median(ys)
+    ratios = [x / y for x, y in zip(xs, ys, strict=True)]
+    return statistics.median(xs), statistics.median(ys), statistics.median(ratios)
 
 
 class Table:
@@ -111,8 +116,7 @@ def startup(table: Table, fake: Any, outbox: str, rounds: int) -> float:
     def b() -> float:
         return run_timed([PY, "-c", "import requests, click"])[0]
 
-    ta, tb = alternate(a, b, rounds)
-    ratio = ta / tb
+    ta, tb, ratio = alternate(a, b, rounds)
     table.add(
         "wrapper start-up",
         f"run -- true {ta * 1000:.0f} ms",
@@ -144,7 +148,7 @@ def curl_floor(table: Table, fake: Any, rounds: int, wrapper_wall: float) -> Non
     def b() -> float:
         return run_timed([PY, "-c", "import requests, click"])[0]
 
-    tc, tb = alternate(a, b, rounds)
+    tc, tb, _ = alternate(a, b, rounds)
     table.add(
         "curl floor (info)",
         f"curl POST {tc * 1000:.1f} ms",
@@ -157,12 +161,11 @@ def curl_floor(table: Table, fake: Any, rounds: int, wrapper_wall: float) -> Non
 
 def help_version(table: Table, rounds: int) -> None:
     """ess-callback --version / python -c 'import click'."""
-    ta, tb = alternate(
+    ta, tb, ratio = alternate(
         lambda: run_timed([WRAPPER, "--version"])[0],
         lambda: run_timed([PY, "-c", "import click"])[0],
         rounds,
     )
-    ratio = ta / tb
     table.add(
         "help and version",
         f"--version {ta * 1000:.0f} ms",
@@ -189,8 +192,7 @@ def relay(table: Table, size: int, rounds: int) -> None:
     def b() -> float:
         return size / run_timed(pipe)[0]
 
-    ta, tb = alternate(a, b, rounds, warmup=0)
-    ratio = ta / tb
+    ta, tb, ratio = alternate(a, b, rounds, warmup=0)
     table.add(
         "stderr relay",
         f"wrapper {ta / 1e9:.2f} GB/s",
@@ -229,7 +231,7 @@ def idle(table: Table, fake: Any, outbox: str, rounds: int) -> None:
     def cpu(argv: list[str]) -> float:
         return run_timed(argv, job_env(fake.url, outbox, next(counter)))[1]
 
-    ta, tb = alternate(
+    ta, tb, _ = alternate(
         lambda: cpu([WRAPPER, "run", "--", "sleep", "3"]),
         lambda: cpu([WRAPPER, "run", "--", "true"]),
         rounds,
