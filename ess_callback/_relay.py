@@ -16,6 +16,8 @@ from collections.abc import Callable
 
 #: bytes read from a pipe at once; with a pipe this large, one read empties it
 READ_SIZE = 1 << 17
+#: pipe buffer asked for: room for the child to write on while a read is copied out
+PIPE_SIZE = 1 << 20
 #: longest progress line kept; the rest of a longer line is dropped
 MAX_LINE = 8192
 
@@ -36,7 +38,7 @@ def make_pipe() -> tuple[int, int]:
     set_pipe_size = getattr(fcntl, "F_SETPIPE_SZ", None)
     if set_pipe_size is not None:  # Linux: fewer wake-ups per megabyte; optional elsewhere
         with contextlib.suppress(OSError):
-            fcntl.fcntl(write_end, set_pipe_size, READ_SIZE)
+            fcntl.fcntl(write_end, set_pipe_size, PIPE_SIZE)
     os.set_blocking(read_end, False)
     return read_end, write_end
 
@@ -82,7 +84,7 @@ class TailBuffer:
     def __init__(self, size: int) -> None:
         self.size = max(0, size)
         self._ring = bytearray(self.size)
-        self._pos = 0
+        self.pos = 0
         #: bytes written in all, kept or not
         self.total = 0
 
@@ -90,12 +92,6 @@ class TailBuffer:
     def ring(self) -> bytearray:
         """The ring itself (the relay fills it in place when a chunk replaces it all)."""
         return self._ring
-
-    def restart(self, count: int) -> None:
-        """Note that *count* bytes were written, the ring now holding the newest of them
-        from its start."""
-        self._pos = 0
-        self.total += count
 
     def write(self, data: bytes | bytearray | memoryview) -> None:
         """Remember *data* as the newest bytes, forgetting the oldest beyond ``size``."""
@@ -106,22 +102,22 @@ class TailBuffer:
             return
         if count >= size:
             self._ring[:] = data[count - size :]
-            self._pos = 0
+            self.pos = 0
             return
-        end = self._pos + count
+        end = self.pos + count
         if end <= size:
-            self._ring[self._pos : end] = data
+            self._ring[self.pos : end] = data
         else:
-            first = size - self._pos
-            self._ring[self._pos :] = data[:first]
+            first = size - self.pos
+            self._ring[self.pos :] = data[:first]
             self._ring[: count - first] = data[first:]
-        self._pos = end % size
+        self.pos = end % size
 
     def getvalue(self) -> bytes:
         """The bytes kept, oldest first."""
         if self.total < self.size:
             return bytes(self._ring[: self.total])
-        return bytes(self._ring[self._pos :] + self._ring[: self._pos])
+        return bytes(self._ring[self.pos :] + self._ring[: self.pos])
 
     def text(self) -> str:
         """The tail as text; a character cut in two at its start is left out."""
@@ -159,7 +155,6 @@ class Relay:
         self.tail = tail
         self._dest_ok = True
         self._buffer = bytearray(READ_SIZE)
-        self._lock = threading.Lock()  # the tail is read by the supervising thread
         self._thread: threading.Thread | None = None
         #: set once the pipe reached end of file (or failed)
         self.done = threading.Event()
@@ -184,36 +179,54 @@ class Relay:
         return self._thread is not None and not self.done.is_set()
 
     def _pump(self) -> None:
-        """``read()`` until end of file, unrolled: at gigabytes a second each read's
-        Python overhead counts, so the common case keeps to local names and no calls."""
-        fd, dest, tail, lock = self.fd, self.dest, self.tail, self._lock
-        ring, keep = tail.ring, tail.size
-        buffers = [self._buffer]
-        whole = memoryview(self._buffer)
+        """``read()`` until end of file, unrolled: at gigabytes a second each read's Python
+        overhead counts, so the loop keeps to local names, no calls and no lock.
+
+        Only this thread writes the tail; the supervising thread reads it once this one is
+        done (or, for a pipe a daemon still holds, at the very end, when a torn last chunk
+        does no harm).
+        """
+        fd, dest, tail = self.fd, self.dest, self.tail
+        keep = tail.size
+        # Two buffers read into in turn: while one is being filled, the other still holds
+        # the previous chunk. A chunk at least as long as the tail *is* the tail, so it is
+        # copied into the ring only when a shorter chunk follows it, or at the end.
+        lists = ([self._buffer], [bytearray(len(self._buffer))])
+        views = (memoryview(lists[0][0]), memoryview(lists[1][0]))
         readv, write = os.readv, os.write
-        while True:
-            try:
-                count = readv(fd, buffers)
-            except BlockingIOError:  # pragma: no cover - the fd is blocking here
-                continue
-            except OSError:
-                return
-            if count == 0:
-                return
-            view = whole[:count]
-            if self._dest_ok:
+        dest_ok = self._dest_ok
+        pending: memoryview | None = None
+        turn = 0
+        try:
+            while True:
                 try:
-                    written = write(dest, view)
+                    count = readv(fd, lists[turn])
                 except OSError:
-                    written = -1
-                if written != count:  # short write, non-blocking dest, closed: the slow way
-                    self._write(view[max(written, 0) :])
-            with lock:
-                if 0 < keep <= count:  # the usual case at speed: the chunk replaces the tail
-                    ring[:] = view[count - keep :]
-                    tail.restart(count)
+                    return
+                if count == 0:
+                    return
+                view = views[turn][:count]
+                turn ^= 1
+                if dest_ok:
+                    try:
+                        written = write(dest, view)
+                    except OSError:
+                        written = 0
+                    if written != count:  # short write, non-blocking or gone: the slow way
+                        self._write(view[written:])
+                        dest_ok = self._dest_ok
+                if 0 < keep <= count:
+                    if pending is not None:
+                        tail.total += len(pending)  # superseded: counted, never copied
+                    pending = view
                 else:
+                    if pending is not None:
+                        tail.write(pending)
+                        pending = None
                     tail.write(view)
+        finally:
+            if pending is not None:
+                tail.write(pending)
 
     def read(self) -> bool:
         """Copy one read's worth from the pipe; False at end of file (or a read error)."""
@@ -228,14 +241,12 @@ class Relay:
         view = memoryview(self._buffer)[:count]
         if self._dest_ok:
             self._write(view)
-        with self._lock:
-            self.tail.write(view)
+        self.tail.write(view)
         return True
 
     def section(self) -> str | None:
-        """The tail under its title (see ``TailBuffer.section``), safe while relaying."""
-        with self._lock:
-            return self.tail.section(self.name)
+        """The tail under its title (see ``TailBuffer.section``)."""
+        return self.tail.section(self.name)
 
     def _write(self, view: memoryview) -> None:
         while view:

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import os
+import random
 import threading
+
+import pytest
 
 from ess_callback._relay import Relay, TailBuffer, make_pipe
 
@@ -69,3 +72,18 @@ def test_relay_keeps_reading_when_the_destination_is_gone() -> None:
     assert relay.tail.getvalue() == b"0123456789"
     os.close(dest_w)
     os.close(source_r)
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_relay_tail_is_the_last_bytes_whatever_the_chunk_sizes(seed: int) -> None:
+    """Chunks shorter and longer than the tail, in any order: the tail is the last bytes."""
+    rng = random.Random(seed)
+    keep = 1500
+    data = [
+        bytes(rng.randrange(256) for _ in range(rng.choice((10, 700, 1499, 1500, 1501, 40_000))))
+        for _ in range(60)
+    ]
+    out, tail = relay_through(data, keep)
+    whole = b"".join(data)
+    assert out == whole
+    assert tail == whole[-keep:]
