@@ -8,7 +8,7 @@ import os
 import random
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 import attrs
@@ -91,6 +91,26 @@ def _basic_auth(auth: BasicAuth) -> Any:
     return requests.auth.HTTPBasicAuth(user, pwd)
 
 
+def new_session(auth: Any = None, headers: Mapping[str, str] | None = None) -> requests.Session:
+    """A ``requests.Session`` as every HTTP client here uses it: JSON ``Accept``, our
+    ``User-Agent``, *headers*, and *auth* (or a do-nothing one: an auth being set at all keeps
+    requests from reading ``~/.netrc``)."""
+    import requests
+
+    from . import __version__
+
+    session = requests.Session()
+    session.headers.update(
+        {
+            "Accept": "application/json",
+            "User-Agent": f"ess-callback/{__version__} python-requests/{requests.__version__}",
+            **(headers or {}),
+        }
+    )
+    session.auth = auth if auth is not None else _NoAuth()
+    return session
+
+
 class _NoAuth:
     """A do-nothing auth: being set at all keeps requests from reading ``~/.netrc``."""
 
@@ -154,25 +174,10 @@ class SchedulerClient:
     def session(self) -> requests.Session:
         """The one ``requests.Session`` (created on first use, so importing stays cheap)."""
         if self._session is None:
-            import requests
-
-            from . import __version__
-
-            session = requests.Session()
-            session.headers.update(
-                {
-                    "Accept": "application/json",
-                    "User-Agent": f"ess-callback/{__version__} python-requests/"
-                    f"{requests.__version__}",
-                }
-            )
-            if isinstance(self._auth, BasicAuth):
-                session.auth = _basic_auth(self._auth)
-            elif isinstance(self._auth, BearerAuth):
-                session.auth = self._auth
-            else:
-                session.auth = _NoAuth()
-            self._session = session
+            auth: Any = self._auth
+            if isinstance(auth, BasicAuth):
+                auth = _basic_auth(auth)
+            self._session = new_session(auth)
         return self._session
 
     def close(self) -> None:

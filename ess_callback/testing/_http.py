@@ -281,15 +281,22 @@ class Handler(BaseHTTPRequestHandler):
         self.close_connection = True  # its body, if any, was not read
         self._refuse(seen, 405, f"{seen.method} is not supported: use POST or GET")
 
-    def _post(self, seen: ReceivedRequest, body: bytes) -> None:
-        match = STATUS_PATH.match(self.path.split("?", 1)[0])
+    def _route(self, seen: ReceivedRequest, path: re.Pattern[str]) -> re.Match[str] | None:
+        """The path's match, once it is known and the credentials pass; else refused."""
+        match = path.match(self.path.split("?", 1)[0])
         if not match:
             self._refuse(seen, 404, f"no resource at {self.path}")
-            return
+            return None
         if not self.fake._authorized(self.headers.get("Authorization")):
             self._refuse(
                 seen, 401, "missing or wrong credentials", {"WWW-Authenticate": 'Basic realm="ESS"'}
             )
+            return None
+        return match
+
+    def _post(self, seen: ReceivedRequest, body: bytes) -> None:
+        match = self._route(seen, STATUS_PATH)
+        if match is None:
             return
         media = (self.headers.get("Content-Type") or "").split(";")[0].strip().lower()
         if media not in MEDIA_TYPES:
@@ -335,14 +342,8 @@ class Handler(BaseHTTPRequestHandler):
         self._answer(code)
 
     def _get(self, seen: ReceivedRequest, body: bytes) -> None:
-        match = REQUEST_PATH.match(self.path.split("?", 1)[0])
-        if not match:
-            self._refuse(seen, 404, f"no resource at {self.path}")
-            return
-        if not self.fake._authorized(self.headers.get("Authorization")):
-            self._refuse(
-                seen, 401, "missing or wrong credentials", {"WWW-Authenticate": 'Basic realm="ESS"'}
-            )
+        match = self._route(seen, REQUEST_PATH)
+        if match is None:
             return
         request_id = parse_request_id(match.group(1))
         if request_id is None:

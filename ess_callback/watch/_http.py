@@ -8,13 +8,14 @@ same ``error_for_response`` the callback client uses.
 
 from __future__ import annotations
 
+import abc
 import json
 import os
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, ClassVar
 from urllib.parse import quote, urlsplit
 
-from .._client import _network_reason, _NoAuth, error_for_response
+from .._client import _network_reason, error_for_response, new_session
 from .._errors import (
     ConfigurationError,
     DeliveryError,
@@ -61,7 +62,7 @@ def path_part(job_id: object, *, what: str = "job id") -> str:
     return quote(text, safe="")
 
 
-class HttpReader:
+class HttpReader(abc.ABC):
     """HTTP plumbing shared by the readers: session, GET, error mapping, JSON decoding."""
 
     #: how the API is named in messages
@@ -109,36 +110,21 @@ class HttpReader:
     def session(self) -> requests.Session:
         """The reader's one ``requests.Session``."""
         if self._session is None:
-            import requests
-
-            from .. import __version__
-
-            session = requests.Session()
-            session.headers.update(
-                {
-                    "Accept": "application/json",
-                    "User-Agent": f"ess-callback/{__version__} python-requests/"
-                    f"{requests.__version__}",
-                    **self._headers,
-                }
-            )
-            # Always set an auth, even a do-nothing one: it keeps requests off ~/.netrc.
-            session.auth = self._auth if self._auth is not None else _NoAuth()
-            self._session = session
+            self._session = new_session(self._auth, self._headers)
         return self._session
 
+    @abc.abstractmethod
     def url_for(self, job_id: object) -> str:
         """The status URL of one job."""
-        raise NotImplementedError
 
     def status(self, job_id: object) -> JobStatus:
         """Read the job's status once; raise a typed error when it cannot be read."""
         body = self._get_json(self.url_for(job_id))
         return self.parse(body)
 
+    @abc.abstractmethod
     def parse(self, body: Any) -> JobStatus:
         """Turn a decoded answer body into a ``JobStatus``."""
-        raise NotImplementedError
 
     def _get_json(self, url: str) -> Any:
         import requests
