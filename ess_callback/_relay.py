@@ -156,6 +156,8 @@ class Relay:
         self._dest_ok = True
         self._buffer = bytearray(READ_SIZE)
         self._thread: threading.Thread | None = None
+        #: the last chunk read when it holds the whole tail and is not yet in the ring
+        self._pending: memoryview | None = None
         #: set once the pipe reached end of file (or failed)
         self.done = threading.Event()
 
@@ -218,15 +220,16 @@ class Relay:
                 if 0 < keep <= count:
                     if pending is not None:
                         tail.total += len(pending)  # superseded: counted, never copied
-                    pending = view
+                    pending = self._pending = view
                 else:
                     if pending is not None:
                         tail.write(pending)
-                        pending = None
+                        pending = self._pending = None
                     tail.write(view)
         finally:
             if pending is not None:
                 tail.write(pending)
+            self._pending = None
 
     def read(self) -> bool:
         """Copy one read's worth from the pipe; False at end of file (or a read error)."""
@@ -245,8 +248,19 @@ class Relay:
         return True
 
     def section(self) -> str | None:
-        """The tail under its title (see ``TailBuffer.section``)."""
-        return self.tail.section(self.name)
+        """The tail under its title (see ``TailBuffer.section``).
+
+        While the relay still runs (a daemon holds the pipe), the last chunk may not have
+        reached the ring yet: the answer is then taken from a copy that includes it.
+        """
+        pending = self._pending
+        if pending is None or not self.running:
+            return self.tail.section(self.name)
+        snapshot = TailBuffer(self.tail.size)
+        snapshot.write(self.tail.getvalue())
+        snapshot.write(bytes(pending))
+        snapshot.total = self.tail.total + len(pending)
+        return snapshot.section(self.name)
 
     def _write(self, view: memoryview) -> None:
         while view:

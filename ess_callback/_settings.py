@@ -162,15 +162,22 @@ def parse_media_type(value: str, *, variable: str = "ESS_MEDIA_TYPE") -> str:
     return text
 
 
+#: the longest duration any setting or option takes (ten years): longer ones overflow the
+#: operating system's timers, and no job waits that long
+MAX_SECONDS = 10 * 365 * 24 * 3600.0
+
+
 def parse_seconds(value: object, *, setting: str, variable: str, allow_zero: bool = False) -> float:
     try:
         number = float(str(value).strip())
     except ValueError:
         number = float("nan")
-    if not (number >= 0 if allow_zero else number > 0) or number == float("inf"):
+    # NaN fails every comparison, so it is refused here too (it would make a busy loop).
+    if not ((number >= 0 if allow_zero else number > 0) and number <= MAX_SECONDS):
         bound = "zero or more" if allow_zero else "more than zero"
         raise ConfigurationError(
-            f"{setting}: {value!r} is not a number of seconds ({bound}); set {variable}"
+            f"{setting}: {value!r} is not a number of seconds ({bound}, at most ten years); "
+            f"set {variable}"
         )
     return number
 
@@ -286,9 +293,10 @@ def resolve_settings(
             if raw
             else None
         )
-    elif not 0 < cancel_poll < float("inf"):  # NaN too: it would make a busy poll loop
+    elif not 0 < cancel_poll <= MAX_SECONDS:  # NaN too: it would make a busy poll loop
         raise ConfigurationError(
-            "cancel poll: must be more than zero seconds (ESS_CALLBACK_CANCEL_POLL)"
+            "cancel poll: must be more than zero seconds and at most ten years "
+            "(ESS_CALLBACK_CANCEL_POLL)"
         )
 
     return Settings(

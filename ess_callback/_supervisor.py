@@ -42,6 +42,8 @@ log = logging.getLogger("ess_callback")
 CANCEL_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
 #: the streams relayed through a pipe (and their tail kept) for each --capture
 CAPTURED = {"none": (), "stderr": ((2, "stderr"),), "both": ((1, "stdout"), (2, "stderr"))}
+#: the longest single poll() (an hour): long timers are waited in pieces
+MAX_POLL_MS = 3_600_000
 #: how long output is still relayed once the child and its group are gone
 DRAIN_SECONDS = 0.2
 #: how often the group is looked at while waiting for left-behind processes to stop
@@ -195,7 +197,9 @@ class Supervisor:
                     return
             if not self._old_handlers:  # no SIGCHLD to wake us: look at the child often
                 wait = 0.1 if wait is None else min(wait, 0.1)
-            timeout = None if wait is None else max(0, math.ceil(wait * 1000))
+            # poll() takes at most 2**31-1 ms (24.8 days); the loop looks at its timers again
+            # on every wake-up anyway, so a long --timeout is waited in pieces.
+            timeout = None if wait is None else min(max(0, math.ceil(wait * 1000)), MAX_POLL_MS)
             for fd, _ in poller.poll(timeout):
                 if fd in readers and not readers[fd]():
                     poller.unregister(fd)

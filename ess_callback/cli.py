@@ -81,6 +81,8 @@ class Seconds(click.types.FloatParamType):
     def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
         import math
 
+        from ._settings import MAX_SECONDS
+
         bound = "more than zero" if self.positive else "zero or more"
         try:
             number = float(value)
@@ -88,6 +90,12 @@ class Seconds(click.types.FloatParamType):
             number = math.nan
         if not math.isfinite(number) or number < 0 or (self.positive and number == 0):
             self.fail(f"{value!r} is not a number of seconds ({bound}).", param, ctx)
+        if number > MAX_SECONDS:
+            self.fail(
+                f"{value!r} is more than ten years: give at most {MAX_SECONDS:.0f} seconds.",
+                param,
+                ctx,
+            )
         return number
 
 

@@ -335,8 +335,9 @@ def test_a_job_blocked_in_a_system_call_is_stopped(
     assert "Traceback" not in err
 
 
-@pytest.mark.parametrize("value", [float("nan"), float("inf"), 0.0, -1.0])
+@pytest.mark.parametrize("value", [float("nan"), float("inf"), 0.0, -1.0, 1e12])
 def test_cancel_poll_must_be_a_finite_positive_number(value: float) -> None:
-    """JobExecution(cancel_poll=nan/inf/0/-1) is a ConfigurationError, not a busy loop."""
+    """JobExecution(cancel_poll=nan/inf/0/-1, or beyond ten years) is a ConfigurationError,
+    not a busy loop or a timer overflow in the watcher thread."""
     with pytest.raises(ConfigurationError, match="cancel poll"):
         JobExecution(dry_run=True, cancel_poll=value)

@@ -723,3 +723,13 @@ def test_fault_applies_before_credentials_are_checked(basic_fake: FakeScheduler)
     basic_fake.fail_next(1, 502)
     assert post(basic_fake).status_code == 502
     assert post(basic_fake).status_code == 401
+
+
+def test_describe_escapes_control_characters() -> None:
+    """fake-server's line for a callback never carries raw control characters (a message
+    must not colour or steer the user's terminal)."""
+    from ess_callback.testing._fake import describe
+
+    line = describe(Callback(7, "h", Status.ERROR, "first\x1b[31mRED\x07\nsecond"))
+    assert "\x1b" not in line and "\x07" not in line
+    assert line == "request 7  ERROR  first\\x1b[31mRED\\x07 (+1 more lines)"

@@ -122,7 +122,7 @@ def test_malformed_setting_exits_2_before_the_command(
 @pytest.mark.parametrize(
     "option", ["--timeout", "--kill-after", "--update-interval", "--cancel-poll"]
 )
-@pytest.mark.parametrize("value", ["nan", "NaN", "inf", "-inf", "1e400", "-1", "soon"])
+@pytest.mark.parametrize("value", ["nan", "NaN", "inf", "-inf", "1e400", "-1", "soon", "1e12"])
 def test_seconds_must_be_finite_and_not_negative(
     runner: CliRunner,
     env: dict[str, str],
@@ -131,7 +131,8 @@ def test_seconds_must_be_finite_and_not_negative(
     option: str,
     value: str,
 ) -> None:
-    """Every SECONDS option refuses NaN, infinity and negatives: usage error, nothing runs."""
+    """Every SECONDS option refuses NaN, infinity, negatives and more than ten years (the
+    operating system's timers overflow): usage error, nothing runs."""
     result = runner.invoke(main, ["run", option, value, "--", *marker_command(tmp_path)], env=env)
     assert result.exit_code == 2, result.output
     assert option in result.stderr and "seconds" in result.stderr
@@ -140,7 +141,7 @@ def test_seconds_must_be_finite_and_not_negative(
     assert fake.requests == []
 
 
-@pytest.mark.parametrize("value", ["often", "nan", "inf", "0", "-2"])
+@pytest.mark.parametrize("value", ["often", "nan", "inf", "0", "-2", "1e12"])
 def test_bad_cancel_poll_variable_names_the_variable(
     runner: CliRunner, env: dict[str, str], fake: FakeScheduler, tmp_path: Path, value: str
 ) -> None:
@@ -153,6 +154,21 @@ def test_bad_cancel_poll_variable_names_the_variable(
     assert len(lines) == 1 and lines[0].startswith("ess-callback: "), result.stderr
     assert "ESS_CALLBACK_CANCEL_POLL" in lines[0]
     assert "--cancel-poll" not in lines[0]
+    assert not (tmp_path / "ran").exists()
+    assert fake.requests == []
+
+
+@pytest.mark.parametrize("value", ["1000001", "1000000000000", "-1"])
+def test_tail_bytes_is_bounded(
+    runner: CliRunner, env: dict[str, str], fake: FakeScheduler, tmp_path: Path, value: str
+) -> None:
+    """--tail-bytes beyond a megabyte (the message is cut to 4000 bytes anyway) is a usage
+    error, exit 2, before anything runs: never a MemoryError."""
+    result = runner.invoke(
+        main, ["run", "--tail-bytes", value, "--", *marker_command(tmp_path)], env=env
+    )
+    assert result.exit_code == 2, result.output
+    assert "--tail-bytes" in result.stderr
     assert not (tmp_path / "ran").exists()
     assert fake.requests == []
 

@@ -905,3 +905,37 @@ def test_sample_shell_job(
     updates = [c.message or "" for c in fake.received if c.status is Status.UPDATE]
     assert all(u.startswith("extracted ") for u in updates)
     assert bool(updates) == ("SAMPLE_PERIOD_CLOSED" not in extra)  # it ends before any work
+
+
+def test_tail_reaches_the_message_while_a_daemon_holds_the_pipe(
+    job_env: dict[str, str], fake: FakeScheduler, tmp_path: Path, leftovers: list[int]
+) -> None:
+    """A last stderr write longer than --tail-bytes is in the ERROR message even when a
+    daemon that left the group keeps the pipe open (no end of file ever comes)."""
+    pidfile = tmp_path / "daemon.pid"
+    script = (
+        f"{sys.executable} -c \"import sys; sys.stderr.write('A' * 2990 + 'LAST LINE\\n')\"; "
+        f"setsid sh -c 'echo $$ > {pidfile}; exec sleep 300' >/dev/null & "
+        "exit 1"
+    )
+    result = run(["--", "sh", "-c", script], job_env)
+    leftovers.append(read_pid(pidfile))
+    assert result.returncode == 1
+    (end,) = fake.received
+    assert end.status is Status.ERROR
+    assert end.message is not None
+    assert end.message.startswith("exit code 1\n--- last 2000 bytes of stderr ---\n")
+    assert end.message.endswith("LAST LINE")
+
+
+def test_a_month_long_timeout_is_waited_normally(
+    job_env: dict[str, str], fake: FakeScheduler
+) -> None:
+    """--timeout and --kill-after of 30 days (beyond one poll() call's limit) wait
+    normally: the command runs to its end and SUCCESS is posted."""
+    month = str(30 * 24 * 3600)
+    args = ["--timeout", month, "--kill-after", month, "--", "sh", "-c", "sleep 0.5; exit 0"]
+    result = run(args, job_env)
+    assert result.returncode == 0, result.stderr
+    assert "Traceback" not in result.stderr
+    assert [c.status for c in fake.received] == [Status.SUCCESS]

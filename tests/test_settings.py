@@ -811,7 +811,7 @@ def test_cancel_poll(value: str, expected: float | None) -> None:
     assert resolve(BASE).cancel_poll is None
 
 
-@pytest.mark.parametrize("value", ["0", "-1", "often"])
+@pytest.mark.parametrize("value", ["0", "-1", "often", "1e12"])
 def test_cancel_poll_malformed_refused(value: str) -> None:
     """A cancel poll interval that is not more than zero seconds is refused, naming it."""
     assert "ESS_CALLBACK_CANCEL_POLL" in config_error({**BASE, "ESS_CALLBACK_CANCEL_POLL": value})

@@ -80,10 +80,11 @@ def check_regexes(
 @click.option(
     "--tail-bytes",
     metavar="N",
-    type=click.IntRange(min=0),
+    type=click.IntRange(min=0, max=1_000_000),
     default=2000,
     show_default=True,
-    help="How much of the end of the output goes into ERROR, BUSINESS_ERROR and WARNING.",
+    help="How much of the end of the output goes into ERROR, BUSINESS_ERROR and WARNING "
+    "(at most 1000000; the message itself is cut to 4000 bytes).",
 )
 @click.option(
     "--capture",

@@ -386,5 +386,7 @@ def describe(callback: Callback) -> str:
     text = f"request {callback.request_id}  {callback.status.value}"
     if callback.message:
         first, *rest = callback.message.splitlines() or [""]
-        text += f"  {first}" + (f" (+{len(rest)} more lines)" if rest else "")
+        # Escape control characters: a message must not colour or steer the terminal.
+        shown = "".join(c if c.isprintable() else repr(c)[1:-1] for c in first)
+        text += f"  {shown}" + (f" (+{len(rest)} more lines)" if rest else "")
     return text
