@@ -158,6 +158,8 @@ class JobExecution:
         self._watcher: CancelWatcher | None = None
         self._old_handlers: dict[int, Any] = {}
         self._finishing = False
+        #: a signal received while the end was being reported (acted on after it)
+        self._late_signal: int | None = None
         self._cancel_reason: str | None = None
         self.cancel_requested = False
         #: the callbacks sent (dry run: that would have been sent), in order
@@ -235,6 +237,10 @@ class JobExecution:
             self._restore_handlers()
             _safely(self._close_client, "closing the connection")
         self.outcome = outcome
+        if exit_code is None and self._late_signal is not None:
+            # A signal that came while the end was being reported still ends the process
+            # as signalled: a job its scheduler stopped must not carry on after the block.
+            exit_code = 128 + self._late_signal
         if not outcome.delivered:
             error = outcome.error
             if isinstance(exc, SystemExit) and exc.code in (0, None) and exit_code is None:
@@ -349,7 +355,10 @@ class JobExecution:
 
     def _on_signal(self, signum: int, frame: FrameType | None) -> None:
         if self._finishing:
+            # The final status is on its way: let it finish, then end as signalled.
             log.warning("%s received while reporting the end; finishing first", signal_name(signum))
+            if self._late_signal is None:
+                self._late_signal = signum
             return
         raise _SignalReceived(signum)
 
@@ -377,10 +386,11 @@ class JobExecution:
 
 
 def _text_or_none(value: object) -> str | None:
-    """A control exception's argument as message text: ``JobPaused(123)`` gives "123"."""
-    if value is None or value == "":
-        return None
-    return value if isinstance(value, str) else str(value)
+    """A control exception's argument as message text: ``JobPaused(123)`` gives "123";
+    one that cannot be shown as text never stops the status from being reported."""
+    if value is None or isinstance(value, str):
+        return value or None
+    return exception_text(value)
 
 
 def _safely(step: Callable[[], object], what: str) -> None:

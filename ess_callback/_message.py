@@ -80,9 +80,9 @@ def join_lines(lines: Iterable[str]) -> str:
     return "\n".join(lines)
 
 
-def exception_text(exc: BaseException) -> str:
-    """``str(exc)``, never raising: an exception whose ``__str__`` fails (or returns no
-    string) is shown by its repr, or as ``<unprintable Type>``."""
+def exception_text(exc: object) -> str:
+    """``str(exc)``, never raising: a value whose ``__str__`` fails (or returns no string)
+    is shown by its repr, or as ``<unprintable Type>``."""
     try:
         text = str(exc)
     except Exception:

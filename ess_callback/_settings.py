@@ -10,6 +10,10 @@ import os
 import re
 from collections.abc import Mapping
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from types import ModuleType
 
 import attrs
 
@@ -116,7 +120,9 @@ def check_ca_bundle(path: str, *, variable: str = "ESS_CA_BUNDLE") -> str:
 
     try:
         if os.path.isdir(path):
-            ssl.create_default_context(capath=path)
+            # capath is only read during a handshake: look for one certificate now.
+            if not _folder_holds_a_certificate(path, ssl):
+                raise ssl.SSLError("no certificate in the folder")
         else:
             ssl.create_default_context(cafile=path)
     except ssl.SSLError:
@@ -128,6 +134,24 @@ def check_ca_bundle(path: str, *, variable: str = "ESS_CA_BUNDLE") -> str:
             f"CA bundle: cannot read {path}: {exc.strerror or exc}; {hint}"
         ) from None
     return path
+
+
+def _folder_holds_a_certificate(path: str, ssl: ModuleType, limit: int = 500) -> bool:
+    """True when one of the (first *limit*) files of *path* loads as a CA certificate."""
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    with os.scandir(path) as entries:
+        for count, entry in enumerate(entries):
+            if count >= limit:
+                break
+            if not entry.is_file():
+                continue
+            try:
+                context.load_verify_locations(cafile=entry.path)
+            except (ssl.SSLError, OSError, UnicodeDecodeError):
+                continue
+            if context.cert_store_stats().get("x509_ca", 0):
+                return True
+    return False
 
 
 def check_outbox(path: Path, *, variable: str = "ESS_CALLBACK_OUTBOX") -> Path:

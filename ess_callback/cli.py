@@ -160,6 +160,15 @@ def resolve_from_cli(
     then the remaining environment. A ConfigurationError ends the command with exit 2."""
     from ._settings import resolve_settings
 
+    # An empty value typed on the command line is a mistake, not "use the environment".
+    ctx = click.get_current_context(silent=True)
+    if ctx is not None:
+        from click.core import ParameterSource
+
+        for name, value in (("base_url", base_url), ("request_id", request_id)):
+            if value == "" and ctx.get_parameter_source(name) is ParameterSource.COMMANDLINE:
+                option = "--" + name.replace("_", "-")
+                raise click.BadParameter("must not be empty", ctx=ctx, param_hint=option)
     try:
         return resolve_settings(
             base_url=base_url or None,

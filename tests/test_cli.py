@@ -71,3 +71,14 @@ def test_run_gc_is_enabled_while_the_command_runs() -> None:
     )
     out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[True]", out.stdout + out.stderr
+
+
+def test_an_empty_option_is_a_usage_error_not_the_environment() -> None:
+    """--request-id '' or --base-url '' typed on the command line is a usage error naming
+    the option, not a silent fall-back to ESS_REQUEST_ID / ESS_BASE_URL."""
+    env = {"ESS_REQUEST_ID": "7", "ESS_BASE_URL": "http://127.0.0.1:9", "ESS_CALLBACK_DRY_RUN": "1"}
+    for option in ("--request-id", "--base-url"):
+        result = CliRunner().invoke(main, ["send", "UPDATE", option, ""], env=env)
+        assert result.exit_code == 2, result.output
+        assert option in result.stderr
+        assert '"dry_run"' not in result.stderr  # nothing was (dry-)sent

@@ -378,6 +378,31 @@ def test_exception_whose_str_raises_still_posts_error_and_propagates(rec: Record
     assert propagated is problem
 
 
+class Shapeless:
+    """A value that cannot be shown at all: both __str__ and __repr__ raise."""
+
+    def __str__(self) -> str:
+        raise RuntimeError("no str")
+
+    def __repr__(self) -> str:
+        raise RuntimeError("no repr")
+
+
+@pytest.mark.parametrize(
+    ("control", "status"),
+    [(JobCancelled, Status.CANCEL), (JobPaused, Status.PAUSE), (JobSuspended, Status.SUSPEND)],
+)
+def test_control_exceptions_with_unprintable_arguments_keep_their_status(
+    rec: Recorded, control: Any, status: Status
+) -> None:
+    """JobCancelled/JobPaused/JobSuspended whose argument cannot be shown still give their
+    own status and are consumed (never ERROR and a traceback)."""
+    callback, propagated = rec.end_with(control(Shapeless()))
+    assert callback.status is status
+    assert propagated is None
+    assert callback.message is not None and "unprintable" in callback.message
+
+
 def test_unprintable_control_exceptions_keep_their_status(rec: Recorded) -> None:
     """JobWarning and JobSuspended whose text cannot be had still give their status."""
 
@@ -749,11 +774,12 @@ def test_an_application_excepthook_is_left_in_charge(monkeypatch: pytest.MonkeyP
 # -- signal handlers ----------------------------------------------------------------------
 
 
-def test_signal_while_the_final_status_is_sent_does_not_interrupt_it(
+def test_signal_while_the_final_status_is_sent_finishes_it_then_ends_as_signalled(
     fake: FakeScheduler, ess_log: pytest.LogCaptureFixture
 ) -> None:
     """A SIGTERM that arrives while the final status is on its way is logged; the sending
-    finishes and the block ends as it would have."""
+    finishes (the status already on its way is not changed), and then the block still ends
+    as signalled: SystemExit(143), so a job its scheduler stopped does not carry on."""
     fake.delay_next(1, seconds=1.0)
     stop = threading.Event()
     late: list[int] = []
@@ -769,13 +795,14 @@ def test_signal_while_the_final_status_is_sent_does_not_interrupt_it(
     sender = threading.Thread(target=signal_once_the_post_arrived)
     sender.start()
     try:
-        with JobExecution(**ids(fake)) as job:
+        with pytest.raises(SystemExit) as ended, JobExecution(**ids(fake)) as job:
             pass
     finally:
         stop.set()
         sender.join(10)
         signal.signal(signal.SIGTERM, previous)
     assert late == [], "the signal arrived after the block: the test proved nothing"
+    assert ended.value.code == 128 + signal.SIGTERM
     assert job.outcome is not None and job.outcome.delivered
     assert [c.status for c in fake.received] == [Status.SUCCESS]
     assert "SIGTERM received while reporting the end" in ess_log.text

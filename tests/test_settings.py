@@ -647,6 +647,18 @@ def test_ca_bundle_folder_accepted(tmp_path: Path) -> None:
     assert resolve({**BASE, "ESS_CA_BUNDLE": str(tmp_path)}).ca_bundle == str(tmp_path)
 
 
+def test_ca_bundle_folder_without_a_certificate_refused(tmp_path: Path) -> None:
+    """A CA folder that is empty, or holds no certificate, is refused before any network,
+    naming ESS_CA_BUNDLE (OpenSSL would only find out during a handshake)."""
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert "ESS_CA_BUNDLE" in config_error({**BASE, "ESS_CA_BUNDLE": str(empty)})
+    junk = tmp_path / "junk"
+    junk.mkdir()
+    (junk / "notes.txt").write_text("not a certificate\n")
+    assert "ESS_CA_BUNDLE" in config_error({**BASE, "ESS_CA_BUNDLE": str(junk)})
+
+
 @pytest.mark.parametrize(
     "content",
     [b"myhost\n", b"", b"-----BEGIN CERTIFICATE-----\nbm90IGEgY2VydA==\n", b"\xff\xfe"],
