@@ -1,11 +1,17 @@
 """Throttled UPDATE callbacks: ``job.update()`` stores, a background thread sends.
 
 ``offer()`` is the hot path (a job may call it for every row): it stores the message and
-compares one clock reading, nothing more, unless an update is due. An update is *due* once
-the previous UPDATE was posted at least ``interval`` seconds ago (the first is due at once);
-the latest message wins. A message held back by the throttle is sent when the interval has
-passed (trailing edge), unless the pump is closed first: then it is dropped. Sending inline
-(dry run, recording) gives exactly the sequence the thread gives.
+compares one clock reading, nothing more, unless an update is due. One rule decides what is
+sent, whether inline (dry run, recording) or by the thread (HTTP):
+
+* an update is *due* when the previous one became due at least ``interval`` ago (the first
+  at once);
+* a due update carries the message that was the latest at the moment it became due, and
+  the next one becomes due ``interval`` after that moment (however long the POST took);
+* a message offered while none is due is held and, if still the latest, goes when the next
+  one becomes due (trailing edge); one still held when the pump closes is dropped.
+
+So inline sending and the thread give exactly the same sequence for the same timing.
 """
 
 from __future__ import annotations
@@ -17,6 +23,8 @@ import time
 from collections.abc import Callable
 
 log = logging.getLogger("ess_callback")
+
+Item = tuple[int, str]  # (sequence number, message)
 
 
 class UpdatePump:
@@ -41,14 +49,16 @@ class UpdatePump:
         # (sequence number, message) in one attribute, so that a reader on another thread
         # never pairs a message with another offer's number (which could send it twice).
         self._numbers = itertools.count(1)
-        self._latest: tuple[int, str] | None = None
-        self._sent_number = 0
+        self._latest: Item | None = None
+        self._claimed = 0  # number of the last message that fell due
         self._next_due = float("-inf")
+        self._due: Item | None = None  # fell due, for the thread to send
         self._closed = False
         self._background = background
-        # Set by offer() when an update is due, and by close(); the thread waits on it.
+        # Set by offer() when an update falls due, and by close(); the thread waits on it.
         self._wake = threading.Event()
-        self._signalled = False  # offer() has woken the thread, which has not yet looked
+        # Guards the rule's state; never held across a POST, so offer() never waits on one.
+        self._state = threading.Lock()
         self._lock = threading.Lock()  # serialises deliveries
         self._thread: threading.Thread | None = None
         if background:
@@ -71,54 +81,49 @@ class UpdatePump:
         if self._closed:
             return
         held = self._latest
-        self._latest = (next(self._numbers), message)
+        item = (next(self._numbers), message)
+        self._latest = item
         if self._clock() >= self._next_due:
-            if not self._background:
-                self._send_inline(held)
-            elif not self._signalled:
-                # Wake the thread once: until it has sent (and moved _next_due on), every
-                # offer finds the update due, and Event.set() takes a lock each time.
-                self._signalled = True
-                self._wake.set()
+            self._fall_due(held, item)
+
+    # -- the rule ----------------------------------------------------------------------
+    def _claim(self, now: float, held: Item | None, offered: Item | None) -> list[Item]:
+        """What falls due by *now* (call with ``_state`` held), oldest first.
+
+        *held* is the latest message before *offered*; it went out at the trailing edge
+        (``_next_due``) if it was still unsent then. *offered* (None from the thread and
+        from close) is due itself if *now* is at least the next due time after that.
+        """
+        items: list[Item] = []
+        # The trailing edge passed before this offer, or is now (thread, close).
+        at_edge = now > self._next_due or (offered is None and now >= self._next_due)
+        if held is not None and held[0] > self._claimed and at_edge:
+            items.append(held)
+            self._claimed = held[0]
+            self._next_due += self._interval
+        if offered is not None and offered[0] > self._claimed and now >= self._next_due:
+            items.append(offered)
+            self._claimed = offered[0]
+            self._next_due = now + self._interval
+        return items
+
+    def _fall_due(self, held: Item | None, offered: Item) -> None:
+        if not self._background:
+            with self._lock:  # inline: deliver in order, as the thread would
+                with self._state:
+                    items = self._claim(self._clock(), held, offered)
+                for _, message in items:
+                    self._deliver_safely(message)
+            return
+        with self._state:
+            items = self._claim(self._clock(), held, offered)
+            if not items:
+                return
+            # One slot: if the thread is still busy with an earlier POST, the latest wins.
+            self._due = items[-1]
+        self._wake.set()
 
     # -- sending -----------------------------------------------------------------------
-    def _pending(self) -> bool:
-        latest = self._latest
-        return latest is not None and latest[0] != self._sent_number
-
-    def _send_if_due(self, *, from_thread: bool) -> bool:
-        with self._lock:
-            # Once close() has begun, the thread must not start a new delivery: close()
-            # waits for the thread and then decides itself what is still due.
-            if from_thread and self._closed:
-                return False
-            latest = self._latest
-            if latest is None or latest[0] == self._sent_number:
-                return False
-            if self._clock() < self._next_due:
-                return False
-            self._sent_number, message = latest
-            self._deliver_safely(message)
-            self._next_due = self._clock() + self._interval
-            return True
-
-    def _send_inline(self, held: tuple[int, str] | None) -> None:
-        """Send what the background thread would have sent by now (dry run, recording).
-
-        The thread sends a held message as soon as its interval has passed (trailing
-        edge); sending inline happens only on offer() and close(). So when a message held
-        back earlier fell due before this offer, it goes first, as if at its due time (the
-        next one is due an interval after that); then the new message, if due.
-        """
-        with self._lock:
-            if held is not None and held[0] > self._sent_number:
-                due = self._next_due
-                if self._clock() > due:
-                    self._sent_number = held[0]
-                    self._deliver_safely(held[1])
-                    self._next_due = due + self._interval
-        self._send_if_due(from_thread=False)
-
     def _deliver_safely(self, message: str) -> None:
         try:
             self._deliver(message)
@@ -127,24 +132,27 @@ class UpdatePump:
 
     def _run(self) -> None:
         while True:
-            self._wake.wait()
+            # Clear before looking, so that an offer's set() after the look is not lost.
             self._wake.clear()
-            self._signalled = False
-            # Send what is due, then hold back until the next update may go; a message
-            # offered meanwhile is sent at that moment (trailing edge). Every wait wakes
-            # early on close().
-            while not self._closed:
+            with self._state:
+                item, self._due = self._due, None
+                closed = self._closed
+                if item is None and not closed:
+                    now = self._clock()
+                    held = self._latest
+                    if held is not None and now >= self._next_due:
+                        claimed = self._claim(now, held, None)
+                        item = claimed[-1] if claimed else None
                 pause = self._next_due - self._clock()
-                if pause > 0:
-                    if self._wake.wait(pause):
-                        self._wake.clear()
-                        self._signalled = False
-                    continue
-                if not self._pending():
-                    break
-                self._send_if_due(from_thread=True)
-            if self._closed:
+            if item is not None:
+                with self._lock:
+                    self._deliver_safely(item[1])
+                continue
+            if closed:
                 return
+            # Wait for the trailing edge (a held message may be due then), or, once it has
+            # passed, for an offer that finds an update due; close() wakes either wait.
+            self._wake.wait(pause if pause > 0 else None)
 
     def close(self) -> None:
         """Stop; a due update still held is sent now, one held back by the throttle dropped.
@@ -155,5 +163,9 @@ class UpdatePump:
         thread, self._thread = self._thread, None
         if thread is not None:
             self._wake.set()
-            thread.join()
-        self._send_if_due(from_thread=False)
+            thread.join()  # it sends an update already due, then stops
+        with self._lock:
+            with self._state:
+                items = self._claim(self._clock(), self._latest, None)
+            for _, message in items:
+                self._deliver_safely(message)

@@ -519,3 +519,70 @@ def _wait_until(condition: Callable[[], bool], timeout: float = 10.0) -> None:
         if time.monotonic() > deadline:
             raise TimeoutError("condition never held")
         time.sleep(0.01)
+
+
+def test_background_sends_the_message_current_when_the_update_fell_due() -> None:
+    """An update due at offer("a") carries "a" even if "b" follows before the thread runs;
+    "b" is held and goes at the interval's end, exactly as inline sending does."""
+    clock = ThreadClock()
+    sent = Deliveries(clock)
+    pump = UpdatePump(sent, 1.0, background=True, clock=clock)
+    try:
+        pump.offer("a")
+        pump.offer("b")
+        assert sent.wait_for(1) == ["a"]
+        clock.advance(1.5)
+        pump.offer("b2")  # b was the latest when the next update fell due (at 1 s)
+        assert sent.wait_for(2) == ["a", "b"]
+    finally:
+        pump.close()
+    assert sent.messages == ["a", "b"]
+
+
+@pytest.mark.parametrize("background", [False, True])
+def test_next_update_is_due_an_interval_after_the_previous_fell_due(background: bool) -> None:
+    """However long a delivery takes, the next update is due an interval after the moment
+    the previous one became due, not after the delivery ended."""
+    clock = ThreadClock()
+    sent = Deliveries(clock)
+
+    def slow(message: str) -> None:
+        sent(message)
+        clock.advance(0.9)  # the POST takes 0.9 s of the 1 s interval
+
+    pump = UpdatePump(slow, 1.0, background=background, clock=clock)
+    try:
+        pump.offer("a")  # due at 1000, sent; the clock is at 1000.9 afterwards
+        sent.wait_for(1)
+        clock.now = 1001.0
+        pump.offer("b")  # due at 1001, not at 1001.9
+        assert sent.wait_for(2) == ["a", "b"]
+    finally:
+        pump.close()
+
+
+@pytest.mark.integration
+def test_back_to_back_updates_give_the_same_sequence_everywhere(
+    fake: FakeScheduler, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """update a, b at once, c 1.3 s later, end (interval 1 s): UPDATE a, UPDATE b, SUCCESS
+    over HTTP, in recording and in dry run alike."""
+
+    def script(job: JobExecution) -> None:
+        job.update("a")
+        job.update("b")
+        time.sleep(1.3)  # the job's own pace, not a wait for something
+        job.update("c")
+
+    with JobExecution(update_interval=1.0, handle_signals=False, **_ids(fake)) as job:
+        script(job)
+    over_http = [(c.status, c.message) for c in fake.received]
+    with record_callbacks() as recorded, JobExecution(update_interval=1.0) as job:
+        script(job)
+    with JobExecution(update_interval=1.0, dry_run=True) as dry:
+        script(dry)
+    expected = [(Status.UPDATE, "a"), (Status.UPDATE, "b"), (Status.SUCCESS, None)]
+    assert over_http == expected
+    assert [(c.status, c.message) for c in recorded] == expected
+    assert [(c.status, c.message) for c in dry.sent] == expected
+    capsys.readouterr()
