@@ -121,6 +121,21 @@ class _NoAuth:
 AuthArg = tuple[str, str] | BasicAuth | BearerAuth | None
 
 
+def _check_auth(auth: object) -> BasicAuth | BearerAuth | None:
+    """*auth* as BasicAuth/BearerAuth/None; a TypeError now rather than at the first POST.
+
+    The message names the type only: a mistaken value may well be the secret itself.
+    """
+    if auth is None or isinstance(auth, BasicAuth | BearerAuth):
+        return auth
+    if isinstance(auth, tuple) and len(auth) == 2 and all(isinstance(p, str) for p in auth):
+        return BasicAuth(auth[0], auth[1])
+    raise TypeError(
+        f"auth must be a (username, password) tuple of str, BasicAuth, BearerAuth(token) "
+        f"or None, not {type(auth).__name__}"
+    )
+
+
 class SchedulerClient:
     """Posts executionStatus callbacks to one ESS server over one ``requests.Session``.
 
@@ -157,9 +172,7 @@ class SchedulerClient:
             )
         self.ca_bundle = ca_bundle
         self.max_message_bytes = max_message_bytes
-        if isinstance(auth, tuple):
-            auth = BasicAuth(*auth)
-        self._auth = auth
+        self._auth = _check_auth(auth)
         self._session: requests.Session | None = None
 
     def __repr__(self) -> str:

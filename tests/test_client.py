@@ -927,3 +927,16 @@ def test_real_server_unreachable() -> None:
     assert info.value.attempts == 3
     assert "connection refused" in str(info.value)
     assert os.linesep not in str(info.value)
+
+
+@pytest.mark.parametrize(
+    "auth", ["user:s3cr3t-pw", b"user:s3cr3t-pw", ("user", "s3cr3t-pw", "extra"), ("user", 7)]
+)
+def test_unsupported_auth_refused_at_construction(auth: Any) -> None:
+    """An auth that is not a (user, password) tuple, BasicAuth, BearerAuth or None is a
+    TypeError naming the accepted forms when the client is built, never echoing the value."""
+    with pytest.raises(TypeError) as caught:
+        SchedulerClient("https://ess.example.com", auth=auth)
+    text = str(caught.value)
+    assert "BasicAuth" in text and "BearerAuth" in text and "tuple" in text
+    assert "s3cr3t-pw" not in text
