@@ -7,10 +7,12 @@ import datetime
 import email.utils
 import json
 import time
+import unicodedata
 from typing import Any
 
 from ._errors import DeliveryError, RejectedError, SchedulerUnavailableError, rejected_class
 
+EXCERPT_CHARS = 200  # the most of a server's own words quoted in one error message
 RETRY_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
 CREDENTIAL_HINT = (
     "set ESS_USERNAME and ESS_PASSWORD (or ESS_PASSWORD_FILE) for Basic auth, "
@@ -41,23 +43,40 @@ def retry_after_seconds(value: str | None, *, now: float | None = None) -> float
     return max(0.0, when.timestamp() - current)
 
 
+def quote_text(text: str, limit: int = EXCERPT_CHARS) -> str:
+    """*text* safe to quote in one line of an error: whitespace runs become one space,
+    other control characters (an ANSI escape, a bell) are shown escaped (``\\x1b``), and
+    more than *limit* characters are cut with an ellipsis. A server's words reach the
+    terminal, logs and the outbox's ``last_error``: they must not colour, split or flood them.
+    """
+    text = " ".join(text.split())
+    if any(unicodedata.category(ch) == "Cc" for ch in text):
+        text = "".join(
+            ch.encode("unicode_escape").decode("ascii") if unicodedata.category(ch) == "Cc" else ch
+            for ch in text
+        )
+    return text[:limit] + ("..." if len(text) > limit else "")
+
+
 def parse_problem(body: bytes, content_type: str = "") -> dict[str, Any]:
-    """Pick the RFC 7807 ``SimpleExceptionDetail`` fields out of an error body, if present."""
+    """Pick the RFC 7807 ``SimpleExceptionDetail`` fields out of an error body, if present.
+
+    Every value is quoted with :func:`quote_text` (one line, no control characters, capped).
+    """
     try:
         data = json.loads(body.decode("utf-8", "replace")) if body else None
     except ValueError:
         data = None
     if not isinstance(data, dict):
-        text = " ".join(body.decode("utf-8", "replace").split())
-        return {"excerpt": text[:200] + ("..." if len(text) > 200 else "")} if text else {}
+        text = quote_text(body.decode("utf-8", "replace"))
+        return {"excerpt": text} if text else {}
     out: dict[str, Any] = {}
     for key in ("type", "title", "detail", "errorCode", "status"):
         if data.get(key) is not None:
-            out[key] = str(data[key])
-    if not any(key in out for key in ("title", "detail", "errorCode")):
+            out[key] = quote_text(str(data[key]))
+    if not any(out.get(key) for key in ("title", "detail", "errorCode")):
         # Some other JSON shape ({"message": ...}): what it says is still worth quoting.
-        text = " ".join(body.decode("utf-8", "replace").split())
-        out["excerpt"] = text[:200] + ("..." if len(text) > 200 else "")
+        out["excerpt"] = quote_text(body.decode("utf-8", "replace"))
     return out
 
 
@@ -67,7 +86,7 @@ def error_for_response(status: int, reason: str, body: bytes, attempts: int) -> 
     code = problem.get("errorCode")
     title = problem.get("title")
     detail = problem.get("detail")
-    text = f"ESS answered {status} {reason}".rstrip()
+    text = f"ESS answered {status} {quote_text(reason)}".rstrip()
     if code:
         text += f" [{code}]"
     said = ": ".join(p for p in (title, detail) if p) or problem.get("excerpt")

@@ -39,7 +39,12 @@ from ess_callback import (
     SchedulerUnavailableError,
     Status,
 )
-from ess_callback._client import RetryPolicy, is_spoolable, retry_after_seconds
+from ess_callback._client import (
+    RetryPolicy,
+    error_for_response,
+    is_spoolable,
+    retry_after_seconds,
+)
 from ess_callback._errors import DeliveryInterrupted
 from ess_callback._settings import BasicAuth
 from ess_callback.testing import FakeScheduler, record_callbacks
@@ -940,3 +945,34 @@ def test_unsupported_auth_refused_at_construction(auth: Any) -> None:
     text = str(caught.value)
     assert "BasicAuth" in text and "BearerAuth" in text and "tuple" in text
     assert "s3cr3t-pw" not in text
+
+
+def test_control_characters_in_a_plain_error_body_never_reach_the_message() -> None:
+    """A raw 400 body with newlines and an ANSI escape is quoted on one line, escape shown
+    as text, so it cannot colour a terminal or split a log line."""
+    error = error_for_response(400, "Bad Request", b"line1\nline2\r\n\x1b[31mred", 1)
+    text = str(error)
+    assert "\x1b" not in text and "\n" not in text and "\r" not in text
+    assert "line1 line2" in text and "[31mred" in text
+
+
+def test_control_characters_in_problem_fields_never_reach_the_message() -> None:
+    """title, detail and errorCode of a problem body lose their control characters too."""
+    body = json.dumps(
+        {"title": "Bad\x1b[2J title", "detail": "two\nlines\x07", "errorCode": "E\x1b1\r\n"}
+    ).encode()
+    error = error_for_response(400, "Bad Request", body, 1)
+    text = str(error)
+    assert not any(ord(ch) < 32 or 127 <= ord(ch) < 160 for ch in text), repr(text)
+    assert "Bad" in text and "two lines" in text
+    assert error.title is not None and "\x1b" not in error.title
+    assert error.detail is not None and "\n" not in error.detail
+
+
+def test_long_problem_detail_and_title_are_capped() -> None:
+    """A 6000-character detail (or title) is cut to about 200 characters with an ellipsis."""
+    body = json.dumps({"title": "T" * 6000, "detail": "D" * 6000}).encode()
+    error = error_for_response(400, "Bad Request", body, 1)
+    assert len(str(error)) < 600
+    assert error.detail is not None and error.detail.endswith("...")
+    assert len(error.detail) <= 210 and len(error.title or "") <= 210
