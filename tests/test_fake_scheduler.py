@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 import requests
 
+import ess_callback
 from ess_callback import BearerAuth, Callback, JobExecution, SchedulerClient, Status
 from ess_callback._client import RetryPolicy
 from ess_callback.testing import FakeScheduler
@@ -733,3 +734,54 @@ def test_describe_escapes_control_characters() -> None:
     line = describe(Callback(7, "h", Status.ERROR, "first\x1b[31mRED\x07\nsecond"))
     assert "\x1b" not in line and "\x07" not in line
     assert line == "request 7  ERROR  first\\x1b[31mRED\\x07 (+1 more lines)"
+
+
+def test_fail_next_with_a_raw_html_body_reaches_the_client_excerpt(fake: FakeScheduler) -> None:
+    """A str body is answered raw as text/plain (or the given content_type); the client
+    quotes it in its fallback excerpt."""
+    page = "<html><body><h1>502 Bad Gateway</h1>nginx</body></html>"
+    fake.fail_next(1, 400, body=page, content_type="text/html")
+    client = SchedulerClient(fake.url, retry=RetryPolicy(attempts=1))
+    with pytest.raises(ess_callback.RejectedError) as caught:
+        client.post_status(42, "h-42", Status.SUCCESS)
+    assert "<h1>502 Bad Gateway</h1>nginx" in str(caught.value)
+    answered = fake.requests[-1]
+    assert answered.answer == 400
+    fake.fail_next(1, 503, body="down for maintenance")
+    response = post(fake)
+    assert response.status_code == 503
+    assert response.headers["Content-Type"].startswith("text/plain")
+    assert response.text == "down for maintenance"
+
+
+def test_fail_next_with_a_bytes_body_is_sent_as_is(fake: FakeScheduler) -> None:
+    """A bytes body goes out byte for byte, with the content_type given."""
+    fake.fail_next(1, 500, body=b"\xff\x00raw", content_type="application/octet-stream")
+    response = post(fake)
+    assert response.status_code == 500
+    assert response.content == b"\xff\x00raw"
+    assert response.headers["Content-Type"] == "application/octet-stream"
+
+
+@pytest.mark.parametrize("body", [["a", "list"], 42, object()])
+def test_fail_next_refuses_a_body_it_cannot_send(fake: FakeScheduler, body: Any) -> None:
+    """Anything but a dict, str or bytes body is a TypeError when planned, not a silent 500."""
+    with pytest.raises(TypeError, match="body"):
+        fake.fail_next(1, 500, body=body)
+    assert post(fake).status_code == 200  # nothing was planned
+
+
+@pytest.mark.parametrize(
+    ("auth", "secret"),
+    [(("ops", "pa55-w0rd"), base64.b64encode(b"ops:pa55-w0rd").decode()), (None, "tok-123")],
+)
+def test_request_repr_masks_the_authorization_header(
+    fake: FakeScheduler, auth: Any, secret: str
+) -> None:
+    """repr(fake.requests) never shows credentials; .headers still has the real value."""
+    headers = None if auth else {"Authorization": "Bearer tok-123"}
+    post(fake, auth=auth, headers=headers)
+    seen = fake.requests[-1]
+    assert secret not in repr(fake.requests) and secret not in repr(seen)
+    assert "***" in repr(seen)
+    assert secret in seen.headers["Authorization"]

@@ -260,18 +260,30 @@ class FakeScheduler:
         status: int = 503,
         *,
         retry_after: str | float | None = None,
-        body: dict[str, Any] | None = None,
+        body: dict[str, Any] | str | bytes | None = None,
+        content_type: str | None = None,
         method: str | None = None,
     ) -> None:
         """Answer the next *count* calls with *status* and a ``SimpleExceptionDetail`` body
         (or *body*), with a ``Retry-After`` header when given. *method* ("POST" or "GET")
-        limits the fault to those calls; by default any call counts."""
+        limits the fault to those calls; by default any call counts.
+
+        *body* is a dict (sent as JSON), or a str (UTF-8) or bytes sent raw, e.g. a proxy's
+        HTML page; *content_type* overrides the default (JSON, ``text/plain`` for a str,
+        ``application/octet-stream`` for bytes). Any other body is a ``TypeError`` here.
+        """
+        if body is not None and not isinstance(body, dict | str | bytes):
+            # Caught now: in the server it would only become a puzzling 500 for the client.
+            raise TypeError(
+                f"fail_next body must be a dict (JSON), str or bytes, not {type(body).__name__}"
+            )
         self._add_fault(
             Fault(
                 "status",
                 count,
                 status=status,
                 body=body,
+                content_type=content_type,
                 retry_after=None if retry_after is None else str(retry_after),
                 method=method,
             )

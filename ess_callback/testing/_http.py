@@ -42,18 +42,34 @@ class Fault:
     status: int = 503
     retry_after: str | None = None
     delay: float = 0.0
-    body: dict[str, Any] | None = None
+    #: a dict is answered as JSON; str (UTF-8) or bytes raw, with *content_type*
+    body: dict[str, Any] | str | bytes | None = None
+    content_type: str | None = None
     #: only calls with this HTTP method (None: any)
     method: str | None = None
 
 
+def _masked(headers: dict[str, str]) -> str:
+    """The repr of *headers* with credentials hidden: the scheme stays, the rest is ``***``."""
+    out = dict(headers)
+    for key, value in headers.items():
+        if key.lower() in ("authorization", "proxy-authorization"):
+            scheme = value.split(" ", 1)[0] if " " in value else ""
+            out[key] = f"{scheme} ***".strip()
+    return repr(out)
+
+
 @attrs.define
 class ReceivedRequest:
-    """Every HTTP request the fake saw (accepted or not), for assertions on the wire."""
+    """Every HTTP request the fake saw (accepted or not), for assertions on the wire.
+
+    The repr masks ``Authorization`` (a test log must not show credentials); ``headers``
+    keeps the real value for assertions.
+    """
 
     method: str
     path: str
-    headers: dict[str, str]
+    headers: dict[str, str] = attrs.field(repr=_masked)
     body: bytes
     #: the HTTP status answered; None while in progress or when the connection was dropped
     answer: int | None = None
@@ -173,13 +189,22 @@ class Handler(BaseHTTPRequestHandler):
         return self.rfile.read(size)
 
     def _answer(
-        self, status: int, body: dict[str, Any] | None = None, headers: dict[str, str] | None = None
+        self,
+        status: int,
+        body: dict[str, Any] | str | bytes | None = None,
+        headers: dict[str, str] | None = None,
+        content_type: str | None = None,
     ) -> None:
-        data = json.dumps(body).encode() if body is not None else b""
+        if isinstance(body, dict):
+            data, kind = json.dumps(body).encode(), "application/json"
+        elif isinstance(body, str):
+            data, kind = body.encode("utf-8"), "text/plain; charset=utf-8"
+        else:
+            data, kind = body or b"", "application/octet-stream"
         self._report()  # before the client can see its answer: hooks run in request order
         self.send_response(status)
         if data:
-            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Type", content_type or kind)
         for key, value in (headers or {}).items():
             self.send_header(key, value)
         self.send_header("Content-Length", str(len(data)))
@@ -223,13 +248,15 @@ class Handler(BaseHTTPRequestHandler):
             seen.reason = "connection reset (injected)"
             return True
         headers = {"Retry-After": fault.retry_after} if fault.retry_after else None
-        body = fault.body or problem(
-            fault.status,
-            "Injected fault",
-            f"fault injected by FakeScheduler ({fault.status})",
-        )
+        body = fault.body
+        if body is None:
+            body = problem(
+                fault.status,
+                "Injected fault",
+                f"fault injected by FakeScheduler ({fault.status})",
+            )
         seen.answer, seen.reason = fault.status, "injected fault"
-        self._answer(fault.status, body, headers)
+        self._answer(fault.status, body, headers, fault.content_type)
         return True
 
     def _serve(self, method: str, handle: Any) -> None:
