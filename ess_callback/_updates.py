@@ -7,11 +7,14 @@ sent, whether inline (dry run, recording) or by the thread (HTTP):
 * an update is *due* when the previous one became due at least ``interval`` ago (the first
   at once);
 * a due update carries the message that was the latest at the moment it became due, and
-  the next one becomes due ``interval`` after that moment (however long the POST took);
+  the next one becomes due ``interval`` after that moment (however long the POST took), or,
+  when the thread started the POST later than that moment, ``interval`` after its start: no
+  two posts are ever closer than ``interval``;
 * a message offered while none is due is held and, if still the latest, goes when the next
   one becomes due (trailing edge); one still held when the pump closes is dropped.
 
-So inline sending and the thread give exactly the same sequence for the same timing.
+So inline sending and the thread give the same sequence for the same timing (the thread's
+wake-up latency, microseconds, aside).
 """
 
 from __future__ import annotations
@@ -146,6 +149,10 @@ class UpdatePump:
                 pause = self._next_due - self._clock()
             if item is not None:
                 with self._lock:
+                    with self._state:
+                        # However late the thread woke, never two posts closer than the
+                        # interval (SPEC: due once the previous was *posted* that long ago).
+                        self._next_due = max(self._next_due, self._clock() + self._interval)
                     self._deliver_safely(item[1])
                 continue
             if closed:
