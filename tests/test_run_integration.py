@@ -287,7 +287,15 @@ def test_daemon_that_left_the_group_does_not_hold_the_wrapper(
     began = time.monotonic()
     with open(tmp_path / "stderr", "w+") as stderr:
         proc = subprocess.Popen(
-            [WRAPPER, "run", "--", "sh", "-c", f"{daemon} sleep 0.2; exit 0"],
+            [
+                WRAPPER,
+                "run",
+                "--",
+                "sh",
+                "-c",
+                # exit once the daemon has left the group (else the clean-up stops it too)
+                f"{daemon} while [ ! -s {pidfile} ]; do sleep 0.01; done; exit 0",
+            ],
             env=job_env,
             stdout=subprocess.DEVNULL,
             stderr=stderr,
@@ -916,6 +924,9 @@ def test_tail_reaches_the_message_while_a_daemon_holds_the_pipe(
     script = (
         f"{sys.executable} -c \"import sys; sys.stderr.write('A' * 2990 + 'LAST LINE\\n')\"; "
         f"setsid sh -c 'echo $$ > {pidfile}; exec sleep 300' >/dev/null & "
+        # Exit only once the daemon has left the group: before that, the wrapper's clean-up
+        # of the group at the end would (rightly) stop it too.
+        f"while [ ! -s {pidfile} ]; do sleep 0.01; done; "
         "exit 1"
     )
     result = run(["--", "sh", "-c", script], job_env)
