@@ -68,41 +68,50 @@ def _without_userinfo(text: str) -> str:
     return f"{prefix}***@{tail}"
 
 
-def parse_base_url(value: str, *, allow_http: bool, variable: str = "ESS_BASE_URL") -> str:
+def parse_base_url(
+    value: str,
+    *,
+    allow_http: bool,
+    variable: str = "ESS_BASE_URL",
+    setting: str = "base URL",
+    hint: str | None = None,
+    credentials_hint: str = "use ESS_USERNAME/ESS_PASSWORD or ESS_TOKEN",
+) -> str:
     """Validate a base URL and return it without a trailing slash.
 
     Scheme http or https, a valid host, an optional port (1-65535) and path prefix; no
     credentials, query or fragment; ``http://`` only for a loopback host unless
-    *allow_http*. Raises ``ConfigurationError`` naming *variable*.
+    *allow_http*. Raises ``ConfigurationError`` naming *setting* and *variable* (the
+    watched APIs' readers pass their own words).
     """
     text = value.strip()
     shown = repr(_without_userinfo(text))
-    hint = f"set {variable} (or --base-url) to e.g. https://ess.example.com"
+    hint = hint or f"set {variable} (or --base-url) to e.g. https://ess.example.com"
     try:
         parts = urlsplit(text)
         port = parts.port  # raises ValueError for a malformed port
     except ValueError:
-        raise ConfigurationError(f"base URL: {shown} is not a valid URL; {hint}") from None
+        raise ConfigurationError(f"{setting}: {shown} is not a valid URL; {hint}") from None
     if parts.username is not None or parts.password is not None:
         raise ConfigurationError(
-            f"base URL: credentials do not belong in {variable}; "
+            f"{setting}: credentials do not belong in {variable}; "
             "use ESS_USERNAME/ESS_PASSWORD or ESS_TOKEN"
         )
     if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ConfigurationError(f"base URL: {shown} is not an http(s) URL; {hint}")
+        raise ConfigurationError(f"{setting}: {shown} is not an http(s) URL; {hint}")
     if _CONTROL.search(text):
         # urlsplit quietly drops tabs and line breaks; the HTTP library would not.
-        raise ConfigurationError(f"base URL: {shown} contains a control character; {hint}")
+        raise ConfigurationError(f"{setting}: {shown} contains a control character; {hint}")
     if "?" in text or "#" in text:  # even an empty query or fragment would break the path
-        raise ConfigurationError(f"base URL: {shown} must not have a query or fragment; {hint}")
+        raise ConfigurationError(f"{setting}: {shown} must not have a query or fragment; {hint}")
     problem = host_problem(parts.hostname)
     if problem is not None:
-        raise ConfigurationError(f"base URL: the host of {shown} {problem}; {hint}")
+        raise ConfigurationError(f"{setting}: the host of {shown} {problem}; {hint}")
     if port == 0:
-        raise ConfigurationError(f"base URL: {shown} has port 0; {hint}")
+        raise ConfigurationError(f"{setting}: {shown} has port 0; {hint}")
     if parts.scheme == "http" and not allow_http and not is_loopback(parts.hostname):
         raise ConfigurationError(
-            f"base URL: {shown} uses http:// for a host that is not loopback, so credentials "
+            f"{setting}: {shown} uses http:// for a host that is not loopback, so credentials "
             f"would travel in clear; use https:// (or set ESS_CALLBACK_ALLOW_HTTP=1)"
         )
     return text.rstrip("/")

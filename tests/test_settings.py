@@ -307,6 +307,19 @@ def test_status_readers_apply_the_same_host_rules(url: str) -> None:
         check_base_url(url)
 
 
+@pytest.mark.parametrize(
+    "url", ["https://u:s3cretpw@h.example.com", "ftp://u:s3cretpw@h.example.com/?x#y"]
+)
+def test_status_readers_never_quote_credentials_in_a_url(url: str) -> None:
+    """A watched API's URL holding credentials is refused without quoting the password."""
+    from ess_callback.watch._http import check_base_url
+
+    with pytest.raises(ConfigurationError) as refused:
+        check_base_url(url, what="watched API base URL")
+    assert "s3cretpw" not in str(refused.value)
+    assert str(refused.value).startswith("watched API base URL: ")
+
+
 def test_trailing_slash_and_prefix_kept() -> None:
     """A path prefix is kept, a trailing slash dropped."""
     env = {**BASE, "ESS_BASE_URL": "https://host:8443/ess-proxy/"}

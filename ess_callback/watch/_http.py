@@ -13,7 +13,7 @@ import json
 import os
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, ClassVar
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote
 
 from .._client import _network_reason, error_for_response, new_session
 from .._errors import (
@@ -23,6 +23,7 @@ from .._errors import (
     SchedulerUnavailableError,
 )
 from .._settings import BasicAuth, BearerAuth
+from .._url import parse_base_url
 from ._state import JobStatus, MalformedAnswerError
 
 if TYPE_CHECKING:
@@ -32,27 +33,16 @@ DEFAULT_TIMEOUT = 10.0
 
 
 def check_base_url(value: str, *, what: str = "base URL") -> str:
-    """An http(s) URL without query, fragment or credentials, returned without trailing slash."""
-    text = (value or "").strip()
-    parts = urlsplit(text)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ConfigurationError(
-            f"{what}: {value!r} is not an http(s) URL; give one like https://host.example.com"
-        )
-    if parts.query or parts.fragment or parts.username or parts.password:
-        raise ConfigurationError(
-            f"{what}: {value!r} must not carry a query, a fragment or credentials"
-        )
-    try:
-        parts.port  # noqa: B018 - raises ValueError for a malformed port
-    except ValueError:
-        raise ConfigurationError(f"{what}: {value!r} has an invalid port") from None
-    from .._url import host_problem  # the same host rules as ESS_BASE_URL
-
-    problem = host_problem(parts.hostname)
-    if problem is not None:
-        raise ConfigurationError(f"{what}: the host of {value!r} {problem}")
-    return text.rstrip("/")
+    """A watched API's base URL, held to the same rules as ``ESS_BASE_URL`` (the command
+    refuses a non-loopback ``http://`` itself, naming its own option)."""
+    return parse_base_url(
+        value or "",
+        allow_http=True,
+        variable="the URL",
+        setting=what,
+        hint="give one like https://host.example.com",
+        credentials_hint="use WATCH_USERNAME/WATCH_PASSWORD or WATCH_TOKEN",
+    )
 
 
 def path_part(job_id: object, *, what: str = "job id") -> str:
