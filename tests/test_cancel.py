@@ -229,10 +229,16 @@ JOB = textwrap.dedent(
 )
 
 
-def run_job(job_env: dict[str, str], fake: FakeScheduler, *args: str) -> tuple[int, str, str]:
+def run_job(
+    job_env: dict[str, str],
+    fake: FakeScheduler,
+    *args: str,
+    script: str = JOB,
+    timeout: float = 20,
+) -> tuple[int, str, str]:
     """Start the job, wait for its ready line, cancel it in the fake, return its end."""
     proc = subprocess.Popen(
-        [sys.executable, "-c", JOB, *args],
+        [sys.executable, "-c", script, *args],
         env=job_env,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -242,7 +248,7 @@ def run_job(job_env: dict[str, str], fake: FakeScheduler, *args: str) -> tuple[i
         assert proc.stdout is not None
         assert proc.stdout.readline().strip() == "ready"
         fake.set_state(42, "CANCELLING")
-        out, err = proc.communicate(timeout=20)
+        out, err = proc.communicate(timeout=timeout)
     finally:
         if proc.poll() is None:
             proc.kill()
@@ -311,25 +317,10 @@ def test_a_job_blocked_in_a_system_call_is_stopped(
     fake: FakeScheduler, job_env: dict[str, str], blocked_in: str
 ) -> None:
     """A cancel in ESS interrupts a job blocked in time.sleep() or socket.recv(): exit 143."""
-    proc = subprocess.Popen(
-        [sys.executable, "-c", BLOCKED_JOB, blocked_in],
-        env=job_env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        assert proc.stdout is not None
-        assert proc.stdout.readline().strip() == "ready"
-        fake.set_state(42, "CANCELLING")
-        # Far less than the 60 s sleep, far more than the 0.2 s poll: only an interrupted
-        # system call ends the job in time.
-        out, err = proc.communicate(timeout=15)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-    assert proc.returncode == 143, err
+    # Far less than the 60 s sleep, far more than the 0.2 s poll: only an interrupted
+    # system call ends the job in time.
+    code, out, err = run_job(job_env, fake, blocked_in, script=BLOCKED_JOB, timeout=15)
+    assert code == 143, err
     assert "never cancelled" not in out
     assert [c.status for c in fake.callbacks_for(42)] == [Status.CANCEL]
     assert "Traceback" not in err
