@@ -75,11 +75,6 @@ def signal_name(signum: int) -> str:
         return f"signal {signum}"
 
 
-def join_lines(lines: Iterable[str]) -> str:
-    """Warnings and similar lists become one message, one item per line."""
-    return "\n".join(lines)
-
-
 def exception_text(exc: object) -> str:
     """``str(exc)``, never raising: a value whose ``__str__`` fails (or returns no string)
     is shown by its repr, or as ``<unprintable Type>``."""

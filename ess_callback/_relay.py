@@ -88,11 +88,6 @@ class TailBuffer:
         #: bytes written in all, kept or not
         self.total = 0
 
-    @property
-    def ring(self) -> bytearray:
-        """The ring itself (the relay fills it in place when a chunk replaces it all)."""
-        return self._ring
-
     def write(self, data: bytes | bytearray | memoryview) -> None:
         """Remember *data* as the newest bytes, forgetting the oldest beyond ``size``."""
         count = len(data)
@@ -138,7 +133,7 @@ class TailBuffer:
         return f"--- {cut}{name} ---\n{text}"
 
 
-class Relay:
+class OutputPipe:
     """One pipe from the child, copied to *dest* (the wrapper's fd 1 or 2) as it comes.
 
     Each relay runs in a thread of its own doing blocking reads: a ``poll`` before every
@@ -230,22 +225,6 @@ class Relay:
             if pending is not None:
                 tail.write(pending)
             self._pending = None
-
-    def read(self) -> bool:
-        """Copy one read's worth from the pipe; False at end of file (or a read error)."""
-        try:
-            count = os.readv(self.fd, [self._buffer])
-        except BlockingIOError:
-            return True
-        except OSError:
-            return False
-        if count == 0:
-            return False
-        view = memoryview(self._buffer)[:count]
-        if self._dest_ok:
-            self._write(view)
-        self.tail.write(view)
-        return True
 
     def section(self) -> str | None:
         """The tail under its title (see ``TailBuffer.section``).

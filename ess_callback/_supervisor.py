@@ -26,7 +26,7 @@ import attrs
 
 from ._message import Redactor, signal_name
 from ._process_group import PYTHON_IGNORES, group_members, passed_signals
-from ._relay import LineReader, Relay, TailBuffer, make_pipe, open_standard_fds, progress_fd
+from ._relay import LineReader, OutputPipe, TailBuffer, make_pipe, open_standard_fds, progress_fd
 from ._run_report import ChildEnd, Reporter, environment_secrets, spawn_message
 from ._status import Status
 
@@ -93,7 +93,7 @@ class Supervisor:
         self._wake_r = self._wake_w = -1
         self._old_handlers: dict[int, Any] = {}
         self._old_wakeup: int | None = None
-        self._relays: list[Relay] = []
+        self._relays: list[OutputPipe] = []
         self._progress: LineReader | None = None
         self.pid: int | None = None
         self._wait_status: int | None = None
@@ -144,7 +144,7 @@ class Supervisor:
             for fd, name in CAPTURED[opts.capture]:
                 read_end, write_end = make_pipe()
                 child_ends.append(write_end)
-                self._relays.append(Relay(name, read_end, fd, TailBuffer(opts.tail_bytes)))
+                self._relays.append(OutputPipe(name, read_end, fd, TailBuffer(opts.tail_bytes)))
                 actions.append((os.POSIX_SPAWN_DUP2, write_end, fd))
             read_end, write_end = make_pipe()
             child_ends.append(write_end)
@@ -404,13 +404,13 @@ class Supervisor:
 
     def _close_pipes(self) -> None:
         """Close our ends of the child's pipes, once (a number closed twice may be reused)."""
-        holders: list[Relay | LineReader] = [*self._relays]
+        holders: list[OutputPipe | LineReader] = [*self._relays]
         if self._progress is not None:
             holders.append(self._progress)
         for holder in holders:
             # Never close a pipe a relay thread may still read: the number could be reused
             # by a file of ours before its read returns.
-            if holder.fd >= 0 and not (isinstance(holder, Relay) and holder.running):
+            if holder.fd >= 0 and not (isinstance(holder, OutputPipe) and holder.running):
                 with contextlib.suppress(OSError):
                     os.close(holder.fd)
                 holder.fd = -1

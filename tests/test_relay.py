@@ -8,7 +8,7 @@ import threading
 
 import pytest
 
-from ess_callback._relay import Relay, TailBuffer, make_pipe
+from ess_callback._relay import OutputPipe, TailBuffer, make_pipe
 
 
 def _drain(fd: int, into: bytearray) -> None:
@@ -23,7 +23,7 @@ def relay_through(chunks: list[bytes], tail_bytes: int) -> tuple[bytes, bytes]:
     received = bytearray()
     reader = threading.Thread(target=_drain, args=(dest_r, received))
     reader.start()
-    relay = Relay("stderr", source_r, dest_w, TailBuffer(tail_bytes))
+    relay = OutputPipe("stderr", source_r, dest_w, TailBuffer(tail_bytes))
     finished = threading.Event()
     relay.start(finished.set)
     for chunk in chunks:
@@ -63,7 +63,7 @@ def test_relay_keeps_reading_when_the_destination_is_gone() -> None:
     source_r, source_w = make_pipe()
     dest_r, dest_w = os.pipe()
     os.close(dest_r)  # writes to dest_w now fail with EPIPE
-    relay = Relay("stderr", source_r, dest_w, TailBuffer(10))
+    relay = OutputPipe("stderr", source_r, dest_w, TailBuffer(10))
     finished = threading.Event()
     relay.start(finished.set)
     os.write(source_w, b"a" * 50_000 + b"0123456789")
