@@ -2,18 +2,25 @@
 
 from __future__ import annotations
 
+#: exit statuses of the command line, and of a job whose end could not be reported
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_USAGE = 2
+#: EX_TEMPFAIL (sysexits.h): not delivered now, kept in the outbox for later
+EXIT_TEMPFAIL = 75
+
 
 class EssCallbackError(Exception):
     """Root of every error ess-callback raises."""
 
     #: exit status the command line uses for this error
-    exit_code = 1
+    exit_code = EXIT_FAILED
 
 
 class ConfigurationError(EssCallbackError, ValueError):
     """A setting is missing or malformed; the message names the setting and its variable."""
 
-    exit_code = 2
+    exit_code = EXIT_USAGE
 
 
 class DeliveryError(EssCallbackError):

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from . import _recording
 from ._control import BusinessError, JobCancelled, JobPaused, JobSuspended, JobWarning
-from ._errors import ConfigurationError, DeliveryError
+from ._errors import EXIT_TEMPFAIL, ConfigurationError, DeliveryError
 from ._message import (
     DEFAULT_MAX_MESSAGE_BYTES,
     Redactor,
@@ -45,8 +45,6 @@ class _SignalReceived(BaseException):
         self.signum = signum
 
 
-#: exit status of a job whose final status is in the outbox (EX_TEMPFAIL, as the CLI)
-EXIT_TEMPFAIL = 75
 _REPORT_ATTR = "_ess_callback_report"
 _hook_lock = threading.Lock()
 

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import attrs
 
+from ._errors import EXIT_FAILED, EXIT_OK, EXIT_TEMPFAIL
 from ._outbox import CORRUPT as CORRUPT_FOLDER
 from ._outbox import OutboxEntry
 
@@ -78,12 +79,12 @@ class FlushReport:
         it held is lost) in this run, else 75 if anything is pending, else 0 (always 0 in
         dry run)."""
         if self.dry_run:
-            return 0
+            return EXIT_OK
         if self.rejected or self.corrupt:
-            return 1
+            return EXIT_FAILED
         if self.pending:
-            return 75
-        return 0
+            return EXIT_TEMPFAIL
+        return EXIT_OK
 
     def summary(self) -> str:
         """One line for the operator."""

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING
 
 import attrs
 
+from ._errors import EXIT_FAILED, EXIT_TEMPFAIL
 from ._message import Redactor, signal_name, truncate_message
 from ._model import Callback, Outcome
 from ._relay import parse_progress
@@ -33,8 +34,6 @@ log = logging.getLogger("ess_callback")
 
 SECRET_SUFFIXES = ("PASSWORD", "TOKEN", "SECRET", "KEY")
 MIN_SECRET_LENGTH = 4
-EXIT_FAILED = 1
-EXIT_TEMPFAIL = 75
 EXIT_CANNOT_EXECUTE = 126
 EXIT_NOT_FOUND = 127
 #: the warnings kept in memory; the message holds 4000 bytes anyway

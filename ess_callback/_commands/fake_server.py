@@ -6,13 +6,12 @@ import sys
 
 import click
 
-from .._errors import EssCallbackError
-from ..cli import (
+from .._cli_options import (
     CONTEXT_SETTINGS,
-    EXIT_OK,
     fail,
     setup_logging,
 )
+from .._errors import EXIT_OK, EssCallbackError
 
 
 @click.command("fake-server", context_settings=CONTEXT_SETTINGS)

@@ -6,12 +6,12 @@ import sys
 
 import click
 
-from .._errors import EssCallbackError
-from ..cli import (
+from .._cli_options import (
     CONTEXT_SETTINGS,
     fail,
     setup_logging,
 )
+from .._errors import EssCallbackError
 
 
 @click.command(context_settings=CONTEXT_SETTINGS)

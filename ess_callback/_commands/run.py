@@ -6,7 +6,7 @@ import sys
 
 import click
 
-from ..cli import (
+from .._cli_options import (
     RUN_CONTEXT_SETTINGS,
     Seconds,
     common_options,

@@ -7,16 +7,14 @@ from typing import Any
 
 import click
 
-from ..cli import (
+from .._cli_options import (
     CONTEXT_SETTINGS,
-    EXIT_FAILED,
-    EXIT_OK,
-    EXIT_TEMPFAIL,
     common_options,
     fail,
     resolve_from_cli,
     setup_logging,
 )
+from .._errors import EXIT_FAILED, EXIT_OK, EXIT_TEMPFAIL
 
 
 def deliver_final(

@@ -6,13 +6,13 @@ import sys
 
 import click
 
-from .._errors import EssCallbackError
-from ..cli import (
+from .._cli_options import (
     CONTEXT_SETTINGS,
     Seconds,
     fail,
     setup_logging,
 )
+from .._errors import EssCallbackError
 
 
 @click.command("wait", context_settings=CONTEXT_SETTINGS)

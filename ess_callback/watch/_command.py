@@ -22,7 +22,16 @@ from urllib.parse import urlsplit
 import attrs
 import click
 
-from .._errors import ConfigurationError, EssCallbackError, RejectedError, RequestNotFoundError
+from .._errors import (
+    EXIT_FAILED,
+    EXIT_OK,
+    EXIT_TEMPFAIL,
+    EXIT_USAGE,
+    ConfigurationError,
+    EssCallbackError,
+    RejectedError,
+    RequestNotFoundError,
+)
 from .._sender import undelivered_text
 from .._settings import (
     BasicAuth,
@@ -47,7 +56,6 @@ if TYPE_CHECKING:
 log = logging.getLogger("ess_callback")
 
 APIS = ("ess", "saas-batch", "paas", "huawei")
-EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_TEMPFAIL = 0, 1, 2, 75
 HANDLED_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
 WATCH_HINT = (
     "set WATCH_USERNAME and WATCH_PASSWORD (or WATCH_PASSWORD_FILE), "
