@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import contextlib
 import logging
-import signal
 import sys
 import threading
 from collections.abc import Callable, Iterable
-from types import FrameType, TracebackType
+from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 from . import _recording
@@ -25,6 +23,7 @@ from ._message import (
 from ._model import Callback, Outcome
 from ._sender import HttpSender, Sender, make_sender, undelivered_text
 from ._settings import Settings, resolve_settings
+from ._signals import STOP_SIGNALS, SignalGuard, SignalReceived
 from ._status import Status
 from ._updates import UpdatePump
 
@@ -34,16 +33,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("ess_callback")
 
-HANDLED_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
-
-
-class _SignalReceived(BaseException):
-    """Raised in the main thread by our handler to unwind the block on SIGTERM/INT/HUP."""
-
-    def __init__(self, signum: int) -> None:
-        super().__init__(signum)
-        self.signum = signum
-
+HANDLED_SIGNALS = STOP_SIGNALS
 
 _REPORT_ATTR = "_ess_callback_report"
 _hook_lock = threading.Lock()
@@ -154,10 +144,7 @@ class JobExecution:
         self._sender: Sender | None = None
         self._pump: UpdatePump | None = None
         self._watcher: CancelWatcher | None = None
-        self._old_handlers: dict[int, Any] = {}
-        self._finishing = False
-        #: a signal received while the end was being reported (acted on after it)
-        self._late_signal: int | None = None
+        self._signals = SignalGuard()
         self._cancel_reason: str | None = None
         self.cancel_requested = False
         #: the callbacks sent (dry run: that would have been sent), in order
@@ -198,9 +185,8 @@ class JobExecution:
         self._pump = UpdatePump(
             self._deliver_update, self.update_interval, background=not self._sender.local
         )
-        if self.handle_signals and threading.current_thread() is threading.main_thread():
-            for signum in HANDLED_SIGNALS:
-                self._old_handlers[signum] = signal.signal(signum, self._on_signal)
+        if self.handle_signals:
+            self._signals.install()
         if self.settings.cancel_poll and not self._sender.local:
             from ._cancel import CancelWatcher
 
@@ -214,7 +200,7 @@ class JobExecution:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> bool:
-        self._finishing = True
+        self._signals.hold()  # a signal now waits until the end is reported
         try:
             if self._watcher is not None:
                 _safely(self._watcher.stop, "stopping the cancel watcher")
@@ -232,13 +218,13 @@ class JobExecution:
             except Exception as broken:  # a custom client's bug must not hide the job's end
                 outcome = Outcome(status, message, delivered=False, error=broken)
         finally:
-            self._restore_handlers()
+            self._signals.restore()
             _safely(self._close_client, "closing the connection")
         self.outcome = outcome
-        if exit_code is None and self._late_signal is not None:
+        if exit_code is None and self._signals.late is not None:
             # A signal that came while the end was being reported still ends the process
             # as signalled: a job its scheduler stopped must not carry on after the block.
-            exit_code = 128 + self._late_signal
+            exit_code = 128 + self._signals.late
         if not outcome.delivered:
             error = outcome.error
             if isinstance(exc, SystemExit) and exc.code in (0, None) and exit_code is None:
@@ -306,7 +292,7 @@ class JobExecution:
 
     def _end_status(self, exc: BaseException | None) -> tuple[Status, str | None, bool, int | None]:
         """(status, message, consume the exception?, exit code to leave with) for this end."""
-        if isinstance(exc, _SignalReceived):
+        if isinstance(exc, SignalReceived):
             reason = self._cancel_reason if self.cancel_requested else None
             return Status.CANCEL, reason or signal_name(exc.signum), True, 128 + exc.signum
         if isinstance(exc, JobCancelled):
@@ -351,36 +337,18 @@ class JobExecution:
             log.warning("classify() returned %r, not a Status; using the default mapping", chosen)
             return None
 
-    def _on_signal(self, signum: int, frame: FrameType | None) -> None:
-        if self._finishing:
-            # The final status is on its way: let it finish, then end as signalled.
-            log.warning("%s received while reporting the end; finishing first", signal_name(signum))
-            if self._late_signal is None:
-                self._late_signal = signum
-            return
-        raise _SignalReceived(signum)
-
     def _on_cancel_requested(self, reason: str) -> None:
         """Called by the cancel watcher's thread when ESS shows CANCELLING or CANCELLED."""
         if self.cancel_requested:
             return
         self._cancel_reason = reason
         self.cancel_requested = True
-        if self._old_handlers and not self._finishing:
+        if self._signals.interruptible:
             log.warning("%s: stopping the job", reason)
-            # A real SIGTERM to the main thread (interrupt_main only sets a flag): it also
-            # breaks a blocking call (sleep, recv); our handler unwinds the block, exit 143.
-            main = threading.main_thread().ident
-            if main is not None:  # always set: the main thread is running
-                signal.pthread_kill(main, signal.SIGTERM)
+            # A real SIGTERM to the main thread: the guard's handler unwinds the block, 143.
+            self._signals.interrupt_main()
         else:
             log.warning("%s: job.check_cancelled() now raises JobCancelled", reason)
-
-    def _restore_handlers(self) -> None:
-        for signum, handler in self._old_handlers.items():
-            with contextlib.suppress(ValueError, TypeError):  # not the main thread
-                signal.signal(signum, handler if handler is not None else signal.SIG_DFL)
-        self._old_handlers.clear()
 
 
 def _text_or_none(value: object) -> str | None:

@@ -11,9 +11,8 @@ import contextlib
 import json
 import logging
 import sys
-from collections.abc import Iterator
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any, Protocol
+from typing import IO, TYPE_CHECKING, Protocol
 
 from ._errors import (
     DeliveryError,
@@ -27,6 +26,7 @@ from ._recording import Recorder, active_recorder
 if TYPE_CHECKING:
     from ._client import RetryPolicy, SchedulerClient
     from ._settings import Settings
+    from ._signals import SignalGuard
 
 log = logging.getLogger("ess_callback")
 
@@ -80,62 +80,6 @@ class RecordingSender:
         return Outcome(callback.status, callback.message, delivered=True, attempts=0)
 
 
-class SignalStop:
-    """Lets SIGTERM, SIGINT or SIGHUP stop a delivery in progress (``ess-callback send``).
-
-    While installed, the first such signal raises ``DeliveryInterrupted`` if it arrives
-    while a delivery is *armed* (inside the client's retries), so the HTTP sender keeps the
-    final status in the outbox at once instead of the process dying with it; outside that
-    window (or after the first) a signal is only remembered, so that writing to the outbox
-    is never cut short. A signal that came before the delivery began stops it at the start.
-    """
-
-    SIGNALS = ("SIGTERM", "SIGINT", "SIGHUP")
-
-    def __init__(self) -> None:
-        self.signum: int | None = None
-        self._armed = False
-        self._previous: dict[int, Any] = {}
-
-    def install(self) -> None:
-        """Take over the signals (main thread only; elsewhere this does nothing)."""
-        import signal
-        import threading
-
-        if threading.current_thread() is not threading.main_thread():
-            return
-        for name in self.SIGNALS:
-            number = getattr(signal, name)
-            self._previous[number] = signal.signal(number, self._on_signal)
-
-    def restore(self) -> None:
-        """Give the signals back to the handlers that had them."""
-        import signal
-
-        for number, handler in self._previous.items():
-            signal.signal(number, handler if handler is not None else signal.SIG_DFL)
-        self._previous.clear()
-
-    def _on_signal(self, signum: int, frame: object) -> None:
-        first = self.signum is None
-        if first:
-            self.signum = signum
-        if first and self._armed:
-            self._armed = False
-            raise DeliveryInterrupted(signum)
-
-    @contextlib.contextmanager
-    def armed(self) -> Iterator[None]:
-        """The window in which a signal stops the delivery."""
-        if self.signum is not None:
-            raise DeliveryInterrupted(self.signum)
-        self._armed = True
-        try:
-            yield
-        finally:
-            self._armed = False
-
-
 #: what to do when an outbox folder cannot take a final status
 OUTBOX_HINT = "set ESS_CALLBACK_OUTBOX to a folder the job may write"
 
@@ -153,7 +97,7 @@ class HttpSender:
         outbox: Path | None,
         update_retry: RetryPolicy | None = None,
         announce_spool: bool = True,
-        stop: SignalStop | None = None,
+        stop: SignalGuard | None = None,
     ) -> None:
         self.client = client
         self.outbox = outbox
@@ -249,7 +193,7 @@ def make_sender(
     client: SchedulerClient | None = None,
     max_message_bytes: int | None = None,
     announce_spool: bool = True,
-    stop: SignalStop | None = None,
+    stop: SignalGuard | None = None,
 ) -> Sender:
     """The sender these settings call for: recording if active, else dry run, else HTTP.
 
@@ -257,7 +201,7 @@ def make_sender(
     (importing requests only now) unless one is given. With ``announce_spool=False`` a
     status kept in the outbox is not logged: the caller says it itself, in one line
     (``undelivered_text``). A status the outbox could not keep is always logged.
-    With *stop*, a signal stops an HTTP delivery (see ``SignalStop``).
+    With *stop* (a ``SignalGuard``), a signal stops an HTTP delivery in progress.
     """
     recorder = active_recorder()
     if recorder is not None:

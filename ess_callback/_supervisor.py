@@ -28,6 +28,7 @@ from ._message import Redactor, signal_name
 from ._process_group import PYTHON_IGNORES, group_members, passed_signals
 from ._relay import LineReader, OutputPipe, TailBuffer, make_pipe, open_standard_fds, progress_fd
 from ._run_report import ChildEnd, Reporter, environment_secrets, spawn_message
+from ._signals import STOP_SIGNALS, give_back
 from ._status import Status
 
 if TYPE_CHECKING:
@@ -39,7 +40,7 @@ __all__ = ["RunOptions", "Supervisor", "environment_secrets"]
 log = logging.getLogger("ess_callback")
 
 #: signals that stop the job: passed on to its group, and the end is CANCEL
-CANCEL_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
+CANCEL_SIGNALS = STOP_SIGNALS
 #: the streams relayed through a pipe (and their tail kept) for each --capture
 CAPTURED = {"none": (), "stderr": ((2, "stderr"),), "both": ((1, "stdout"), (2, "stderr"))}
 #: the longest single poll() (an hour): long timers are waited in pieces
@@ -393,9 +394,7 @@ class Supervisor:
             log.warning("%s received while reporting the end; finished first", signal_name(late[0]))
         if self._old_wakeup is not None:
             signal.set_wakeup_fd(self._old_wakeup)
-        for signum, handler in self._old_handlers.items():
-            signal.signal(signum, handler if handler is not None else signal.SIG_DFL)
-        self._old_handlers.clear()
+        give_back(self._old_handlers)
         self._close_pipes()
         for fd in (self._wake_r, self._wake_w):
             with contextlib.suppress(OSError):

@@ -33,17 +33,21 @@ def deliver_final(
     ``stop_on_signal`` (the ``send`` command), SIGTERM, SIGINT or SIGHUP during an HTTP
     delivery stops the retries and a final status goes to the outbox instead of being lost.
     """
+    from .._errors import DeliveryInterrupted
     from .._message import Redactor, truncate_message
     from .._model import Callback
-    from .._sender import SignalStop, make_sender
+    from .._sender import make_sender
+    from .._signals import SignalGuard
 
     scrub = Redactor([*settings.secrets(), *secrets], redact)
     if message is not None:
         message = truncate_message(scrub(message)) or None
-    stop = SignalStop() if stop_on_signal else None
+    # A signal stops the retries once (the status then goes to the outbox), never the
+    # writing of the outbox file.
+    stop = SignalGuard(DeliveryInterrupted, once=True, say_late=False) if stop_on_signal else None
     sender = make_sender(settings, announce_spool=announce_spool, stop=stop)
     if stop is not None and not sender.local:
-        stop.install()
+        stop.install(armed=False)
     try:
         return sender.send(
             Callback(settings.request_id, settings.request_handle, status, message),

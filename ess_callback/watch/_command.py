@@ -9,14 +9,11 @@ refused the request (401, 403: the credentials), 128+N when interrupted by signa
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import signal
 import sys
-import threading
 from collections.abc import Mapping
-from types import FrameType
-from typing import IO, TYPE_CHECKING, Any, TextIO
+from typing import IO, TYPE_CHECKING, TextIO
 from urllib.parse import urlsplit
 
 import attrs
@@ -32,6 +29,7 @@ from .._errors import (
     RejectedError,
     RequestNotFoundError,
 )
+from .._message import signal_name
 from .._sender import undelivered_text
 from .._settings import (
     BasicAuth,
@@ -43,6 +41,7 @@ from .._settings import (
     resolve_settings,
     without_option_hints,
 )
+from .._signals import SignalGuard, SignalReceived
 from .._status import Status
 from ._http import HttpReader
 from ._readers import EssReader, HuaweiReader, PaasReader, SaasBatchReader
@@ -56,7 +55,6 @@ if TYPE_CHECKING:
 log = logging.getLogger("ess_callback")
 
 APIS = ("ess", "saas-batch", "paas", "huawei")
-HANDLED_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
 WATCH_HINT = (
     "set WATCH_USERNAME and WATCH_PASSWORD (or WATCH_PASSWORD_FILE), "
     "or WATCH_TOKEN (or WATCH_TOKEN_FILE), for the watched API"
@@ -180,50 +178,6 @@ def build_reader(options: WaitOptions, env: Mapping[str, str]) -> tuple[HttpRead
     return reader, _secrets(auth)
 
 
-class _Interrupted(BaseException):
-    """Raised in the main thread by our handler while waiting (SIGTERM/SIGINT/SIGHUP)."""
-
-    def __init__(self, signum: int) -> None:
-        super().__init__(signum)
-        self.signum = signum
-
-
-class _Signals:
-    """While active (main thread only), the handled signals raise ``_Interrupted``;
-    once ``finishing`` is set they are noted and ignored so the final status goes out."""
-
-    def __init__(self) -> None:
-        self.finishing = False
-        self.installed = False
-        self._old: dict[int, Any] = {}
-
-    def __enter__(self) -> _Signals:
-        if threading.current_thread() is threading.main_thread():
-            for signum in HANDLED_SIGNALS:
-                self._old[signum] = signal.signal(signum, self._handle)
-            self.installed = True
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        for signum, handler in self._old.items():
-            with contextlib.suppress(ValueError, TypeError):
-                signal.signal(signum, handler if handler is not None else signal.SIG_DFL)
-        self._old.clear()
-
-    def _handle(self, signum: int, frame: FrameType | None) -> None:
-        if self.finishing:
-            log.warning("%s received while reporting the end; finishing first", _name(signum))
-            return
-        raise _Interrupted(signum)
-
-
-def _name(signum: int) -> str:
-    try:
-        return signal.Signals(signum).name
-    except ValueError:
-        return f"signal {signum}"
-
-
 class _Lines:
     """One line on stdout per change (not a terminal)."""
 
@@ -304,17 +258,15 @@ def run_wait(options: WaitOptions, env: Mapping[str, str], *, tty: bool = False)
             relay.progress(status)
 
     result: JobStatus | EssCallbackError | None = None
-    interrupted: _Interrupted | None = None
+    interrupted: SignalReceived | None = None
     cancel_reason: list[str] = []
-    with _Signals() as signals:
+    with SignalGuard() as signals:
 
         def on_cancel(reason: str) -> None:
-            # Called from the watcher's thread: stop the wait as SIGTERM would, with a real
-            # signal to the main thread (interrupt_main would wait out the poll's sleep).
+            # Called from the watcher's thread: stop the wait as SIGTERM would (a real
+            # signal: it also breaks the poll's sleep).
             cancel_reason.append(reason)
-            main = threading.main_thread().ident
-            if signals.installed and not signals.finishing and main is not None:
-                signal.pthread_kill(main, signal.SIGTERM)
+            signals.interrupt_main()
 
         watcher = None
         try:
@@ -335,10 +287,10 @@ def run_wait(options: WaitOptions, env: Mapping[str, str], *, tty: bool = False)
                 raise
             except EssCallbackError as error:
                 result = error
-            except _Interrupted as signalled:
+            except SignalReceived as signalled:
                 interrupted = signalled
         finally:
-            signals.finishing = True
+            signals.hold()
             if watcher is not None:
                 watcher.stop()
             reader.close()
@@ -356,7 +308,7 @@ def relay_is_local(relay: Relay | None) -> bool:
 def _finish(
     options: WaitOptions,
     result: JobStatus | EssCallbackError | None,
-    interrupted: _Interrupted | None,
+    interrupted: SignalReceived | None,
     cancel_reason: list[str],
     relay: Relay | None,
     *,
@@ -368,7 +320,7 @@ def _finish(
     if interrupted is not None or result is None:
         signum = int(interrupted.signum if interrupted is not None else signal.SIGTERM)
         code = 128 + signum
-        reason = cancel_reason[0] if cancel_reason else f"interrupted by {_name(signum)}"
+        reason = cancel_reason[0] if cancel_reason else f"interrupted by {signal_name(signum)}"
         click.echo(f"ess-callback: stopped waiting for {what}: {reason}", err=True)
         status, message = Status.CANCEL, f"stopped waiting for {what}: {reason}"
     elif isinstance(result, JobStatus):
