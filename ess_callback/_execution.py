@@ -10,20 +10,19 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 from . import _recording
-from ._control import BusinessError, JobCancelled, JobPaused, JobSuspended, JobWarning
+from ._control import JobCancelled
+from ._endings import Ending, block_ending
 from ._errors import EXIT_TEMPFAIL, ConfigurationError, DeliveryError
 from ._message import (
     DEFAULT_MAX_MESSAGE_BYTES,
     Redactor,
     describe_exception,
-    exception_text,
-    signal_name,
     truncate_message,
 )
 from ._model import Callback, Outcome
 from ._sender import HttpSender, Sender, make_sender, undelivered_text
 from ._settings import Settings, resolve_settings
-from ._signals import STOP_SIGNALS, SignalGuard, SignalReceived
+from ._signals import STOP_SIGNALS, SignalGuard
 from ._status import Status
 from ._updates import UpdatePump
 
@@ -205,12 +204,24 @@ class JobExecution:
             if self._watcher is not None:
                 _safely(self._watcher.stop, "stopping the cancel watcher")
             try:
-                status, message, consume, exit_code = self._end_status(exc)
+                ending = block_ending(
+                    exc,
+                    warnings=self._warnings,
+                    classify=self.classify,
+                    business_errors=self.business_errors,
+                    cancel_reason=self._cancel_reason,
+                )
             except Exception:
                 # A last resort: the job's end is still reported, its exception goes on.
                 log.warning("could not decide how the block ended; sending ERROR", exc_info=True)
                 text = describe_exception(exc) if exc is not None else "the end was not classified"
-                status, message, consume, exit_code = Status.ERROR, text, False, None
+                ending = Ending(Status.ERROR, text)
+            status, message, consume, exit_code = (
+                ending.status,
+                ending.message,
+                ending.consume,
+                ending.exit_code,
+            )
             if self._pump is not None:
                 _safely(self._pump.close, "stopping the UPDATE pump")
             try:
@@ -287,56 +298,6 @@ class JobExecution:
             self.sent.append(callback)
         return outcome
 
-    def _warning_text(self, extra: str | None = None) -> str:
-        return "\n".join([*self._warnings, *([extra] if extra else [])])
-
-    def _end_status(self, exc: BaseException | None) -> tuple[Status, str | None, bool, int | None]:
-        """(status, message, consume the exception?, exit code to leave with) for this end."""
-        if isinstance(exc, SignalReceived):
-            reason = self._cancel_reason if self.cancel_requested else None
-            return Status.CANCEL, reason or signal_name(exc.signum), True, 128 + exc.signum
-        if isinstance(exc, JobCancelled):
-            return Status.CANCEL, _text_or_none(exc.reason), True, None
-        if isinstance(exc, KeyboardInterrupt):
-            return Status.CANCEL, "SIGINT", False, None
-        if isinstance(exc, JobPaused):
-            return Status.PAUSE, _text_or_none(exc.state), True, None
-        if isinstance(exc, JobSuspended):
-            return Status.SUSPEND, exception_text(exc) or None, True, None
-        if isinstance(exc, Exception) and self.classify is not None:
-            chosen = self._classified(exc)
-            if chosen is not None:
-                consume = isinstance(exc, (BusinessError, JobWarning))
-                return chosen, describe_exception(exc, where=False), consume, None
-        if isinstance(exc, BusinessError):
-            return Status.BUSINESS_ERROR, describe_exception(exc, where=False), True, None
-        if self.business_errors and isinstance(exc, self.business_errors):
-            return Status.BUSINESS_ERROR, describe_exception(exc, where=False), False, None
-        if isinstance(exc, JobWarning):
-            return Status.WARNING, self._warning_text(exception_text(exc)), True, None
-        if isinstance(exc, SystemExit) and exc.code in (0, None):
-            exc = None
-        if exc is not None:
-            return Status.ERROR, describe_exception(exc), False, None
-        if self._warnings:
-            return Status.WARNING, self._warning_text(), False, None
-        return Status.SUCCESS, None, False, None
-
-    def _classified(self, exc: BaseException) -> Status | None:
-        assert self.classify is not None
-        try:
-            chosen = self.classify(exc)
-        except Exception:
-            log.warning("classify() raised; using the default mapping", exc_info=True)
-            return None
-        if chosen is None:
-            return None
-        try:
-            return Status.parse(chosen)
-        except ValueError:
-            log.warning("classify() returned %r, not a Status; using the default mapping", chosen)
-            return None
-
     def _on_cancel_requested(self, reason: str) -> None:
         """Called by the cancel watcher's thread when ESS shows CANCELLING or CANCELLED."""
         if self.cancel_requested:
@@ -349,14 +310,6 @@ class JobExecution:
             self._signals.interrupt_main()
         else:
             log.warning("%s: job.check_cancelled() now raises JobCancelled", reason)
-
-
-def _text_or_none(value: object) -> str | None:
-    """A control exception's argument as message text: ``JobPaused(123)`` gives "123";
-    one that cannot be shown as text never stops the status from being reported."""
-    if value is None or isinstance(value, str):
-        return value or None
-    return exception_text(value)
 
 
 def _safely(step: Callable[[], object], what: str) -> None:

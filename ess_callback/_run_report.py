@@ -9,9 +9,7 @@ redacted and truncated, through the one sending seam.
 from __future__ import annotations
 
 import contextlib
-import errno
 import logging
-import os
 import sys
 import threading
 from collections.abc import Collection, Mapping
@@ -19,8 +17,9 @@ from typing import TYPE_CHECKING
 
 import attrs
 
+from ._endings import ChildEnd, command_ending, exit_code
 from ._errors import EXIT_FAILED, EXIT_TEMPFAIL
-from ._message import Redactor, signal_name, truncate_message
+from ._message import Redactor, truncate_message
 from ._model import Callback, Outcome
 from ._relay import parse_progress
 from ._status import Status
@@ -34,8 +33,6 @@ log = logging.getLogger("ess_callback")
 
 SECRET_SUFFIXES = ("PASSWORD", "TOKEN", "SECRET", "KEY")
 MIN_SECRET_LENGTH = 4
-EXIT_CANNOT_EXECUTE = 126
-EXIT_NOT_FOUND = 127
 #: the warnings kept in memory; the message holds 4000 bytes anyway
 MAX_WARNING_BYTES = 8000
 
@@ -125,95 +122,6 @@ class WarningList:
         return lines
 
 
-@attrs.frozen
-class ChildEnd:
-    """What the supervisor saw of the command's end."""
-
-    command: str
-    #: the status word ``waitpid`` gave; None when the command could not be started
-    wait_status: int | None
-    spawn_error: OSError | None = None
-    #: (status, reason) when the wrapper stopped the command itself (signal, cancel, timeout)
-    stopped: tuple[Status, str] | None = None
-    warnings: tuple[str, ...] = ()
-    #: ``--- stderr ---`` sections holding the tail of the captured output
-    tails: tuple[str, ...] = ()
-
-
-def not_found(end: ChildEnd) -> bool:
-    """True when the command does not exist (exit 127) rather than cannot run (126)."""
-    error = end.spawn_error
-    if error is None or error.errno not in (errno.ENOENT, errno.ENOTDIR):
-        return False
-    # ENOENT for a file that exists means its #! interpreter is missing: 126, as in sh.
-    return not ("/" in end.command and os.path.exists(end.command))
-
-
-def spawn_message(end: ChildEnd) -> str:
-    """Why the command could not be started, in one line."""
-    error = end.spawn_error
-    assert error is not None
-    if not_found(end):
-        why = "command not found"
-    elif error.errno == errno.ENOENT:
-        why = "bad interpreter (the #! line names a missing program)"
-    elif error.errno == errno.EACCES:
-        why = "permission denied (not executable?)"
-    else:
-        why = error.strerror or str(error)
-    return f"cannot run {end.command!r}: {why}"
-
-
-def exit_code(end: ChildEnd) -> int:
-    """The command's own exit status: its code, 128+N when killed by signal N,
-    127/126 when it could not be started."""
-    if end.wait_status is None:
-        return EXIT_NOT_FOUND if not_found(end) else EXIT_CANNOT_EXECUTE
-    code = os.waitstatus_to_exitcode(end.wait_status)
-    return 128 - code if code < 0 else code
-
-
-def end_status(
-    end: ChildEnd,
-    *,
-    warning_codes: Collection[int] = (),
-    business_codes: Collection[int] = (),
-) -> tuple[Status, str | None]:
-    """The final status and its message (first matching rule wins).
-
-    The wrapper stopping the command (a signal it received, a cancel in ESS, ``--timeout``)
-    decides first; then how the command ended. ERROR, BUSINESS_ERROR and WARNING messages
-    carry the warnings and the tail of the output; an exit code the user listed wins even
-    for 0.
-    """
-    if end.wait_status is None:
-        return Status.ERROR, spawn_message(end)
-    if end.stopped is not None:
-        status, reason = end.stopped
-        return status, reason if status is Status.CANCEL else _compose(reason, end)
-    word = end.wait_status
-    if os.WIFSIGNALED(word):
-        reason = f"killed by {signal_name(os.WTERMSIG(word))}"
-        if os.WCOREDUMP(word):
-            reason += " (core dumped)"
-        return Status.ERROR, _compose(reason, end)
-    code = os.waitstatus_to_exitcode(word)
-    if code in business_codes:
-        return Status.BUSINESS_ERROR, _compose(f"exit code {code}", end)
-    if code in warning_codes:
-        return Status.WARNING, _compose(f"exit code {code}", end)
-    if code == 0:
-        if end.warnings:
-            return Status.WARNING, _compose(None, end)
-        return Status.SUCCESS, None
-    return Status.ERROR, _compose(f"exit code {code}", end)
-
-
-def _compose(reason: str | None, end: ChildEnd) -> str:
-    """The reason, the warnings one per line, then the tails."""
-    return "\n".join([*([reason] if reason else []), *end.warnings, *end.tails])
-
-
 class Reporter:
     """Everything ``run`` tells ESS, redacted and truncated, through the sending seam.
 
@@ -285,9 +193,8 @@ class Reporter:
         75 when it is in the outbox, 1 when it was rejected or lost.
         """
         end = attrs.evolve(end, warnings=tuple(self.warnings.lines()))
-        status, message = end_status(
-            end, warning_codes=warning_codes, business_codes=business_codes
-        )
+        ending = command_ending(end, warning_codes=warning_codes, business_codes=business_codes)
+        status, message = ending.status, ending.message
         code = exit_code(end)
         if self._pump is not None:
             self._pump.close()  # a due UPDATE goes first: the final status is the last one

@@ -24,10 +24,11 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 
+from ._endings import ChildEnd, spawn_message
 from ._message import Redactor, signal_name
 from ._process_group import PYTHON_IGNORES, group_members, passed_signals
 from ._relay import LineReader, OutputPipe, TailBuffer, make_pipe, open_standard_fds, progress_fd
-from ._run_report import ChildEnd, Reporter, environment_secrets, spawn_message
+from ._run_report import Reporter, environment_secrets
 from ._signals import STOP_SIGNALS, give_back
 from ._status import Status
 

@@ -10,16 +10,10 @@ import signal
 import pytest
 
 from ess_callback import Status
+from ess_callback._endings import ChildEnd, Ending, command_ending, exit_code, spawn_message
 from ess_callback._process_group import group_members, passed_signals
 from ess_callback._relay import LineReader, TailBuffer, make_pipe, parse_progress, progress_fd
-from ess_callback._run_report import (
-    ChildEnd,
-    WarningList,
-    end_status,
-    environment_secrets,
-    exit_code,
-    spawn_message,
-)
+from ess_callback._run_report import WarningList, environment_secrets
 
 
 def exited(code: int) -> int:
@@ -169,29 +163,29 @@ def test_warnings_are_bounded() -> None:
 def test_exit_zero_is_success() -> None:
     """Exit 0 with no WARNING line is SUCCESS without a message."""
     end = ChildEnd("job", exited(0), tails=("--- stderr ---\nnoise",))
-    assert end_status(end) == (Status.SUCCESS, None)
+    assert command_ending(end) == Ending(Status.SUCCESS, None)
     assert exit_code(end) == 0
 
 
 def test_exit_zero_after_warning_is_warning() -> None:
     """Exit 0 after a WARNING line is WARNING with the warnings, then the tail."""
     end = ChildEnd("job", exited(0), warnings=("3 rows skipped",), tails=("--- stderr ---\nx",))
-    assert end_status(end) == (Status.WARNING, "3 rows skipped\n--- stderr ---\nx")
+    assert command_ending(end) == Ending(Status.WARNING, "3 rows skipped\n--- stderr ---\nx")
 
 
 def test_listed_warning_code() -> None:
     """An exit code listed by --warning-exit-code is WARNING naming the code."""
     end = ChildEnd("job", exited(3), tails=("--- stderr ---\nlate",))
-    status, message = end_status(end, warning_codes={3})
-    assert status is Status.WARNING
-    assert message == "exit code 3\n--- stderr ---\nlate"
+    ending = command_ending(end, warning_codes={3})
+    assert ending.status is Status.WARNING
+    assert ending.message == "exit code 3\n--- stderr ---\nlate"
     assert exit_code(end) == 3
 
 
 def test_listed_business_code() -> None:
     """An exit code listed by --business-error-exit-code is BUSINESS_ERROR."""
     end = ChildEnd("job", exited(4), tails=("--- stderr ---\nperiod closed",))
-    assert end_status(end, business_codes={4}) == (
+    assert command_ending(end, business_codes={4}) == Ending(
         Status.BUSINESS_ERROR,
         "exit code 4\n--- stderr ---\nperiod closed",
     )
@@ -199,13 +193,13 @@ def test_listed_business_code() -> None:
 
 def test_listed_zero_wins() -> None:
     """A user who lists 0 gets what they asked for."""
-    assert end_status(ChildEnd("job", exited(0)), warning_codes={0})[0] is Status.WARNING
+    assert command_ending(ChildEnd("job", exited(0)), warning_codes={0}).status is Status.WARNING
 
 
 def test_other_code_is_error() -> None:
     """Any other exit code is ERROR "exit code N" (and the warnings come along)."""
     end = ChildEnd("job", exited(5), warnings=("slow",))
-    assert end_status(end, warning_codes={3}, business_codes={4}) == (
+    assert command_ending(end, warning_codes={3}, business_codes={4}) == Ending(
         Status.ERROR,
         "exit code 5\nslow",
     )
@@ -215,10 +209,10 @@ def test_other_code_is_error() -> None:
 def test_killed_by_signal_is_error_naming_it() -> None:
     """Death by a signal the wrapper did not send is ERROR naming it; exit 128+N."""
     end = ChildEnd("job", killed(signal.SIGKILL))
-    assert end_status(end) == (Status.ERROR, "killed by SIGKILL")
+    assert command_ending(end) == Ending(Status.ERROR, "killed by SIGKILL")
     assert exit_code(end) == 128 + signal.SIGKILL
     core = ChildEnd("job", killed(signal.SIGSEGV, core=True))
-    assert end_status(core) == (Status.ERROR, "killed by SIGSEGV (core dumped)")
+    assert command_ending(core) == Ending(Status.ERROR, "killed by SIGSEGV (core dumped)")
 
 
 def test_stopped_by_the_wrapper_wins() -> None:
@@ -226,7 +220,7 @@ def test_stopped_by_the_wrapper_wins() -> None:
     cancel = ChildEnd(
         "job", exited(0), stopped=(Status.CANCEL, "received SIGTERM"), tails=("--- stderr ---\nx",)
     )
-    assert end_status(cancel) == (Status.CANCEL, "received SIGTERM")
+    assert command_ending(cancel) == Ending(Status.CANCEL, "received SIGTERM")
     assert exit_code(cancel) == 0
     timeout = ChildEnd(
         "job",
@@ -234,14 +228,18 @@ def test_stopped_by_the_wrapper_wins() -> None:
         stopped=(Status.ERROR, "timed out after 2 s"),
         tails=("--- stderr ---\nworking",),
     )
-    assert end_status(timeout) == (Status.ERROR, "timed out after 2 s\n--- stderr ---\nworking")
+    assert command_ending(timeout) == Ending(
+        Status.ERROR, "timed out after 2 s\n--- stderr ---\nworking"
+    )
     assert exit_code(timeout) == 143
 
 
 def test_not_found_is_127() -> None:
     """A command that does not exist is ERROR and exit 127."""
     end = ChildEnd("no-such-cmd", None, spawn_error=FileNotFoundError(errno.ENOENT, "x"))
-    assert end_status(end) == (Status.ERROR, "cannot run 'no-such-cmd': command not found")
+    assert command_ending(end) == Ending(
+        Status.ERROR, "cannot run 'no-such-cmd': command not found"
+    )
     assert exit_code(end) == 127
 
 
