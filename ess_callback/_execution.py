@@ -12,19 +12,18 @@ from typing import TYPE_CHECKING, Any
 from . import _recording
 from ._control import JobCancelled
 from ._endings import Ending, block_ending
-from ._errors import EXIT_TEMPFAIL, ConfigurationError, DeliveryError
+from ._errors import ConfigurationError, DeliveryError
 from ._message import (
     DEFAULT_MAX_MESSAGE_BYTES,
     Redactor,
     describe_exception,
-    truncate_message,
 )
 from ._model import Callback, Outcome
-from ._sender import HttpSender, Sender, make_sender, undelivered_text
+from ._sender import make_sender, undelivered_text
+from ._session import ReportingSession, WarningList, exit_code_for
 from ._settings import Settings, resolve_settings
 from ._signals import STOP_SIGNALS, SignalGuard
 from ._status import Status
-from ._updates import UpdatePump
 
 if TYPE_CHECKING:
     from ._cancel import CancelWatcher
@@ -139,9 +138,9 @@ class JobExecution:
         self._redact = Redactor(
             [*self.settings.secrets(), *(client_secrets() if callable(client_secrets) else [])]
         )
-        self._warnings: list[str] = []
-        self._sender: Sender | None = None
-        self._pump: UpdatePump | None = None
+        # Kept whole (not bounded like run's): the message keeps the first and the last.
+        self._warnings = WarningList(limit=None)
+        self._session: ReportingSession | None = None
         self._watcher: CancelWatcher | None = None
         self._signals = SignalGuard()
         self._cancel_reason: str | None = None
@@ -160,18 +159,18 @@ class JobExecution:
 
         The latest message wins; never blocks on the network and never raises for delivery.
         """
-        pump = self._pump
-        if pump is not None:
-            pump.offer(message)  # str() happens when it is sent, off this hot path
+        session = self._session
+        if session is not None:
+            session.update(message)  # str() happens when it is sent, off this hot path
 
     def warn(self, message: str) -> None:
         """Record a warning; a block that then ends normally ends with WARNING."""
-        self._warnings.append(str(message))
+        self._warnings.add(str(message))
 
     @property
     def warnings(self) -> list[str]:
         """The warnings recorded so far, in order."""
-        return list(self._warnings)
+        return list(self._warnings.items)
 
     def check_cancelled(self) -> None:
         """Raise ``JobCancelled`` if the scheduler asked for cancellation (``cancel_poll``)."""
@@ -180,13 +179,28 @@ class JobExecution:
 
     # -- context manager -----------------------------------------------------------------
     def __enter__(self) -> JobExecution:
-        self._sender = self._make_sender()
-        self._pump = UpdatePump(
-            self._deliver_update, self.update_interval, background=not self._sender.local
+        # __exit__ says itself, in one line, when the final status went to the outbox.
+        sender = make_sender(
+            self.settings,
+            client=self._client,
+            max_message_bytes=self.max_message_bytes,
+            announce_spool=False,
         )
+        session = ReportingSession(
+            self.settings,
+            sender,
+            redact=self._redact,
+            update_interval=self.update_interval,
+            max_message_bytes=self.max_message_bytes,
+            warnings=self._warnings,
+            sent=self.sent,
+            owns_sender=self._client is None,  # a client handed in stays open
+        )
+        session.start_updates()
+        self._session = session
         if self.handle_signals:
             self._signals.install()
-        if self.settings.cancel_poll and not self._sender.local:
+        if self.settings.cancel_poll and not sender.local:
             from ._cancel import CancelWatcher
 
             self._watcher = CancelWatcher(self.settings, self._on_cancel_requested)
@@ -206,7 +220,7 @@ class JobExecution:
             try:
                 ending = block_ending(
                     exc,
-                    warnings=self._warnings,
+                    warnings=self._warnings.items,
                     classify=self.classify,
                     business_errors=self.business_errors,
                     cancel_reason=self._cancel_reason,
@@ -216,22 +230,12 @@ class JobExecution:
                 log.warning("could not decide how the block ended; sending ERROR", exc_info=True)
                 text = describe_exception(exc) if exc is not None else "the end was not classified"
                 ending = Ending(Status.ERROR, text)
-            status, message, consume, exit_code = (
-                ending.status,
-                ending.message,
-                ending.consume,
-                ending.exit_code,
-            )
-            if self._pump is not None:
-                _safely(self._pump.close, "stopping the UPDATE pump")
-            try:
-                outcome = self._send_final(status, message)
-            except Exception as broken:  # a custom client's bug must not hide the job's end
-                outcome = Outcome(status, message, delivered=False, error=broken)
+            assert self._session is not None
+            outcome = self._session.finish(ending.status, ending.message)
         finally:
             self._signals.restore()
-            _safely(self._close_client, "closing the connection")
         self.outcome = outcome
+        consume, exit_code = ending.consume, ending.exit_code
         if exit_code is None and self._signals.late is not None:
             # A signal that came while the end was being reported still ends the process
             # as signalled: a job its scheduler stopped must not carry on after the block.
@@ -241,63 +245,20 @@ class JobExecution:
             if isinstance(exc, SystemExit) and exc.code in (0, None) and exit_code is None:
                 # The job meant to succeed, but its end was not reported: like run for a
                 # command that exited 0, say so and leave with 75 (kept) or 1 (lost).
-                sys.stderr.write(f"ess-callback: {undelivered_text(outcome)}\n")
-                sys.stderr.flush()
-                raise SystemExit(EXIT_TEMPFAIL if outcome.spooled_to is not None else 1) from None
+                self._session.say(undelivered_text(outcome))
+                raise SystemExit(exit_code_for(outcome)) from None
             if exit_code is not None or (exc is not None and not consume):
                 # The job's own exception (or the signal's exit) goes on; never hide it.
                 log.error("%s", undelivered_text(outcome))
             elif error is not None:
                 if isinstance(error, DeliveryError):
-                    code = EXIT_TEMPFAIL if outcome.spooled_to is not None else error.exit_code
-                    report_if_uncaught(error, undelivered_text(outcome), code)
+                    report_if_uncaught(error, undelivered_text(outcome), exit_code_for(outcome))
                 raise error
         if exit_code is not None:
             raise SystemExit(exit_code) from None
         return consume
 
     # -- internals -----------------------------------------------------------------------
-    def _make_sender(self) -> Sender:
-        # __exit__ says itself, in one line, when the final status went to the outbox.
-        sender = make_sender(
-            self.settings,
-            client=self._client,
-            max_message_bytes=self.max_message_bytes,
-            announce_spool=False,
-        )
-        if isinstance(sender, HttpSender) and self._client is None:
-            self._owned_sender: HttpSender | None = sender
-        return sender
-
-    def _close_client(self) -> None:
-        owned = getattr(self, "_owned_sender", None)
-        if owned is not None:
-            owned.close()
-
-    def _callback(self, status: Status, message: str | None) -> Callback:
-        if message is not None:
-            message = truncate_message(self._redact(str(message)), self.max_message_bytes)
-            if message == "":
-                message = None
-        return Callback(self.settings.request_id, self.settings.request_handle, status, message)
-
-    def _deliver_update(self, message: str) -> None:
-        assert self._sender is not None
-        callback = self._callback(Status.UPDATE, str(message))
-        outcome = self._sender.send(callback, final=False)
-        if outcome.delivered:
-            self.sent.append(callback)
-        else:
-            log.warning("UPDATE not delivered: %s", outcome.error)
-
-    def _send_final(self, status: Status, message: str | None) -> Outcome:
-        assert self._sender is not None
-        callback = self._callback(status, message)
-        outcome = self._sender.send(callback, final=True)
-        if outcome.delivered:
-            self.sent.append(callback)
-        return outcome
-
     def _on_cancel_requested(self, reason: str) -> None:
         """Called by the cancel watcher's thread when ESS shows CANCELLING or CANCELLED."""
         if self.cancel_requested:

@@ -1,29 +1,24 @@
-"""What ``ess-callback run`` tells ESS, and how a command's end maps to a status.
+"""What ``ess-callback run`` tells ESS: the progress pipe's lines, then the command's end.
 
-The mapping (SPEC section 7, the ``run`` table) is made of pure functions of what the
-supervisor saw, so that every row can be tested without a process. ``Reporter`` sends:
-throttled UPDATEs from the progress pipe while the command runs, then the final status,
-redacted and truncated, through the one sending seam.
+``Reporter`` feeds a ``ReportingSession`` (``_session.py``): throttled UPDATEs and bounded
+warnings from the progress pipe while the command runs, then the final status that the
+``run`` table (``_endings.command_ending``) gives for what the supervisor saw. It also
+keeps secrets out of the ``ess_callback`` logger while ``run`` works.
 """
 
 from __future__ import annotations
 
-import contextlib
 import logging
-import sys
-import threading
 from collections.abc import Collection, Mapping
 from typing import TYPE_CHECKING
 
 import attrs
 
 from ._endings import ChildEnd, command_ending, exit_code
-from ._errors import EXIT_FAILED, EXIT_TEMPFAIL
-from ._message import Redactor, truncate_message
-from ._model import Callback, Outcome
+from ._message import Redactor
+from ._model import Outcome
 from ._relay import parse_progress
-from ._status import Status
-from ._updates import UpdatePump
+from ._session import ReportingSession, SenderFuture, WarningList
 
 if TYPE_CHECKING:
     from ._sender import Sender
@@ -33,8 +28,6 @@ log = logging.getLogger("ess_callback")
 
 SECRET_SUFFIXES = ("PASSWORD", "TOKEN", "SECRET", "KEY")
 MIN_SECRET_LENGTH = 4
-#: the warnings kept in memory; the message holds 4000 bytes anyway
-MAX_WARNING_BYTES = 8000
 
 
 def environment_secrets(environ: Mapping[str, str]) -> tuple[str, ...]:
@@ -48,35 +41,6 @@ def environment_secrets(environ: Mapping[str, str]) -> tuple[str, ...]:
         for name, value in environ.items()
         if name.upper().endswith(SECRET_SUFFIXES) and len(value) >= MIN_SECRET_LENGTH
     )
-
-
-class _SenderFuture:
-    """``make_sender`` in a thread, so that requests is imported while the child runs."""
-
-    def __init__(self, settings: Settings) -> None:
-        self._settings = settings
-        self._sender: Sender | None = None
-        self._error: BaseException | None = None
-        self._thread = threading.Thread(target=self._make, name="ess-callback-sender", daemon=True)
-        self._thread.start()
-
-    def _make(self) -> None:
-        try:
-            from ._sender import make_sender
-
-            # The wrapper says itself, in one line, where an undelivered status went.
-            self._sender = make_sender(self._settings, announce_spool=False)
-            if not self._sender.local:
-                import requests  # noqa: F401  (loaded on first send: do it now, in parallel)
-        except BaseException as exc:  # handed to the caller of get()
-            self._error = exc
-
-    def get(self) -> Sender:
-        self._thread.join()
-        if self._error is not None:
-            raise self._error
-        assert self._sender is not None
-        return self._sender
 
 
 class _RedactingFilter(logging.Filter):
@@ -95,35 +59,9 @@ class _RedactingFilter(logging.Filter):
         return True
 
 
-class WarningList:
-    """The ``WARNING`` lines of a run, in order, bounded in memory."""
-
-    def __init__(self, limit: int = MAX_WARNING_BYTES) -> None:
-        self.items: list[str] = []
-        self.dropped = 0
-        self._room = limit
-
-    def add(self, text: str) -> None:
-        """Record one warning (only counted once the kept ones fill the limit)."""
-        if len(text) + 1 > self._room:
-            self.dropped += 1
-            return
-        self.items.append(text)
-        self._room -= len(text) + 1
-
-    def __bool__(self) -> bool:
-        return bool(self.items or self.dropped)
-
-    def lines(self) -> list[str]:
-        """The warnings for a message, one per line, then how many were left out."""
-        lines = list(self.items)
-        if self.dropped:
-            lines.append(f"({self.dropped} more warnings)")
-        return lines
-
-
 class Reporter:
-    """Everything ``run`` tells ESS, redacted and truncated, through the sending seam.
+    """Everything ``run`` tells ESS, through a ``ReportingSession``: UPDATE and WARNING
+    lines from the progress pipe while the command runs, then its end.
 
     The sender is built in a thread (``prepare``), so that requests is imported while the
     command already runs.
@@ -132,25 +70,30 @@ class Reporter:
     def __init__(self, settings: Settings, *, redact: Redactor, update_interval: float) -> None:
         self.settings = settings
         self.redact = redact
-        self.update_interval = update_interval
-        self.warnings = WarningList()
+        self._future = SenderFuture(settings)
+        self.session = ReportingSession(
+            settings, self._future, redact=redact, update_interval=update_interval
+        )
         #: hides secrets in the ``ess_callback`` logger's records while ``run`` works
         self.log_filter = _RedactingFilter(redact)
-        self._future: _SenderFuture | None = None
-        self._pump: UpdatePump | None = None
-        #: how the final status went, once ``finish`` returned
-        self.outcome: Outcome | None = None
+
+    @property
+    def warnings(self) -> WarningList:
+        """The WARNING lines of the run, bounded."""
+        return self.session.warnings
+
+    @property
+    def outcome(self) -> Outcome | None:
+        """How the final status went, once ``finish`` returned."""
+        return self.session.outcome
 
     def prepare(self) -> None:
         """Start building the sender in the background."""
-        if self._future is None:
-            self._future = _SenderFuture(self.settings)
+        self._future.start()
 
     def sender(self) -> Sender:
         """The sender (waits for ``prepare`` to be done); raises what building it raised."""
-        self.prepare()
-        assert self._future is not None
-        return self._future.get()
+        return self.session.sender()
 
     def progress(self, line: str) -> None:
         """Act on one line of the progress pipe: UPDATE, WARNING, or ignore it."""
@@ -159,26 +102,9 @@ class Reporter:
             log.debug("ignored a progress line (not UPDATE or WARNING): %.200s", line)
         elif parsed[0] == "WARNING":
             log.info("warning from the job: %s", parsed[1])
-            self.warnings.add(parsed[1] or "WARNING")
+            self.session.warn(parsed[1] or "WARNING")
         else:
-            self._update(parsed[1])
-
-    def _update(self, text: str) -> None:
-        if self._pump is None:
-            try:
-                local = self.sender().local
-            except Exception as exc:
-                log.warning("cannot send UPDATE: %s", exc)
-                return
-            self._pump = UpdatePump(
-                self._deliver_update, self.update_interval, background=not local
-            )
-        self._pump.offer(text)
-
-    def _deliver_update(self, text: str) -> None:
-        outcome = self.sender().send(self._callback(Status.UPDATE, text), final=False)
-        if not outcome.delivered:
-            log.warning("UPDATE not delivered: %s", outcome.error)
+            self.session.update(parsed[1])
 
     def finish(
         self,
@@ -190,43 +116,12 @@ class Reporter:
         """Post the final status for *end*; return the wrapper's exit status.
 
         That is the command's own, except when it was 0 and the status was not delivered:
-        75 when it is in the outbox, 1 when it was rejected or lost.
+        75 when it is in the outbox, 1 when it was rejected or lost (``exit_code_for``).
         """
         end = attrs.evolve(end, warnings=tuple(self.warnings.lines()))
         ending = command_ending(end, warning_codes=warning_codes, business_codes=business_codes)
-        status, message = ending.status, ending.message
-        code = exit_code(end)
-        if self._pump is not None:
-            self._pump.close()  # a due UPDATE goes first: the final status is the last one
-        callback = self._callback(status, message)
-        sender: Sender | None = None
-        try:
-            sender = self.sender()
-            outcome = sender.send(callback, final=True)
-        except Exception as exc:  # whatever breaks here, the job's exit status survives
-            outcome = Outcome(status, callback.message, delivered=False, error=exc)
-        finally:
-            close = getattr(sender, "close", None)
-            if close is not None:
-                close()
-        self.outcome = outcome
-        if outcome.delivered:
-            return code
-        from ._sender import undelivered_text
-
-        self.say(undelivered_text(outcome))  # why, and whether the outbox holds it
-        if code != 0:
-            return code
-        return EXIT_FAILED if outcome.spooled_to is None else EXIT_TEMPFAIL
-
-    def _callback(self, status: Status, message: str | None) -> Callback:
-        text = truncate_message(self.redact(message)) if message else None
-        settings = self.settings
-        return Callback(settings.request_id, settings.request_handle, status, text or None)
+        return self.session.end(ending.status, ending.message, child_status=exit_code(end))
 
     def say(self, text: str) -> None:
         """One line of our own on stderr, redacted."""
-        # No stderr (closed, or a broken pipe): there is nowhere to say it.
-        with contextlib.suppress(OSError, ValueError, AttributeError):
-            sys.stderr.write(f"ess-callback: {self.redact(text)}\n")
-            sys.stderr.flush()
+        self.session.say(text)

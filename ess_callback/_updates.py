@@ -165,7 +165,11 @@ class UpdatePump:
         """Stop; a due update still held is sent now, one held back by the throttle dropped.
 
         Returns only when no UPDATE is in flight, so the caller's terminal status is last.
+        Closing again does nothing: a message held back at the first close stays dropped
+        (sent later, it would follow the terminal status).
         """
+        if self._closed:
+            return
         self._closed = True
         thread, self._thread = self._thread, None
         if thread is not None:

@@ -100,6 +100,21 @@ def test_update_held_back_at_close_is_dropped() -> None:
     assert sent.messages == ["a"]
 
 
+def test_update_held_back_at_close_stays_dropped_when_closed_again() -> None:
+    """Closing a second time, once the window has passed, sends nothing: the held message
+    would otherwise follow the terminal status."""
+    clock = FakeClock()
+    sent = Deliveries(clock)
+    pump = UpdatePump(sent, 5.0, background=False, clock=clock)
+    pump.offer("a")
+    clock.advance(1.0)
+    pump.offer("held")
+    pump.close()
+    clock.advance(10.0)
+    pump.close()
+    assert sent.messages == ["a"]
+
+
 def test_zero_interval_sends_every_update() -> None:
     """``interval=0`` lets every offer through, in order."""
     clock = FakeClock()

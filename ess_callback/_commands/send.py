@@ -14,60 +14,6 @@ from .._cli_options import (
     resolve_from_cli,
     setup_logging,
 )
-from .._errors import EXIT_FAILED, EXIT_OK, EXIT_TEMPFAIL
-
-
-def deliver_final(
-    settings: Any,
-    status: Any,
-    message: str | None,
-    *,
-    secrets: tuple[str, ...] = (),
-    redact: tuple[str, ...] = (),
-    announce_spool: bool = True,
-    stop_on_signal: bool = False,
-) -> Any:
-    """Send one final callback through the sending seam; return its Outcome.
-
-    With ``announce_spool=False`` the caller reports an undelivered status itself. With
-    ``stop_on_signal`` (the ``send`` command), SIGTERM, SIGINT or SIGHUP during an HTTP
-    delivery stops the retries and a final status goes to the outbox instead of being lost.
-    """
-    from .._errors import DeliveryInterrupted
-    from .._message import Redactor, truncate_message
-    from .._model import Callback
-    from .._sender import make_sender
-    from .._signals import SignalGuard
-
-    scrub = Redactor([*settings.secrets(), *secrets], redact)
-    if message is not None:
-        message = truncate_message(scrub(message)) or None
-    # A signal stops the retries once (the status then goes to the outbox), never the
-    # writing of the outbox file.
-    stop = SignalGuard(DeliveryInterrupted, once=True, say_late=False) if stop_on_signal else None
-    sender = make_sender(settings, announce_spool=announce_spool, stop=stop)
-    if stop is not None and not sender.local:
-        stop.install(armed=False)
-    try:
-        return sender.send(
-            Callback(settings.request_id, settings.request_handle, status, message),
-            final=status.is_final,
-        )
-    finally:
-        if stop is not None:
-            stop.restore()
-        close = getattr(sender, "close", None)
-        if close is not None:
-            close()
-
-
-def exit_code_for(outcome: Any) -> int:
-    """0 delivered, 75 kept in the outbox, 1 rejected (or lost)."""
-    if outcome.delivered:
-        return EXIT_OK
-    if outcome.spooled_to is not None:
-        return EXIT_TEMPFAIL
-    return EXIT_FAILED
 
 
 def parse_status_argument(ctx: click.Context, param: click.Parameter, value: str) -> Any:
@@ -131,13 +77,31 @@ def send(
         dry_run,
         require=active_recorder() is None,
     )
-    outcome = deliver_final(settings, status, message, announce_spool=False, stop_on_signal=True)
-    code = exit_code_for(outcome)
-    if code != EXIT_OK:
-        from .._sender import undelivered_text
+    sys.exit(send_status(settings, status, message))
 
-        click.echo(f"ess-callback: {undelivered_text(outcome)}", err=True)
-    sys.exit(code)
+
+def send_status(settings: Any, status: Any, message: str | None) -> int:
+    """Send one status through a ``ReportingSession``; return the exit status.
+
+    SIGTERM, SIGINT or SIGHUP during an HTTP delivery stops the retries once, and a final
+    status then goes to the outbox instead of being lost (never the writing of the file).
+    """
+    from .._errors import DeliveryInterrupted
+    from .._message import Redactor
+    from .._sender import make_sender
+    from .._session import ReportingSession
+    from .._signals import SignalGuard
+
+    stop = SignalGuard(DeliveryInterrupted, once=True, say_late=False)
+    # The session says itself, in one line, where an undelivered status went.
+    sender = make_sender(settings, announce_spool=False, stop=stop)
+    session = ReportingSession(settings, sender, redact=Redactor(settings.secrets()))
+    if not sender.local:
+        stop.install(armed=False)
+    try:
+        return session.end(status, message)
+    finally:
+        stop.restore()
 
 
 def read_message_file(path: str) -> str:

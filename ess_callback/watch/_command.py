@@ -30,7 +30,6 @@ from .._errors import (
     RequestNotFoundError,
 )
 from .._message import signal_name
-from .._sender import undelivered_text
 from .._settings import (
     BasicAuth,
     BearerAuth,
@@ -337,12 +336,6 @@ def _finish(
         status, message = final_status(what, result, api=api)
     if relay is None:
         return code
-    outcome = relay.finish(status, message)
-    if outcome.delivered:
-        return code
-    click.echo(f"ess-callback: {undelivered_text(outcome)}", err=True)
     # The watched job's own failure is the bigger news; a clean end that could not be
     # relayed says whether it is waiting in the outbox (75) or was refused (1).
-    if code == EXIT_OK:
-        return EXIT_TEMPFAIL if outcome.spooled_to is not None else EXIT_FAILED
-    return code
+    return relay.end(status, message, code=code)

@@ -1,8 +1,8 @@
 """Relay: report another job's progress and end as this job's own ESS callbacks.
 
-UPDATEs go through the same throttle as ``job.update()`` (``UpdatePump``); the final status
-goes through the sending seam (``make_sender``), so it reaches the outbox like any other
-final status when it cannot be delivered.
+UPDATEs, the final status, the outbox step and the exit status go through the same
+``ReportingSession`` as ``job.update()`` and ``run`` do, so an undeliverable final status
+reaches the outbox like any other.
 """
 
 from __future__ import annotations
@@ -12,11 +12,11 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
 from .._errors import RejectedError, RequestNotFoundError
-from .._message import Redactor, truncate_message
+from .._message import Redactor
 from .._model import Callback, Outcome
 from .._sender import make_sender
+from .._session import ReportingSession
 from .._status import Status
-from .._updates import UpdatePump
 from ._state import JobState, JobStatus, MalformedAnswerError, WaitTimeout
 
 if TYPE_CHECKING:
@@ -67,7 +67,8 @@ def final_status(
 
 
 class Relay:
-    """Posts UPDATEs carrying the watched job's progress, then one final status.
+    """Posts UPDATEs carrying the watched job's progress, then one final status, through a
+    ``ReportingSession``.
 
     *what* names the watched job in messages (``saas-batch job 44046``); *secrets* are
     extra values (the watched API's credentials) kept out of every message.
@@ -83,15 +84,17 @@ class Relay:
     ) -> None:
         self.settings = settings
         self.what = what
-        self._redact = Redactor([*settings.secrets(), *secrets])
-        # ``wait`` says itself, in one line, where an undelivered final status went.
-        self._sender = make_sender(settings, announce_spool=False)
-        self._pump = UpdatePump(
-            self._deliver_update, update_interval, background=not self._sender.local
-        )
-        self._finished = False
         #: the callbacks delivered, in order
         self.sent: list[Callback] = []
+        # ``wait`` says itself, in one line, where an undelivered final status went.
+        self.session = ReportingSession(
+            settings,
+            make_sender(settings, announce_spool=False),
+            redact=Redactor([*settings.secrets(), *secrets]),
+            update_interval=update_interval,
+            sent=self.sent,
+        )
+        self.session.start_updates()
 
     def __repr__(self) -> str:
         return f"Relay({self.what!r}, request_id={self.settings.request_id!r})"
@@ -99,43 +102,21 @@ class Relay:
     @property
     def local(self) -> bool:
         """True when nothing goes over the network (dry run, recording)."""
-        return self._sender.local
+        return self.session.sender().local
 
     def progress(self, status: JobStatus) -> None:
         """Offer an UPDATE describing *status* (throttled; never blocks, never raises)."""
-        if not self._finished:
-            self._pump.offer(f"{self.what}: {status.describe()}")
+        self.session.update(f"{self.what}: {status.describe()}")
 
     def finish(self, status: Status, message: str | None) -> Outcome:
         """Send the final status (after any due UPDATE); undeliverable ones are spooled."""
-        self._finished = True
-        self._pump.close()
-        try:
-            callback = self._callback(status, message)
-            outcome = self._sender.send(callback, final=True)
-            if outcome.delivered:
-                self.sent.append(callback)
-            return outcome
-        finally:
-            self.close()
+        return self.session.finish(status, message)
+
+    def end(self, status: Status, message: str | None, *, code: int) -> int:
+        """Send the final status; return the exit status (``exit_code_for``: *code*, or 75
+        or 1 when it was 0 and the status was not delivered), saying why on stderr."""
+        return self.session.end(status, message, child_status=code)
 
     def close(self) -> None:
         """Stop the update thread and close the connections (idempotent)."""
-        self._finished = True
-        self._pump.close()
-        close = getattr(self._sender, "close", None)
-        if close is not None:
-            close()
-
-    def _callback(self, status: Status, message: str | None) -> Callback:
-        if message is not None:
-            message = truncate_message(self._redact(message)) or None
-        return Callback(self.settings.request_id, self.settings.request_handle, status, message)
-
-    def _deliver_update(self, message: str) -> None:
-        callback = self._callback(Status.UPDATE, message)
-        outcome = self._sender.send(callback, final=False)
-        if outcome.delivered:
-            self.sent.append(callback)
-        else:
-            log.warning("UPDATE not delivered: %s", outcome.error)
+        self.session.close()

@@ -1,0 +1,259 @@
+"""``ReportingSession``: how one execution reports to ESS, whichever way it runs.
+
+``JobExecution``, ``run``'s reporter, ``wait --relay``'s relay and ``send`` each hold one
+session: throttled UPDATEs (``UpdatePump``), the warnings, the final status (redacted,
+truncated, through the one sending seam, so that an undeliverable one lands in the outbox),
+one line saying so when it was not delivered, and the exit status policy,
+:func:`exit_code_for`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import sys
+import threading
+from typing import TYPE_CHECKING
+
+from ._errors import EXIT_FAILED, EXIT_TEMPFAIL
+from ._message import DEFAULT_MAX_MESSAGE_BYTES, Redactor, truncate_message
+from ._model import Callback, Outcome
+from ._status import Status
+from ._updates import UpdatePump
+
+if TYPE_CHECKING:
+    from ._sender import Sender
+    from ._settings import Settings
+
+log = logging.getLogger("ess_callback")
+
+#: the warnings a command's run keeps in memory; the message holds 4000 bytes anyway
+MAX_WARNING_BYTES = 8000
+
+
+def exit_code_for(outcome: Outcome, child_status: int = 0) -> int:
+    """The exit status once the end was sent: the job's own (*child_status*), except when
+    that was 0 and the final status was not delivered: 75 when the outbox holds it, 1 when
+    it was refused (or lost)."""
+    if outcome.delivered or child_status != 0:
+        return child_status
+    return EXIT_TEMPFAIL if outcome.spooled_to is not None else EXIT_FAILED
+
+
+class WarningList:
+    """The warnings of an execution, in order; bounded in memory with a *limit* (bytes)."""
+
+    def __init__(self, limit: int | None = MAX_WARNING_BYTES) -> None:
+        self.items: list[str] = []
+        self.dropped = 0
+        self._room = limit
+
+    def add(self, text: str) -> None:
+        """Record one warning (only counted once the kept ones fill the limit)."""
+        if self._room is not None:
+            if len(text) + 1 > self._room:
+                self.dropped += 1
+                return
+            self._room -= len(text) + 1
+        self.items.append(text)
+
+    def __bool__(self) -> bool:
+        return bool(self.items or self.dropped)
+
+    def lines(self) -> list[str]:
+        """The warnings for a message, one per line, then how many were left out."""
+        lines = list(self.items)
+        if self.dropped:
+            lines.append(f"({self.dropped} more warnings)")
+        return lines
+
+
+class SenderFuture:
+    """``make_sender`` in a thread, so that requests is imported while the command runs."""
+
+    def __init__(self, settings: Settings) -> None:
+        self._settings = settings
+        self._sender: Sender | None = None
+        self._error: BaseException | None = None
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        """Start building the sender in the background (once)."""
+        if self._thread is None:
+            self._thread = threading.Thread(
+                target=self._make, name="ess-callback-sender", daemon=True
+            )
+            self._thread.start()
+
+    def _make(self) -> None:
+        try:
+            from ._sender import make_sender
+
+            # The session says itself, in one line, where an undelivered status went.
+            self._sender = make_sender(self._settings, announce_spool=False)
+            if not self._sender.local:
+                import requests  # noqa: F401  (loaded on first send: do it now, in parallel)
+        except BaseException as exc:  # handed to the caller of get()
+            self._error = exc
+
+    def get(self) -> Sender:
+        """The sender (waits for it); raises what building it raised."""
+        self.start()
+        assert self._thread is not None
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
+        assert self._sender is not None
+        return self._sender
+
+
+class ReportingSession:
+    """Everything one execution tells ESS, through one sender.
+
+    *sender* is a ``Sender`` or a :class:`SenderFuture`; with *owns_sender* it is closed
+    once the final status went out. Messages are redacted (*redact*) and cut to
+    *max_message_bytes*. The callbacks delivered are appended to *sent* when one is given.
+
+    >>> session = ReportingSession(settings, make_sender(settings), redact=Redactor())
+    >>> session.update("half way")                  # throttled, never blocks, never raises
+    >>> outcome = session.finish(Status.SUCCESS, None)
+    >>> code = exit_code_for(outcome)
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        sender: Sender | SenderFuture,
+        *,
+        redact: Redactor,
+        update_interval: float = 10.0,
+        max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
+        warnings: WarningList | None = None,
+        sent: list[Callback] | None = None,
+        owns_sender: bool = True,
+    ) -> None:
+        self.settings = settings
+        self.redact = redact
+        self.update_interval = update_interval
+        self.max_message_bytes = max_message_bytes
+        self.warnings = warnings if warnings is not None else WarningList()
+        self.sent = sent
+        self._sender = sender
+        self._owns_sender = owns_sender
+        self._pump: UpdatePump | None = None
+        self._finished = False
+        #: how the final status went, once ``finish`` returned
+        self.outcome: Outcome | None = None
+
+    def __repr__(self) -> str:
+        return (
+            f"ReportingSession(request_id={self.settings.request_id!r}, outcome={self.outcome!r})"
+        )
+
+    def sender(self) -> Sender:
+        """The sender (waits for a ``SenderFuture``); raises what building it raised."""
+        if isinstance(self._sender, SenderFuture):
+            self._sender = self._sender.get()
+        return self._sender
+
+    # -- while the job runs ----------------------------------------------------------------
+    def start_updates(self) -> None:
+        """Start the UPDATE throttle now (else the first ``update`` does)."""
+        if self._pump is None and not self._finished:
+            local = self.sender().local
+            self._pump = UpdatePump(
+                self._deliver_update, self.update_interval, background=not local
+            )
+
+    def update(self, message: str) -> None:
+        """Offer progress: an UPDATE at most once per ``update_interval``, the latest wins;
+        never blocks on the network and never raises for delivery."""
+        pump = self._pump
+        if pump is None:
+            if self._finished:
+                return
+            try:
+                self.start_updates()
+            except Exception as exc:
+                log.warning("cannot send UPDATE: %s", exc)
+                return
+            pump = self._pump
+            assert pump is not None
+        pump.offer(message)
+
+    def warn(self, text: str) -> None:
+        """Record a warning (the end becomes WARNING)."""
+        self.warnings.add(text)
+
+    def callback(self, status: Status, message: str | None) -> Callback:
+        """The callback for *status*: its message redacted and cut to size (empty: none)."""
+        if message is not None:
+            message = truncate_message(self.redact(str(message)), self.max_message_bytes) or None
+        return Callback(self.settings.request_id, self.settings.request_handle, status, message)
+
+    def _deliver_update(self, message: str) -> None:
+        callback = self.callback(Status.UPDATE, str(message))
+        outcome = self.sender().send(callback, final=False)
+        if outcome.delivered:
+            if self.sent is not None:
+                self.sent.append(callback)
+        else:
+            log.warning("UPDATE not delivered: %s", outcome.error)
+
+    # -- the end ---------------------------------------------------------------------------
+    def finish(self, status: Status, message: str | None, *, final: bool = True) -> Outcome:
+        """Send the final status, after any due UPDATE (nothing is sent after it).
+
+        Never raises: whatever breaks while sending, the Outcome says it was not delivered.
+        A final status that could not be delivered for a retryable reason is in the outbox
+        (``outcome.spooled_to``).
+        """
+        self._stop_updates()
+        callback = self.callback(status, message)
+        try:
+            outcome = self.sender().send(callback, final=final)
+        except Exception as exc:  # a custom client's bug must not hide the job's end
+            outcome = Outcome(status, callback.message, delivered=False, error=exc)
+        finally:
+            self.close()
+        if outcome.delivered and self.sent is not None:
+            self.sent.append(callback)
+        self.outcome = outcome
+        return outcome
+
+    def end(self, status: Status, message: str | None, *, child_status: int = 0) -> int:
+        """``finish``, one line on stderr when the status was not delivered, and the exit
+        status (:func:`exit_code_for`)."""
+        from ._sender import undelivered_text
+
+        outcome = self.finish(status, message, final=status.is_final)
+        if not outcome.delivered:
+            self.say(undelivered_text(outcome))  # why, and whether the outbox holds it
+        return exit_code_for(outcome, child_status)
+
+    def close(self) -> None:
+        """Stop the UPDATE thread and close the sender's connections (idempotent)."""
+        self._stop_updates()
+        if self._owns_sender and not isinstance(self._sender, SenderFuture):
+            close = getattr(self._sender, "close", None)
+            if close is not None:
+                try:
+                    close()
+                except Exception:
+                    log.warning("failed closing the connection", exc_info=True)
+
+    def _stop_updates(self) -> None:
+        self._finished = True
+        pump, self._pump = self._pump, None
+        if pump is not None:
+            try:
+                pump.close()  # a due UPDATE goes first: the final status is the last one
+            except Exception:
+                log.warning("failed stopping the UPDATE pump", exc_info=True)
+
+    def say(self, text: str) -> None:
+        """One line of our own on stderr, redacted."""
+        # No stderr (closed, or a broken pipe): there is nowhere to say it.
+        with contextlib.suppress(OSError, ValueError, AttributeError):
+            sys.stderr.write(f"ess-callback: {self.redact(text)}\n")
+            sys.stderr.flush()
