@@ -80,24 +80,41 @@ def parse_problem(body: bytes, content_type: str = "") -> dict[str, Any]:
     return out
 
 
-def error_for_response(status: int, reason: str, body: bytes, attempts: int) -> DeliveryError:
-    """The typed DeliveryError for a non-2xx answer."""
+def error_for_response(
+    status: int,
+    reason: str,
+    body: bytes,
+    attempts: int,
+    *,
+    server: str = "ESS",
+    credential_hint: str = CREDENTIAL_HINT,
+    forbidden_hint: str | None = None,
+    redirect_fix: str = "set ESS_BASE_URL to the final address",
+) -> DeliveryError:
+    """The typed DeliveryError for a non-2xx answer.
+
+    The message names *server* (``ESS``, or a watched API), says after a 401 what to set
+    (*credential_hint*), after a 403 who may read (*forbidden_hint*, when given), and after a
+    redirect how to reach the final address (*redirect_fix*).
+    """
     problem = parse_problem(body)
     code = problem.get("errorCode")
     title = problem.get("title")
     detail = problem.get("detail")
-    text = f"ESS answered {status} {quote_text(reason)}".rstrip()
+    text = f"{server} answered {status} {quote_text(reason)}".rstrip()
     if code:
         text += f" [{code}]"
     said = ": ".join(p for p in (title, detail) if p) or problem.get("excerpt")
     if said:
         text += f": {said}"
     if status == 401:
-        text += f"; {CREDENTIAL_HINT}"
+        text += f"; {credential_hint}"
+    if status == 403 and forbidden_hint:  # valid credentials, but not for this one
+        text += f"; the credentials may not read it: {forbidden_hint}"
     cls: type[DeliveryError]
     if 300 <= status < 400:
         cls = RejectedError
-        text += "; the scheduler redirected the call: set ESS_BASE_URL to the final address"
+        text += f"; the scheduler redirected the call: {redirect_fix}"
     elif status >= 500 or status in RETRY_STATUSES:
         cls = SchedulerUnavailableError
     else:

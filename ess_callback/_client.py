@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import random
 import re
 import time
@@ -34,6 +33,7 @@ from ._settings import (
     DEFAULT_RETRY_SECONDS,
     BasicAuth,
     BearerAuth,
+    check_ca_bundle,
     parse_base_url,
     parse_media_type,
     parse_request_id,
@@ -165,11 +165,8 @@ class SchedulerClient:
         if timeout is not None:
             policy = attrs.evolve(policy, timeout=timeout)
         self.retry = policy
-        if ca_bundle is not None and not os.path.exists(ca_bundle):
-            # requests would only fail at send time, with an OSError and no setting named.
-            raise ConfigurationError(
-                f"CA bundle: {ca_bundle} does not exist; set ESS_CA_BUNDLE to a PEM file or folder"
-            )
+        if ca_bundle is not None:
+            check_ca_bundle(ca_bundle, load=False)
         self.ca_bundle = ca_bundle
         self.max_message_bytes = max_message_bytes
         self._auth = _check_auth(auth)

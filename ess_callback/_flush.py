@@ -30,20 +30,7 @@ from ._flush_report import (
 )
 from ._message import Redactor
 from ._outbox import Claim, CorruptEntryError, NewerFormatError, OutboxEntry, OutboxError
-from ._settings import (
-    DEFAULT_MEDIA_TYPE,
-    DEFAULT_RETRY_SECONDS,
-    Auth,
-    BasicAuth,
-    BearerAuth,
-    auth_from_env,
-    default_outbox,
-    parse_base_url,
-    parse_bool,
-    parse_media_type,
-    parse_seconds,
-    without_option_hints,
-)
+from ._settings import FlushSettings, parse_base_url, resolve_flush_settings
 
 if TYPE_CHECKING:
     from ._client import SchedulerClient
@@ -54,93 +41,6 @@ log = logging.getLogger("ess_callback")
 STALE_TEMP_SECONDS = 3600.0
 #: 4xx answers that a later retry may turn around: the flush's own setup is at fault
 FIXABLE_STATUSES = frozenset({401, 407, 415})
-
-
-@attrs.frozen
-class FlushConfig:
-    """How a flush sends: credentials, TLS, media type and retry budget (not per file)."""
-
-    auth: Auth | None = attrs.field(default=None, repr=False)
-    media_type: str = DEFAULT_MEDIA_TYPE
-    ca_bundle: str | None = None
-    retry_seconds: float = DEFAULT_RETRY_SECONDS
-    allow_http: bool = False
-    dry_run: bool = False
-
-    def secrets(self) -> list[str]:
-        """The secret values held (for redaction)."""
-        if isinstance(self.auth, BasicAuth):
-            return [self.auth.password]
-        if isinstance(self.auth, BearerAuth):
-            return [self.auth.token]
-        return []
-
-
-def resolve_flush_config(
-    env: Mapping[str, str],
-    *,
-    username: str | None = None,
-    password: str | None = None,
-    token: str | None = None,
-    media_type: str | None = None,
-    ca_bundle: str | None = None,
-    retry_seconds: float | None = None,
-    dry_run: bool | None = None,
-) -> FlushConfig:
-    """Explicit values first, then ``ESS_*`` variables; ``ConfigurationError`` if malformed."""
-    from ._errors import ConfigurationError
-
-    auth = auth_from_env(env, username=username, password=password, token=token)
-    raw_media = media_type if media_type is not None else (env.get("ESS_MEDIA_TYPE") or None)
-    try:
-        media = parse_media_type(raw_media) if raw_media else DEFAULT_MEDIA_TYPE
-    except ConfigurationError as exc:
-        raise without_option_hints(exc) from None  # flush has no --media-type
-    bundle = ca_bundle if ca_bundle is not None else (env.get("ESS_CA_BUNDLE") or None)
-    if bundle is not None and not os.path.exists(bundle):
-        raise ConfigurationError(
-            f"CA bundle: {bundle} does not exist; set ESS_CA_BUNDLE to a PEM file or folder"
-        )
-    if retry_seconds is None:
-        raw = env.get("ESS_CALLBACK_RETRY_SECONDS")
-        retry_seconds = (
-            parse_seconds(
-                raw,
-                setting="retry budget",
-                variable="ESS_CALLBACK_RETRY_SECONDS",
-                allow_zero=True,
-            )
-            if raw
-            else DEFAULT_RETRY_SECONDS
-        )
-    allow_http = parse_bool(
-        env.get("ESS_CALLBACK_ALLOW_HTTP", ""),
-        setting="allow http",
-        variable="ESS_CALLBACK_ALLOW_HTTP",
-    )
-    if dry_run is None:
-        dry_run = parse_bool(
-            env.get("ESS_CALLBACK_DRY_RUN", ""),
-            setting="dry run",
-            variable="ESS_CALLBACK_DRY_RUN",
-        )
-    return FlushConfig(
-        auth=auth,
-        media_type=media,
-        ca_bundle=bundle,
-        retry_seconds=float(retry_seconds),
-        allow_http=allow_http,
-        dry_run=dry_run,
-    )
-
-
-def outbox_folder(outbox: str | os.PathLike[str] | None, env: Mapping[str, str]) -> Path:
-    """The folder to flush: the argument, else ``ESS_CALLBACK_OUTBOX``, else the XDG default."""
-    if outbox is not None and str(outbox) != "":
-        return Path(outbox)
-    if env.get("ESS_CALLBACK_OUTBOX"):
-        return Path(env["ESS_CALLBACK_OUTBOX"])
-    return default_outbox(env)
 
 
 def _rejection(error: DeliveryError) -> dict[str, Any]:
@@ -154,7 +54,7 @@ def _rejection(error: DeliveryError) -> dict[str, Any]:
 class _Flush:
     """One pass over the outbox (an object only to share the clients and stop reasons)."""
 
-    def __init__(self, folder: Path, config: FlushConfig) -> None:
+    def __init__(self, folder: Path, config: FlushSettings) -> None:
         self.folder = folder
         self.config = config
         self.redact = Redactor(config.secrets())
@@ -377,9 +277,8 @@ def flush_outbox(
     ``ess_callback.testing.record_callbacks()`` is active, they are recorded instead, and
     the outbox is left alone as well.
     """
-    env = os.environ if env is None else env
-    config = resolve_flush_config(
-        env,
+    config = resolve_flush_settings(
+        outbox,
         username=username,
         password=password,
         token=token,
@@ -387,8 +286,9 @@ def flush_outbox(
         ca_bundle=ca_bundle,
         retry_seconds=retry_seconds,
         dry_run=dry_run,
+        env=env,
     )
-    folder = outbox_folder(outbox, env)
+    folder = config.outbox
     if _recording.active_recorder() is not None:
         config = attrs.evolve(config, dry_run=True)
     paths = _check_folder(folder, write=not config.dry_run)

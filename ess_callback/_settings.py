@@ -11,6 +11,7 @@ import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
+from urllib.parse import urlsplit
 
 if TYPE_CHECKING:
     from types import ModuleType
@@ -109,13 +110,16 @@ def parse_request_id(value: object, *, variable: str = "ESS_REQUEST_ID") -> int:
     return number
 
 
-def check_ca_bundle(path: str, *, variable: str = "ESS_CA_BUNDLE") -> str:
+def check_ca_bundle(path: str, *, variable: str = "ESS_CA_BUNDLE", load: bool = True) -> str:
     """Load a CA bundle (a PEM file, or a folder of hashed certificates) once, so that an
     unusable one is a ``ConfigurationError`` naming *variable* now, not a TLS error at every
-    attempt of every send."""
+    attempt of every send. Without *load*, only that it exists is checked (requests would
+    fail at send time with an OSError naming no setting)."""
     hint = f"set {variable} to a PEM file of CA certificates (or a folder of them)"
     if not os.path.exists(path):
         raise ConfigurationError(f"CA bundle: {path} does not exist; {hint}")
+    if not load:
+        return path
     import ssl  # only when a bundle is set: the common path stays light
 
     try:
@@ -336,3 +340,161 @@ def resolve_settings(
         cancel_poll=cancel_poll,
         allow_http=allow_http,
     )
+
+
+# -- flush: the outbox's settings -----------------------------------------------------------
+@attrs.frozen
+class FlushSettings:
+    """How a flush sends: credentials, TLS, media type and retry budget (the same for every
+    file; each file has its own base URL), and the outbox folder."""
+
+    auth: Auth | None = attrs.field(default=None, repr=False)
+    media_type: str = DEFAULT_MEDIA_TYPE
+    ca_bundle: str | None = None
+    retry_seconds: float = DEFAULT_RETRY_SECONDS
+    allow_http: bool = False
+    dry_run: bool = False
+    outbox: Path = attrs.field(factory=lambda: default_outbox({}))
+
+    def secrets(self) -> list[str]:
+        """The secret values held (for redaction)."""
+        return auth_secrets(self.auth)
+
+
+def resolve_flush_settings(
+    outbox: str | os.PathLike[str] | None = None,
+    *,
+    username: str | None = None,
+    password: str | None = None,
+    token: str | None = None,
+    media_type: str | None = None,
+    ca_bundle: str | None = None,
+    retry_seconds: float | None = None,
+    dry_run: bool | None = None,
+    env: Mapping[str, str] | None = None,
+) -> FlushSettings:
+    """Explicit values first, then ``ESS_*`` variables; ``ConfigurationError`` if malformed.
+
+    Nothing per file: each outbox file names its own base URL.
+    """
+    env = os.environ if env is None else env
+    auth = auth_from_env(env, username=username, password=password, token=token)
+    raw_media = media_type if media_type is not None else (env.get("ESS_MEDIA_TYPE") or None)
+    try:
+        media = parse_media_type(raw_media) if raw_media else DEFAULT_MEDIA_TYPE
+    except ConfigurationError as exc:
+        raise without_option_hints(exc) from None  # flush has no --media-type
+    bundle = ca_bundle if ca_bundle is not None else (env.get("ESS_CA_BUNDLE") or None)
+    if bundle is not None:
+        check_ca_bundle(
+            bundle,
+            variable="ESS_CA_BUNDLE" if ca_bundle is None else "the ca_bundle= argument",
+            load=False,
+        )
+    if retry_seconds is None:
+        raw = env.get("ESS_CALLBACK_RETRY_SECONDS")
+        retry_seconds = (
+            parse_seconds(
+                raw,
+                setting="retry budget",
+                variable="ESS_CALLBACK_RETRY_SECONDS",
+                allow_zero=True,
+            )
+            if raw
+            else DEFAULT_RETRY_SECONDS
+        )
+    allow_http = parse_bool(
+        env.get("ESS_CALLBACK_ALLOW_HTTP", ""),
+        setting="allow http",
+        variable="ESS_CALLBACK_ALLOW_HTTP",
+    )
+    if dry_run is None:
+        dry_run = parse_bool(
+            env.get("ESS_CALLBACK_DRY_RUN", ""),
+            setting="dry run",
+            variable="ESS_CALLBACK_DRY_RUN",
+        )
+    return FlushSettings(
+        auth=auth,
+        media_type=media,
+        ca_bundle=bundle,
+        retry_seconds=float(retry_seconds),
+        allow_http=allow_http,
+        dry_run=dry_run,
+        outbox=outbox_folder(outbox, env),
+    )
+
+
+def outbox_folder(
+    outbox: str | os.PathLike[str] | None = None, env: Mapping[str, str] | None = None
+) -> Path:
+    """The folder to flush: the argument, else ``ESS_CALLBACK_OUTBOX``, else the XDG default."""
+    env = os.environ if env is None else env
+    if outbox is not None and str(outbox) != "":
+        return Path(outbox)
+    if env.get("ESS_CALLBACK_OUTBOX"):
+        return Path(env["ESS_CALLBACK_OUTBOX"])
+    return default_outbox(env)
+
+
+# -- wait: the watched API's settings -------------------------------------------------------
+WATCH_HINT = (
+    "set WATCH_USERNAME and WATCH_PASSWORD (or WATCH_PASSWORD_FILE), "
+    "or WATCH_TOKEN (or WATCH_TOKEN_FILE), for the watched API"
+)
+
+
+@attrs.frozen
+class WatchSettings:
+    """How ``wait`` reads a watched API: its base URL, the credentials and what to set when
+    they are refused, and (for ESS itself) the CA bundle."""
+
+    base_url: str
+    auth: Auth | None = attrs.field(default=None, repr=False)
+    credential_hint: str = WATCH_HINT
+    ca_bundle: str | None = None
+
+    def secrets(self) -> list[str]:
+        """The secret values held (for redaction)."""
+        return auth_secrets(self.auth)
+
+
+def resolve_watch_settings(
+    *,
+    base_url: str | None,
+    ess_fallback: bool,
+    missing_url_hint: str,
+    env: Mapping[str, str] | None = None,
+) -> WatchSettings:
+    """The watched API's settings: *base_url*, then ``WATCH_*`` credentials.
+
+    With *ess_fallback* (the watched API is ESS) ``ESS_BASE_URL``, the ``ESS_*`` credentials
+    and ``ESS_CA_BUNDLE`` serve too. A missing base URL is a ``ConfigurationError`` saying
+    *missing_url_hint*; so is ``http://`` to a host that is not loopback, unless
+    ``ESS_CALLBACK_ALLOW_HTTP=1``.
+    """
+    env = os.environ if env is None else env
+    url = base_url or (env.get("ESS_BASE_URL") if ess_fallback else None)
+    if not url:
+        raise ConfigurationError(f"base URL is missing: {missing_url_hint}")
+    allow_http = parse_bool(
+        env.get("ESS_CALLBACK_ALLOW_HTTP", ""),
+        setting="allow http",
+        variable="ESS_CALLBACK_ALLOW_HTTP",
+    )
+    parts = urlsplit(url.strip())
+    if parts.scheme == "http" and not allow_http and not is_loopback(parts.hostname or ""):
+        raise ConfigurationError(
+            f"base URL: {url!r} uses http:// for a host that is not loopback, so credentials "
+            "would travel in clear; use https:// (or set ESS_CALLBACK_ALLOW_HTTP=1)"
+        )
+    auth = auth_from_env(env, prefix="WATCH")
+    hint = WATCH_HINT
+    bundle = None
+    if ess_fallback:
+        if auth is None:
+            auth = auth_from_env(env)
+            hint = "set ESS_USERNAME and ESS_PASSWORD(_FILE) or ESS_TOKEN(_FILE), or " + hint
+        raw = env.get("ESS_CA_BUNDLE") or None
+        bundle = check_ca_bundle(raw) if raw else None  # its error names the variable
+    return WatchSettings(url, auth, hint, bundle)

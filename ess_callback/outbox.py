@@ -16,7 +16,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 
-from ._flush import flush_outbox, outbox_folder
+from ._flush import flush_outbox
 from ._flush_report import FlushReport, FlushResult
 from ._outbox import (
     FORMAT_VERSION,
@@ -26,6 +26,7 @@ from ._outbox import (
     entry_paths,
     read_entry,
 )
+from ._settings import outbox_folder
 
 __all__ = [
     "FORMAT_VERSION",
@@ -48,7 +49,7 @@ def list_outbox(
 
     *outbox* defaults as for :func:`flush_outbox`; a missing folder is an empty list.
     """
-    folder = outbox_folder(outbox, os.environ if env is None else env)
+    folder = outbox_folder(outbox, env)
     try:
         paths = entry_paths(folder)
     except FileNotFoundError:

@@ -92,8 +92,6 @@ def wait_command(
       ess-callback wait huawei f588ce71-e26c-400d-8981-f854355f6849 \\
           --base-url https://dataarts.example.com --project-id 09bb24e6fe80d23d2fa2c010b53b418c
     """
-    import os
-
     from ..watch._command import WaitOptions, run_wait
 
     setup_logging(verbose, quiet)
@@ -109,7 +107,7 @@ def wait_command(
         update_interval=update_interval,
     )
     try:
-        code = run_wait(options, os.environ, tty=sys.stderr.isatty())
+        code = run_wait(options, tty=sys.stderr.isatty())
     except EssCallbackError as exc:
         fail(str(exc), exc.exit_code)
     sys.exit(code)

@@ -14,7 +14,6 @@ import signal
 import sys
 from collections.abc import Mapping
 from typing import IO, TYPE_CHECKING, TextIO
-from urllib.parse import urlsplit
 
 import attrs
 import click
@@ -31,13 +30,9 @@ from .._errors import (
 )
 from .._message import signal_name
 from .._settings import (
-    BasicAuth,
     BearerAuth,
-    auth_from_env,
-    check_ca_bundle,
-    is_loopback,
-    parse_bool,
     resolve_settings,
+    resolve_watch_settings,
     without_option_hints,
 )
 from .._signals import SignalGuard, SignalReceived
@@ -54,10 +49,6 @@ if TYPE_CHECKING:
 log = logging.getLogger("ess_callback")
 
 APIS = ("ess", "saas-batch", "paas", "huawei")
-WATCH_HINT = (
-    "set WATCH_USERNAME and WATCH_PASSWORD (or WATCH_PASSWORD_FILE), "
-    "or WATCH_TOKEN (or WATCH_TOKEN_FILE), for the watched API"
-)
 
 
 @attrs.frozen
@@ -80,64 +71,38 @@ class WaitOptions:
         return f"{self.api} job {self.job_id}"
 
 
-def _secrets(auth: BasicAuth | BearerAuth | None) -> list[str]:
-    if isinstance(auth, BasicAuth):
-        return [auth.password]
-    if isinstance(auth, BearerAuth):
-        return [auth.token]
-    return []
+#: where the base URL of each API comes from, when it is missing
+URL_HINTS = {
+    "ess": "give --base-url (or set ESS_BASE_URL) to the ESS server to read",
+    "saas-batch": "give --base-url for the Fusion Applications host, e.g. https://fa.example.com",
+    "paas": "give --base-url for the PaaS host, e.g. https://apaas.us.oraclecloud.com",
+    "huawei": "give --base-url for the service endpoint, "
+    "e.g. https://dataarts.cn-north-1.myhuaweicloud.com",
+}
 
 
-def _base_url(options: WaitOptions, env: Mapping[str, str]) -> str:
-    url = options.base_url or (env.get("ESS_BASE_URL") if options.api == "ess" else None)
-    if not url:
-        where = {
-            "ess": "give --base-url (or set ESS_BASE_URL) to the ESS server to read",
-            "saas-batch": "give --base-url for the Fusion Applications host, "
-            "e.g. https://fa.example.com",
-            "paas": "give --base-url for the PaaS host, e.g. https://apaas.us.oraclecloud.com",
-            "huawei": "give --base-url for the service endpoint, "
-            "e.g. https://dataarts.cn-north-1.myhuaweicloud.com",
-        }[options.api]
-        raise ConfigurationError(f"base URL is missing: {where}")
-    allow_http = parse_bool(
-        env.get("ESS_CALLBACK_ALLOW_HTTP", ""),
-        setting="allow http",
-        variable="ESS_CALLBACK_ALLOW_HTTP",
-    )
-    parts = urlsplit(url.strip())
-    if parts.scheme == "http" and not allow_http and not is_loopback(parts.hostname or ""):
-        raise ConfigurationError(
-            f"base URL: {url!r} uses http:// for a host that is not loopback, so credentials "
-            "would travel in clear; use https:// (or set ESS_CALLBACK_ALLOW_HTTP=1)"
-        )
-    return url
-
-
-def build_reader(options: WaitOptions, env: Mapping[str, str]) -> tuple[HttpReader, list[str]]:
+def build_reader(
+    options: WaitOptions, env: Mapping[str, str] | None = None
+) -> tuple[HttpReader, list[str]]:
     """The reader for ``options.api`` and the secrets it holds; checks the job id too.
 
-    Raises ``ConfigurationError`` naming what is missing (base URL, identity domain,
-    project id, token) before any network.
+    Its base URL and credentials are resolved by ``resolve_watch_settings`` (from *env*,
+    default ``os.environ``). Raises ``ConfigurationError`` naming what is missing (base URL,
+    identity domain, project id, token) before any network.
     """
     api = options.api
     if api not in APIS:
         raise ConfigurationError(f"API {api!r} is not one of {', '.join(APIS)}")
-    url = _base_url(options, env)
-    auth = auth_from_env(env, prefix="WATCH")
+    watched = resolve_watch_settings(
+        base_url=options.base_url,
+        ess_fallback=api == "ess",
+        missing_url_hint=URL_HINTS[api],
+        env=env,
+    )
+    url, auth, hint = watched.base_url, watched.auth, watched.credential_hint
     reader: HttpReader
     if api == "ess":
-        hint = WATCH_HINT
-        if auth is None:
-            auth = auth_from_env(env)
-            hint = "set ESS_USERNAME and ESS_PASSWORD(_FILE) or ESS_TOKEN(_FILE), or " + hint
-        bundle = env.get("ESS_CA_BUNDLE") or None
-        reader = EssReader(
-            url,
-            auth=auth,
-            ca_bundle=check_ca_bundle(bundle) if bundle else None,  # its error names it
-            credential_hint=hint,
-        )
+        reader = EssReader(url, auth=auth, ca_bundle=watched.ca_bundle, credential_hint=hint)
     elif api in ("saas-batch", "huawei"):
         if not isinstance(auth, BearerAuth):
             raise ConfigurationError(
@@ -145,16 +110,14 @@ def build_reader(options: WaitOptions, env: Mapping[str, str]) -> tuple[HttpRead
                 + (" (WATCH_USERNAME/WATCH_PASSWORD do not apply)" if auth else "")
             )
         if api == "saas-batch":
-            reader = SaasBatchReader(url, auth.token, credential_hint=WATCH_HINT)
+            reader = SaasBatchReader(url, auth.token, credential_hint=hint)
         else:
             if not (options.project_id or "").strip():
                 raise ConfigurationError(
                     "project id is missing: give --project-id for huawei (the project_id "
                     "of the /v3/{project_id}/jobs/{job_id} path)"
                 )
-            reader = HuaweiReader(
-                url, auth.token, str(options.project_id), credential_hint=WATCH_HINT
-            )
+            reader = HuaweiReader(url, auth.token, str(options.project_id), credential_hint=hint)
     else:
         if not (options.identity_domain or "").strip():
             raise ConfigurationError(
@@ -171,10 +134,10 @@ def build_reader(options: WaitOptions, env: Mapping[str, str]) -> tuple[HttpRead
             auth.username if auth else None,
             auth.password if auth else None,
             str(options.identity_domain),
-            credential_hint=WATCH_HINT,
+            credential_hint=hint,
         )
     reader.url_for(options.job_id)  # a malformed job id is a usage error, found now
-    return reader, _secrets(auth)
+    return reader, watched.secrets()
 
 
 class _Lines:
@@ -230,7 +193,9 @@ class _Bar:
             click.echo(f"{self.what}: {final.describe()}")
 
 
-def run_wait(options: WaitOptions, env: Mapping[str, str], *, tty: bool = False) -> int:
+def run_wait(
+    options: WaitOptions, env: Mapping[str, str] | None = None, *, tty: bool = False
+) -> int:
     """Wait as ``ess-callback wait`` does and return the exit status.
 
     Raises ``ConfigurationError`` (exit 2) before waiting when something is missing,

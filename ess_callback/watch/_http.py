@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import abc
 import json
-import os
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, ClassVar
 from urllib.parse import quote
@@ -22,7 +21,7 @@ from .._errors import (
     EssCallbackError,
     SchedulerUnavailableError,
 )
-from .._settings import BasicAuth, BearerAuth
+from .._settings import BasicAuth, BearerAuth, check_ca_bundle
 from .._url import parse_base_url
 from ._state import JobStatus, MalformedAnswerError
 
@@ -70,10 +69,8 @@ class HttpReader(abc.ABC):
     ) -> None:
         self.base_url = check_base_url(base_url)
         self.timeout = timeout
-        if ca_bundle is not None and not os.path.exists(ca_bundle):
-            raise ConfigurationError(
-                f"CA bundle: {ca_bundle} does not exist; give a PEM file or folder"
-            )
+        if ca_bundle is not None:
+            check_ca_bundle(ca_bundle, variable="the ca_bundle= argument", load=False)
         self.ca_bundle = ca_bundle
         #: appended to a 401 message: what to set to fix the credentials
         self.credential_hint = credential_hint or "check the credentials given to the reader"
@@ -155,23 +152,15 @@ class HttpReader(abc.ABC):
 
     def _error(self, response: requests.Response) -> DeliveryError:
         """The typed error for a non-2xx answer, worded for this API."""
-        from .._client import CREDENTIAL_HINT
-
-        error = error_for_response(
-            response.status_code, response.reason or "", response.content, attempts=1
-        )
-        text = error.message.replace("ESS answered", f"{self.api} answered", 1)
-        text = text.replace(CREDENTIAL_HINT, self.credential_hint)
-        if response.status_code == 403:  # valid credentials, but not for this job
-            text += f"; the credentials may not read it: {self.credential_hint}"
-        text = text.replace("set ESS_BASE_URL to the final address", "use the final address")
-        return type(error)(
-            text,
-            http_status=error.http_status,
-            error_code=error.error_code,
-            title=error.title,
-            detail=error.detail,
+        return error_for_response(
+            response.status_code,
+            response.reason or "",
+            response.content,
             attempts=1,
+            server=self.api,
+            credential_hint=self.credential_hint,
+            forbidden_hint=self.credential_hint,
+            redirect_fix="use the final address",
         )
 
     def _malformed(self, why: str, body: Any) -> MalformedAnswerError:
