@@ -146,7 +146,7 @@ class HttpSender:
     def _spool(
         self, callback: Callback, error: DeliveryError
     ) -> tuple[Path | None, EssCallbackError | None]:
-        from . import _outbox  # only on this rare path: keeps start-up light
+        from .outbox import _outbox  # only on this rare path: keeps start-up light
 
         assert self.outbox is not None
         try:

@@ -481,8 +481,7 @@ def test_flush_passes_allow_http_to_its_clients(
 ) -> None:
     """flush builds its clients with ESS_CALLBACK_ALLOW_HTTP, so a kept http:// status for a
     remote host is sent when allowed (the client itself refuses it by default)."""
-    from ess_callback import _outbox
-    from ess_callback._flush import flush_outbox
+    from ess_callback.outbox import _outbox, flush_outbox
 
     remote = "http://ess.example.com"
     _outbox.spool(tmp_path, Callback(5, "h", "SUCCESS"), base_url=remote, attempts=1, error=None)

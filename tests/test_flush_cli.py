@@ -11,8 +11,9 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner, Result
 
-from ess_callback import Callback, SchedulerUnavailableError, Status, _outbox
+from ess_callback import Callback, SchedulerUnavailableError, Status
 from ess_callback.cli import main
+from ess_callback.outbox import _outbox
 from ess_callback.testing import FakeScheduler
 
 SCRIPT = os.path.join(os.path.dirname(sys.executable), "ess-callback")
@@ -262,12 +263,12 @@ def test_ctrl_c_during_a_flush_is_one_line_and_exit_130(
     box: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """An interrupted flush says what became of the files, without a traceback."""
-    from ess_callback import _flush
+    from ess_callback import outbox
 
     def interrupted(*args: object, **kwargs: object) -> None:
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(_flush, "flush_outbox", interrupted)
+    monkeypatch.setattr(outbox, "flush_outbox", interrupted)
     result = flush()
     assert result.exit_code == 130
     assert result.stderr == (

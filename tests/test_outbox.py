@@ -25,8 +25,6 @@ from ess_callback import (
     SchedulerClient,
     SchedulerUnavailableError,
     Status,
-    _folders,
-    _outbox,
 )
 from ess_callback._client import RetryPolicy
 from ess_callback._errors import AuthenticationError
@@ -34,6 +32,8 @@ from ess_callback._sender import HttpSender
 from ess_callback.outbox import (
     CorruptEntryError,
     OutboxError,
+    _folders,
+    _outbox,
     flush_outbox,
     list_outbox,
     read_entry,

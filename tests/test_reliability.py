@@ -20,8 +20,8 @@ from pathlib import Path
 
 import pytest
 
-from ess_callback import Callback, SchedulerUnavailableError, Status, _outbox
-from ess_callback.outbox import read_entry
+from ess_callback import Callback, SchedulerUnavailableError, Status
+from ess_callback.outbox import _outbox, read_entry
 from ess_callback.testing import FakeScheduler
 
 pytestmark = pytest.mark.reliability
@@ -344,7 +344,7 @@ STEADY_WRITER = """
 import sys, time
 from pathlib import Path
 from ess_callback import Callback
-from ess_callback._outbox import spool
+from ess_callback.outbox._outbox import spool
 
 folder, base = Path(sys.argv[1]), sys.argv[2]
 for rid in range(1, 61):
@@ -398,7 +398,7 @@ WRITER = """
 import os, sys, time
 from pathlib import Path
 from ess_callback import Callback
-from ess_callback._outbox import spool
+from ess_callback.outbox._outbox import spool
 
 real_write = os.write
 def slow_write(fd, data):

@@ -50,7 +50,7 @@ def flush(outbox: str | None, dry_run: bool | None, verbose: int, quiet: bool) -
       ess-callback flush --dry-run
     """
     setup_logging(verbose, quiet)
-    from .._flush import flush_outbox
+    from ..outbox import flush_outbox
 
     try:
         report = flush_outbox(outbox or None, dry_run=dry_run)

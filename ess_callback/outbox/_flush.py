@@ -17,8 +17,11 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 
-from . import _outbox, _recording
-from ._errors import AuthenticationError, DeliveryError, RejectedError
+from .. import _recording
+from .._errors import AuthenticationError, DeliveryError, RejectedError
+from .._message import Redactor
+from .._settings import FlushSettings, parse_base_url, resolve_flush_settings
+from . import _outbox
 from ._flush_report import (
     CORRUPT,
     DELIVERED,
@@ -28,12 +31,10 @@ from ._flush_report import (
     FlushReport,
     FlushResult,
 )
-from ._message import Redactor
 from ._outbox import Claim, CorruptEntryError, NewerFormatError, OutboxEntry, OutboxError
-from ._settings import FlushSettings, parse_base_url, resolve_flush_settings
 
 if TYPE_CHECKING:
-    from ._client import SchedulerClient
+    from .._client import SchedulerClient
 
 log = logging.getLogger("ess_callback")
 
@@ -66,7 +67,7 @@ class _Flush:
 
     def client(self, base_url: str) -> SchedulerClient:
         if base_url not in self.clients:
-            from ._client import RetryPolicy, SchedulerClient
+            from .._client import RetryPolicy, SchedulerClient
 
             self.clients[base_url] = SchedulerClient(
                 base_url,
@@ -201,8 +202,8 @@ class _Flush:
 def _dry_run(paths: list[Path]) -> list[FlushResult]:
     """What a flush would send, through the dry-run sender (or the test recorder, when one
     is active); no file is claimed or touched."""
-    from ._recording import active_recorder
-    from ._sender import DryRunSender, RecordingSender, Sender
+    from .._recording import active_recorder
+    from .._sender import DryRunSender, RecordingSender, Sender
 
     recorder = active_recorder()
     sender: Sender = DryRunSender() if recorder is None else RecordingSender(recorder)

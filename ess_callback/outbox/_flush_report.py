@@ -6,7 +6,7 @@ from pathlib import Path
 
 import attrs
 
-from ._errors import EXIT_FAILED, EXIT_OK, EXIT_TEMPFAIL
+from .._errors import EXIT_FAILED, EXIT_OK, EXIT_TEMPFAIL
 from ._outbox import CORRUPT as CORRUPT_FOLDER
 from ._outbox import OutboxEntry
 

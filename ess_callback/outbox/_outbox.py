@@ -24,11 +24,11 @@ from typing import Any
 
 import attrs
 
-from ._errors import DeliveryError, EssCallbackError
+from .._errors import DeliveryError, EssCallbackError
+from .._model import Callback
+from .._settings import parse_base_url, parse_request_id
+from .._status import Status
 from ._folders import private_folder
-from ._model import Callback
-from ._settings import parse_base_url, parse_request_id
-from ._status import Status
 
 FORMAT_VERSION = 1
 SUFFIX = ".json"
