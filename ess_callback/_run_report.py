@@ -21,7 +21,7 @@ from ._relay import parse_progress
 from ._session import ReportingSession, SenderFuture, WarningList
 
 if TYPE_CHECKING:
-    from ._sender import Sender
+    from ._seam import Sender
     from ._settings import Settings
 
 log = logging.getLogger("ess_callback")

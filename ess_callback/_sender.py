@@ -1,18 +1,16 @@
-"""The one seam every callback goes through.
+"""HTTP delivery through the one seam every callback goes through, with the outbox behind it.
 
-Three implementations: HTTP delivery (with the outbox behind it), dry run (a JSON line on
-stderr), and recording (``ess_callback.testing``). ``JobExecution`` and the command line
-pick one and hand it every callback.
+Three implementations of ``Sender`` (``_seam.py``): HTTP delivery (here), dry run (a JSON
+line on stderr), and recording (``ess_callback.testing``). ``make_sender`` picks the one the
+settings call for; every entry point hands it every callback.
 """
 
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
-import sys
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING
 
 from ._errors import (
     DeliveryError,
@@ -21,7 +19,8 @@ from ._errors import (
     SchedulerUnavailableError,
 )
 from ._model import Callback, Outcome
-from ._recording import Recorder, active_recorder
+from ._recording import active_recorder
+from ._seam import DryRunSender, RecordingSender, Sender
 
 if TYPE_CHECKING:
     from ._client import RetryPolicy, SchedulerClient
@@ -29,55 +28,6 @@ if TYPE_CHECKING:
     from ._signals import SignalGuard
 
 log = logging.getLogger("ess_callback")
-
-
-class Sender(Protocol):
-    """Delivers callbacks. ``local`` senders (dry run, recording) cost nothing to call."""
-
-    local: bool
-
-    def send(self, callback: Callback, *, final: bool) -> Outcome:
-        """Send one callback; never raises for delivery trouble, reports it in the Outcome."""
-        ...
-
-
-class DryRunSender:
-    """Prints each callback as one JSON line on stderr and keeps it in ``sent``."""
-
-    local = True
-
-    def __init__(self, stream: IO[str] | None = None) -> None:
-        self._stream = stream
-        self.sent: list[Callback] = []
-
-    def send(self, callback: Callback, *, final: bool) -> Outcome:
-        line = json.dumps(
-            {
-                "dry_run": True,
-                "request_id": callback.request_id,
-                "requestHandle": callback.request_handle,
-                "status": callback.status.value,
-                "statusMessage": callback.message,
-            }
-        )
-        stream = self._stream or sys.stderr
-        stream.write(line + "\n")
-        stream.flush()
-        self.sent.append(callback)
-        return Outcome(callback.status, callback.message, delivered=True, attempts=0)
-
-
-class RecordingSender:
-    """Appends each callback to a testing recorder."""
-
-    local = True
-
-    def __init__(self, recorder: Recorder) -> None:
-        self.recorder = recorder
-
-    def send(self, callback: Callback, *, final: bool) -> Outcome:
-        self.recorder.append(callback)
-        return Outcome(callback.status, callback.message, delivered=True, attempts=0)
 
 
 #: what to do when an outbox folder cannot take a final status

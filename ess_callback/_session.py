@@ -22,7 +22,7 @@ from ._status import Status
 from ._updates import UpdatePump
 
 if TYPE_CHECKING:
-    from ._sender import Sender
+    from ._seam import Sender
     from ._settings import Settings
 
 log = logging.getLogger("ess_callback")
