@@ -15,6 +15,16 @@ from ess_callback.testing import FakeScheduler
 pytest_plugins = ["pytester"]
 
 ESS_PREFIXES = ("ESS_", "WATCH_")
+#: fixtures that start a server or hand a test what it needs to start processes
+INTEGRATION_FIXTURES = frozenset({"fake", "python"})
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """A test that uses the loopback fake scheduler or starts a process is an integration
+    test, so that ``-m "not integration"`` is a unit run (no socket, no process)."""
+    for item in items:
+        if INTEGRATION_FIXTURES.intersection(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.integration)
 
 
 @pytest.fixture(autouse=True)

@@ -10,6 +10,7 @@ import threading
 import time
 
 import pytest
+from helpers import wait_until
 
 from ess_callback import ConfigurationError, JobExecution, Status
 from ess_callback._cancel import CancelWatcher
@@ -43,16 +44,6 @@ class Calls:
 
 def gets(fake: FakeScheduler) -> int:
     return sum(1 for r in fake.requests if r.method == "GET")
-
-
-def wait_until(predicate: object, timeout: float = DEADLINE) -> bool:
-    """Poll *predicate* until true or the deadline passes (for things with no event)."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():  # type: ignore[operator]
-            return True
-        time.sleep(0.01)
-    return False
 
 
 # -- CancelWatcher -------------------------------------------------------------------------
@@ -89,6 +80,7 @@ def test_watcher_ignores_other_states(fake: FakeScheduler) -> None:
     assert calls.reasons == []
 
 
+@pytest.mark.integration
 def test_watcher_sends_the_job_credentials() -> None:
     """The poll carries the job's own ESS credentials (the fake refuses others)."""
     with FakeScheduler(username="svc", password="pw-123") as fake:

@@ -6,6 +6,7 @@ import gc
 import subprocess
 import sys
 
+import pytest
 from click.testing import CliRunner
 
 from ess_callback.cli import COMMANDS, main
@@ -26,6 +27,7 @@ def test_an_unknown_command_is_a_usage_error() -> None:
     assert "sned" in result.output
 
 
+@pytest.mark.integration
 def test_the_gc_is_back_after_a_command() -> None:
     """Start-up pauses the cyclic GC; it is on again once the command has returned."""
     assert gc.isenabled()
@@ -35,6 +37,7 @@ def test_the_gc_is_back_after_a_command() -> None:
     assert gc.isenabled()
 
 
+@pytest.mark.integration
 def test_version_loads_no_command_module() -> None:
     """--version imports none of the command modules (they load only when used)."""
     code = (
@@ -50,6 +53,7 @@ def test_version_loads_no_command_module() -> None:
     assert out.stdout.strip().endswith("[]"), out.stdout
 
 
+@pytest.mark.integration
 def test_run_gc_is_enabled_while_the_command_runs() -> None:
     """ess-callback run turns the GC back on once the command has started (a long job
     is never supervised with the collector off)."""

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from helpers import outbox_files
 
 from ess_callback import (
     AuthenticationError,
@@ -573,11 +574,6 @@ def ids(fake: FakeScheduler, request_id: int = 7, handle: str = "h7") -> dict[st
     return {"base_url": fake.url, "request_id": request_id, "request_handle": handle}
 
 
-def outbox_files(tmp_path: Path) -> list[Path]:
-    folder = tmp_path / "outbox"
-    return sorted(folder.glob("*.json")) if folder.exists() else []
-
-
 @pytest.fixture
 def no_retries(monkeypatch: pytest.MonkeyPatch) -> None:
     """One attempt per callback, so failures are quick."""
@@ -594,7 +590,7 @@ def test_undeliverable_success_raises_after_the_outbox_step(
         with JobExecution(**ids(fake, 42, "handle-42")) as job:
             job.warn("careful")
         pytest.fail("no DeliveryError")  # pragma: no cover
-    files = outbox_files(tmp_path)
+    files = outbox_files(tmp_path / "outbox")
     assert len(files) == 1, "the outbox file must exist when the error is raised"
     record = json.loads(files[0].read_text())
     assert (record["request_id"], record["request_handle"]) == (42, "handle-42")
@@ -615,9 +611,10 @@ def test_outbox_argument_names_the_folder(fake: FakeScheduler, tmp_path: Path) -
         pass
     assert job.outcome is not None and job.outcome.spooled_to is not None
     assert job.outcome.spooled_to.parent == custom
-    assert outbox_files(tmp_path) == []
+    assert outbox_files(tmp_path / "outbox") == []
 
 
+@pytest.mark.integration
 @pytest.mark.usefixtures("no_retries")
 def test_401_is_spooled_too(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """A 401 (credentials wrong or expired) raises AuthenticationError and keeps the status."""
@@ -626,7 +623,7 @@ def test_401_is_spooled_too(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> 
         monkeypatch.setenv("ESS_PASSWORD", "wrong-pw")
         with pytest.raises(AuthenticationError), JobExecution(**ids(fake)):
             pass
-    files = outbox_files(tmp_path)
+    files = outbox_files(tmp_path / "outbox")
     assert len(files) == 1
     text = files[0].read_text()
     assert "wrong-pw" not in text and json.loads(text)["status"] == "SUCCESS"
@@ -639,7 +636,7 @@ def test_400_is_not_spooled(fake: FakeScheduler, tmp_path: Path) -> None:
     with pytest.raises(InvalidInputError) as info, JobExecution(**ids(fake)) as job:
         pass
     assert info.value.attempts == 1
-    assert outbox_files(tmp_path) == []
+    assert outbox_files(tmp_path / "outbox") == []
     assert job.outcome is not None and job.outcome.spooled_to is None
 
 
@@ -651,7 +648,9 @@ def test_consumed_control_exception_then_delivery_failure_raises_delivery_error(
     fake.fail_next(100, 503)
     with pytest.raises(DeliveryError), JobExecution(**ids(fake)):
         raise BusinessError("closed")
-    assert json.loads(outbox_files(tmp_path)[0].read_text())["status"] == "BUSINESS_ERROR"
+    assert (
+        json.loads(outbox_files(tmp_path / "outbox")[0].read_text())["status"] == "BUSINESS_ERROR"
+    )
 
 
 @pytest.mark.usefixtures("no_retries")
@@ -664,7 +663,7 @@ def test_job_exception_is_never_hidden_by_a_delivery_error(
     with pytest.raises(ValueError, match="bad row"), JobExecution(**ids(fake)) as job:
         raise ValueError("bad row")
     assert job.outcome is not None and not job.outcome.delivered
-    assert json.loads(outbox_files(tmp_path)[0].read_text())["status"] == "ERROR"
+    assert json.loads(outbox_files(tmp_path / "outbox")[0].read_text())["status"] == "ERROR"
     assert "ERROR not delivered" in ess_log.text and "outbox" in ess_log.text
 
 
@@ -688,7 +687,7 @@ def test_exit_zero_with_a_spooled_status_leaves_with_75(
     with pytest.raises(SystemExit) as info, JobExecution(**ids(fake, 42, "handle-42")):
         sys.exit(code)
     assert info.value.code == 75
-    (spooled,) = outbox_files(tmp_path)
+    (spooled,) = outbox_files(tmp_path / "outbox")
     lines = capsys.readouterr().err.splitlines()
     assert len(lines) == 1 and "SUCCESS not delivered" in lines[0] and str(spooled) in lines[0]
 
@@ -702,7 +701,7 @@ def test_exit_zero_with_a_rejected_status_leaves_with_1(
     with pytest.raises(SystemExit) as info, JobExecution(**ids(fake)):
         sys.exit(0)
     assert info.value.code == 1
-    assert outbox_files(tmp_path) == []
+    assert outbox_files(tmp_path / "outbox") == []
     lines = capsys.readouterr().err.splitlines()
     assert len(lines) == 1 and "404" in lines[0]
 

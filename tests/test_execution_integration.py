@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import IO
 
 import pytest
+from helpers import outbox_files
 
 from ess_callback import Callback, Status
 from ess_callback.testing import FakeScheduler
@@ -71,11 +72,6 @@ def only(fake: FakeScheduler) -> Callback:
     received = fake.received
     assert len(received) == 1, received
     return received[0]
-
-
-def outbox_files(tmp_path: Path) -> list[Path]:
-    folder = tmp_path / "outbox"
-    return sorted(folder.glob("*.json")) if folder.exists() else []
 
 
 # -- one test per row of the mapping table ------------------------------------------------
@@ -366,7 +362,7 @@ def test_server_down_spools_and_exits_with_one_line(
     assert len(lines) == 1, proc.stderr
     assert lines[0].startswith("ess-callback: WARNING not delivered")
     assert "outbox" in lines[0] and "ess-callback flush" in lines[0]
-    files = outbox_files(tmp_path)
+    files = outbox_files(tmp_path / "outbox")
     assert len(files) == 1 and str(files[0]) in lines[0]
     record = json.loads(files[0].read_text())
     assert (record["request_id"], record["request_handle"], record["status"]) == (
@@ -393,7 +389,7 @@ def test_server_down_with_a_job_exception_keeps_the_job_traceback(
     assert proc.stderr.rstrip().endswith("ValueError: bad row 17")
     assert "ERROR not delivered" in proc.stderr
     assert "DeliveryError" not in proc.stderr and "SchedulerUnavailable" not in proc.stderr
-    files = outbox_files(tmp_path)
+    files = outbox_files(tmp_path / "outbox")
     assert [json.loads(f.read_text())["status"] for f in files] == ["ERROR"]
 
 
@@ -412,7 +408,7 @@ def test_exit_zero_with_the_status_in_the_outbox_exits_75(
     assert proc.returncode == 75, proc.stderr
     lines = proc.stderr.splitlines()
     assert len(lines) == 1 and lines[0].startswith("ess-callback: SUCCESS not delivered")
-    (spooled,) = outbox_files(tmp_path)
+    (spooled,) = outbox_files(tmp_path / "outbox")
     assert str(spooled) in lines[0]
 
 
@@ -447,7 +443,7 @@ def test_rejected_status_exits_1_with_one_line(
     assert proc.returncode == 1
     lines = proc.stderr.splitlines()
     assert len(lines) == 1 and "404" in lines[0], proc.stderr
-    assert outbox_files(tmp_path) == []
+    assert outbox_files(tmp_path / "outbox") == []
 
 
 def test_missing_setting_exits_2_with_one_line(job: type[Job], job_env: dict[str, str]) -> None:

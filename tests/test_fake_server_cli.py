@@ -3,7 +3,6 @@ line per callback, stops cleanly on SIGINT/SIGTERM, and a port in use is one lin
 
 from __future__ import annotations
 
-import logging
 import os
 import queue
 import re
@@ -24,18 +23,6 @@ from ess_callback.cli import main
 
 SCRIPT = os.path.join(os.path.dirname(sys.executable), "ess-callback")
 URL_LINE = re.compile(r"listening on (http://\S+)")
-
-
-@pytest.fixture(autouse=True)
-def restore_logger() -> Iterator[None]:
-    """CliRunner runs the command in this process, and setup_logging() changes the
-    ess_callback logger (level, handler, propagate): put it back for the tests after."""
-    logger = logging.getLogger("ess_callback")
-    saved = (logger.level, list(logger.handlers), logger.propagate)
-    yield
-    logger.setLevel(saved[0])
-    logger.handlers[:] = saved[1]
-    logger.propagate = saved[2]
 
 
 class Lines:
@@ -229,6 +216,7 @@ def test_port_in_use_is_one_line_and_exit_2() -> None:
     assert done.stdout == ""
 
 
+@pytest.mark.integration
 def test_address_not_on_this_machine_is_one_line_and_exit_2() -> None:
     """--host with an address this machine does not have is one line, exit 2."""
     result = CliRunner().invoke(main, ["fake-server", "--host", "192.0.2.1", "--port", "0"])

@@ -119,6 +119,7 @@ def test_a_status_contradicting_the_recorded_end_is_rejected(
     assert fake.received == []
 
 
+@pytest.mark.integration
 def test_wrong_credentials_keep_the_file_until_fixed(tmp_path: Path, box: Path) -> None:
     """401 keeps the status (exit 75); a flush with the right credentials delivers it."""
     with FakeScheduler(username="batch", password="right-pw") as ess:

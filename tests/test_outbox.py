@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 import responses
+from helpers import outbox_files
 
 from ess_callback import (
     BusinessError,
@@ -70,10 +71,6 @@ def spool(
         attempts=3,
         error=error,
     )
-
-
-def outbox_files(folder: Path) -> list[Path]:
-    return sorted(p for p in folder.iterdir() if p.is_file()) if folder.exists() else []
 
 
 @pytest.fixture

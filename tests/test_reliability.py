@@ -24,7 +24,7 @@ from ess_callback import Callback, SchedulerUnavailableError, Status
 from ess_callback.outbox import _outbox, read_entry
 from ess_callback.testing import FakeScheduler
 
-pytestmark = pytest.mark.reliability
+pytestmark = [pytest.mark.reliability, pytest.mark.integration]
 
 SCRIPT = os.path.join(os.path.dirname(sys.executable), "ess-callback")
 SUMMARY = re.compile(r"delivered (\d+), rejected (\d+), pending (\d+)")

@@ -229,6 +229,7 @@ def test_run_reports_success_in_process(
     ]
 
 
+@pytest.mark.integration
 def test_run_with_the_recording_fixture(runner: CliRunner, ess_callbacks: list[object]) -> None:
     """Under the testing kit's recorder no setting is needed and the end is recorded."""
     result = runner.invoke(

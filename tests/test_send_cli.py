@@ -8,28 +8,18 @@ import logging
 import os
 import subprocess
 import sys
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner, Result
+from helpers import outbox_files
 
 from ess_callback import Callback, Status
 from ess_callback.cli import main
 from ess_callback.testing import FakeScheduler
 
 VALID = "SUCCESS, UPDATE, PAUSE, WARNING, ERROR, BUSINESS_ERROR, CANCEL, SUSPEND"
-
-
-@pytest.fixture(autouse=True)
-def restore_logger() -> Iterator[None]:
-    """The CLI configures the ``ess_callback`` logger; put it back after each test."""
-    logger = logging.getLogger("ess_callback")
-    saved = (logger.level, logger.propagate, list(logger.handlers))
-    yield
-    logger.setLevel(saved[0])
-    logger.propagate = saved[1]
-    logger.handlers[:] = saved[2]
 
 
 @pytest.fixture
@@ -52,11 +42,6 @@ def one_line(result: Result) -> str:
         result.exception, SystemExit
     ), result.exception
     return lines[0]
-
-
-def outbox_files(tmp_path: Path) -> list[Path]:
-    folder = tmp_path / "outbox"
-    return sorted(folder.glob("*.json")) if folder.exists() else []
 
 
 # -- STATUS ---------------------------------------------------------------------------------
@@ -287,7 +272,7 @@ def test_delivered_exits_0(fake: FakeScheduler, env: dict[str, str], tmp_path: P
     result = send(["WARNING", "-m", "careful"], env)
     assert (result.exit_code, result.stdout, result.stderr) == (0, "", "")
     assert fake.state(42) == "WARNING"
-    assert outbox_files(tmp_path) == []
+    assert outbox_files(tmp_path / "outbox") == []
 
 
 def test_retried_then_delivered_exits_0(fake: FakeScheduler, env: dict[str, str]) -> None:
@@ -307,13 +292,14 @@ def test_unavailable_scheduler_exits_75_with_the_status_in_the_outbox(
     result = send([status, "-m", "why"], env)
     assert result.exit_code == 75
     line = one_line(result)
-    (spooled,) = outbox_files(tmp_path)
+    (spooled,) = outbox_files(tmp_path / "outbox")
     assert line.startswith(f"ess-callback: {status} not delivered")
     assert str(spooled) in line and "ess-callback flush" in line
     record = json.loads(spooled.read_text())
     assert (record["status"], record["message"], record["request_id"]) == (status, "why", 42)
 
 
+@pytest.mark.integration
 def test_401_exits_75_and_is_kept(tmp_path: Path) -> None:
     """Refused with 401: kept in the outbox for a flush with fresh credentials, exit 75."""
     with FakeScheduler(token="good-token") as fake:
@@ -323,7 +309,7 @@ def test_401_exits_75_and_is_kept(tmp_path: Path) -> None:
     line = one_line(result)
     assert "401" in line and "ESS_TOKEN" in line
     assert "expired-token" not in line
-    (spooled,) = outbox_files(tmp_path)
+    (spooled,) = outbox_files(tmp_path / "outbox")
     assert "expired-token" not in spooled.read_text()
 
 
@@ -337,7 +323,7 @@ def test_rejected_exits_1_and_is_not_spooled(
     assert result.exit_code == 1
     line = one_line(result)
     assert line.startswith("ess-callback: SUCCESS not delivered") and str(http_status) in line
-    assert outbox_files(tmp_path) == []
+    assert outbox_files(tmp_path / "outbox") == []
     assert len(fake.requests) == 1  # never retried
 
 
@@ -346,7 +332,7 @@ def test_update_is_never_spooled(fake: FakeScheduler, env: dict[str, str], tmp_p
     fake.fail_next(100, 503)
     result = send(["UPDATE", "-m", "half"], env)
     assert result.exit_code == 1
-    assert outbox_files(tmp_path) == []
+    assert outbox_files(tmp_path / "outbox") == []
 
 
 # -- logging --------------------------------------------------------------------------------
@@ -399,7 +385,7 @@ def test_verbose_tells_of_a_spooled_status_once(
     fake.fail_next(100, 503)
     result = send(["SUCCESS", "-v"], env)
     assert result.exit_code == 75
-    (spooled,) = outbox_files(tmp_path)
+    (spooled,) = outbox_files(tmp_path / "outbox")
     assert result.stderr.count(str(spooled)) == 1, result.stderr
     assert result.stderr.count("not delivered") == 1, result.stderr
 

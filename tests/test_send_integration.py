@@ -14,12 +14,13 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from click.testing import CliRunner
+from helpers import outbox_files, wait_until
 
 from ess_callback.cli import main
 from ess_callback.testing import FakeScheduler
@@ -36,20 +37,6 @@ def child_env(fake_env: dict[str, str], tmp_path: Path, **extra: str) -> dict[st
     env["ESS_CALLBACK_OUTBOX"] = str(tmp_path / "outbox")
     env.update(extra)
     return env
-
-
-def wait_until(condition: Callable[[], bool], timeout: float = 10.0) -> None:
-    """Poll *condition* until it holds, failing after *timeout* seconds."""
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise TimeoutError("condition never held")
-        time.sleep(0.01)
-
-
-def outbox_files(tmp_path: Path) -> list[Path]:
-    folder = tmp_path / "outbox"
-    return sorted(folder.glob("*.json")) if folder.exists() else []
 
 
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT, signal.SIGHUP])
@@ -84,7 +71,7 @@ def test_signal_during_retries_keeps_the_status_in_the_outbox(
     lines = err.splitlines()
     assert len(lines) == 1, err
     assert "Traceback" not in err and "Aborted" not in err
-    (spooled,) = outbox_files(tmp_path)
+    (spooled,) = outbox_files(tmp_path / "outbox")
     assert lines[0].startswith("ess-callback: SUCCESS not delivered")
     assert signum.name in lines[0] and str(spooled) in lines[0]
     record = json.loads(spooled.read_text())
@@ -119,7 +106,7 @@ def test_signal_during_a_slow_answer_keeps_the_status(fake: FakeScheduler, tmp_p
             proc.wait()
     assert proc.returncode == 75, err
     assert time.monotonic() - started < 10
-    (spooled,) = outbox_files(tmp_path)
+    (spooled,) = outbox_files(tmp_path / "outbox")
     assert json.loads(spooled.read_text())["status"] == "ERROR"
     assert len(err.splitlines()) == 1 and "SIGTERM" in err
 
@@ -203,11 +190,11 @@ def test_untrusted_certificate_fails_at_once_and_flush_delivers_with_the_bundle(
     assert len(lines) == 1, result.stderr
     assert "ESS_CA_BUNDLE" in lines[0] and "certificate" in lines[0]
     assert received == []
-    assert len(outbox_files(tmp_path)) == 1
+    assert len(outbox_files(tmp_path / "outbox")) == 1
 
     flushed = CliRunner().invoke(main, ["flush"], env={**env, "ESS_CA_BUNDLE": str(cert)})
     assert flushed.exit_code == 0, flushed.stderr
     assert received == [
         {"requestHandle": "handle-42", "status": "SUCCESS", "statusMessage": "done"}
     ]
-    assert outbox_files(tmp_path) == []
+    assert outbox_files(tmp_path / "outbox") == []

@@ -281,6 +281,7 @@ def test_environment_secrets() -> None:
     }
 
 
+@pytest.mark.integration
 def test_group_members_of_a_gone_group_is_zero() -> None:
     """A process group with nobody left in it counts zero."""
     # The pid of a reaped child names no group any more.

@@ -9,6 +9,7 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+from helpers import wait_until
 
 from ess_callback import JobExecution, Status
 from ess_callback._updates import UpdatePump
@@ -488,7 +489,7 @@ def test_update_does_not_block_on_a_slow_server(fake: FakeScheduler) -> None:
         job.update("slow")
         # The fake records an accepted callback before it answers; so the UPDATE arriving
         # while nothing is accepted yet means update() returned before the answer.
-        _wait_until(lambda: any(r.method == "POST" for r in fake.requests))
+        wait_until(lambda: any(r.method == "POST" for r in fake.requests))
         assert fake.received == []
     assert [c.status for c in fake.received] == [Status.UPDATE, Status.SUCCESS]
 
@@ -526,14 +527,6 @@ def test_background_trailing_edge_over_http(fake: FakeScheduler) -> None:
 
 def _ids(fake: FakeScheduler) -> dict[str, Any]:
     return {"base_url": fake.url, "request_id": 42, "request_handle": "handle-42"}
-
-
-def _wait_until(condition: Callable[[], bool], timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise TimeoutError("condition never held")
-        time.sleep(0.01)
 
 
 def test_background_sends_the_message_current_when_the_update_fell_due() -> None:

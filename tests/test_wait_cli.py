@@ -207,6 +207,7 @@ def test_one_line_per_change_when_not_a_terminal() -> None:
     ]
 
 
+@pytest.mark.integration
 def test_ess_credentials_serve_when_no_watch_credentials() -> None:
     """For ess, ESS_USERNAME/ESS_PASSWORD are used when no WATCH_* is set."""
     with FakeScheduler(username="svc", password="pw") as fake:
@@ -215,6 +216,7 @@ def test_ess_credentials_serve_when_no_watch_credentials() -> None:
         assert invoke(*fast("ess", "43"), env=env).exit_code == 0
 
 
+@pytest.mark.integration
 def test_watch_credentials_win_over_ess_ones() -> None:
     """WATCH_TOKEN is used for the watched ESS even when ESS_* credentials are set."""
     with FakeScheduler(token="watch-tok") as fake:
@@ -229,6 +231,7 @@ def test_watch_credentials_win_over_ess_ones() -> None:
         assert fake.requests[0].headers["Authorization"] == "Bearer watch-tok"
 
 
+@pytest.mark.integration
 def test_refused_credentials_name_the_watch_variables() -> None:
     """A 401 from the watched API is a credentials problem: one line 'refused by ESS',
     naming the WATCH_* variables, exit 2; no secret shown."""
@@ -242,6 +245,7 @@ def test_refused_credentials_name_the_watch_variables() -> None:
     assert "wrong-secret" not in result.output
 
 
+@pytest.mark.integration
 def test_refused_ess_credentials_name_the_ess_variables() -> None:
     """For 'ess' read with the ESS_* credentials (no WATCH_*), a 401 names both kinds."""
     with FakeScheduler(token="right") as fake:
@@ -301,6 +305,7 @@ def test_timeout_exits_75(fake: FakeScheduler) -> None:
     assert "last state RUNNING" in result.stderr
 
 
+@pytest.mark.integration
 def test_unreachable_exits_75() -> None:
     """Nothing listening until --timeout passes: exit 75, 'unreachable: ...'."""
     result = invoke(*fast("ess", "43", "--timeout", "0.2", "--base-url", closed_port_url()))
@@ -622,6 +627,7 @@ def test_missing_ess_ca_bundle_exits_2() -> None:
     assert "ESS_CA_BUNDLE" in result.stderr
 
 
+@pytest.mark.integration
 def test_unusable_requests_ca_bundle_is_one_line_not_a_traceback() -> None:
     """REQUESTS_CA_BUNDLE naming no file ends the wait at once: one line, exit 75."""
     url = closed_port_url().replace("http://", "https://")

@@ -251,6 +251,7 @@ def saas(status: str, pct: str, completed: bool = False, message: str = "") -> d
     }
 
 
+@pytest.mark.integration
 def test_saas_wait_over_http_rides_out_503s() -> None:
     """Over real HTTP: 503s between answers are ridden out and the progress is reported."""
     script = [
@@ -277,6 +278,7 @@ def test_saas_wait_over_http_rides_out_503s() -> None:
     assert server.seen[0][1]["Authorization"] == "Bearer tok"
 
 
+@pytest.mark.integration
 def test_paas_wait_over_http_404_is_not_found() -> None:
     """Over real HTTP: a 404 from the PaaS activity log ends the wait with RequestNotFoundError."""
     with ScriptedServer([(200, {"status": "NEW"}), (404, {})]) as server:
@@ -287,6 +289,7 @@ def test_paas_wait_over_http_404_is_not_found() -> None:
     assert server.seen[0][1]["X-ID-TENANT-NAME"] == "Dom"
 
 
+@pytest.mark.integration
 def test_timeout_over_http_when_the_server_is_gone() -> None:
     """Connection refused on every poll until the time is up: WaitTimeout, unreachable."""
     with ScriptedServer([(200, {})]) as server:
@@ -304,6 +307,7 @@ def ess() -> Iterator[FakeScheduler]:
         yield server
 
 
+@pytest.mark.integration
 def test_ess_wait_against_the_fake_scheduler_follows_state_changes(ess: FakeScheduler) -> None:
     """Against the FakeScheduler: WAIT -> RUNNING -> WARNING as the states are changed."""
     ess.set_state(43, "WAIT")
@@ -327,6 +331,7 @@ def test_ess_wait_against_the_fake_scheduler_follows_state_changes(ess: FakeSche
     assert final.is_warning
 
 
+@pytest.mark.integration
 def test_ess_wait_rides_out_fake_scheduler_faults(ess: FakeScheduler) -> None:
     """Injected 503s and a reset connection on the fake do not end the wait."""
     ess.set_state(43, "SUCCEEDED")
@@ -338,6 +343,7 @@ def test_ess_wait_rides_out_fake_scheduler_faults(ess: FakeScheduler) -> None:
     assert len(gets) == 4
 
 
+@pytest.mark.integration
 def test_ess_wait_for_a_missing_request_is_not_found(ess: FakeScheduler) -> None:
     """The fake answers 404 for a request made missing: RequestNotFoundError."""
     ess.set_state(44, None)
