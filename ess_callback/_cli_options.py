@@ -66,7 +66,7 @@ class Seconds(click.types.FloatParamType):
     def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
         import math
 
-        from ._settings import MAX_SECONDS
+        from ._checks import MAX_SECONDS
 
         bound = "more than zero" if self.positive else "zero or more"
         try:

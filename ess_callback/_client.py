@@ -18,6 +18,13 @@ from ._answers import RETRY_STATUSES, network_reason
 from ._answers import error_for_response as error_for_response
 from ._answers import parse_problem as parse_problem
 from ._answers import retry_after_seconds as retry_after_seconds
+from ._checks import (
+    DEFAULT_MEDIA_TYPE,
+    DEFAULT_RETRY_SECONDS,
+    check_ca_bundle,
+    parse_media_type,
+    parse_request_id,
+)
 from ._credentials import auth_secrets
 from ._errors import (
     AuthenticationError,
@@ -28,16 +35,7 @@ from ._errors import (
 )
 from ._message import DEFAULT_MAX_MESSAGE_BYTES, signal_name, truncate_message
 from ._model import Callback, Outcome
-from ._settings import (
-    DEFAULT_MEDIA_TYPE,
-    DEFAULT_RETRY_SECONDS,
-    BasicAuth,
-    BearerAuth,
-    check_ca_bundle,
-    parse_base_url,
-    parse_media_type,
-    parse_request_id,
-)
+from ._settings import BasicAuth, BearerAuth, parse_base_url
 from ._status import Status
 
 if TYPE_CHECKING:

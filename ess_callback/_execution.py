@@ -22,7 +22,7 @@ from ._model import Callback, Outcome
 from ._sender import make_sender, undelivered_text
 from ._session import ReportingSession, WarningList, exit_code_for
 from ._settings import Settings, resolve_settings
-from ._signals import STOP_SIGNALS, SignalGuard
+from ._signals import SignalGuard
 from ._status import Status
 
 if TYPE_CHECKING:
@@ -31,7 +31,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("ess_callback")
 
-HANDLED_SIGNALS = STOP_SIGNALS
 
 _REPORT_ATTR = "_ess_callback_report"
 _hook_lock = threading.Lock()

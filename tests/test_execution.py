@@ -34,7 +34,8 @@ from ess_callback import (
     SchedulerUnavailableError,
     Status,
 )
-from ess_callback._execution import HANDLED_SIGNALS, report_if_uncaught
+from ess_callback._execution import report_if_uncaught
+from ess_callback._signals import STOP_SIGNALS as HANDLED_SIGNALS
 from ess_callback.testing import FakeScheduler, Recorder
 
 HERE = __file__

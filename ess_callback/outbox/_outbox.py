@@ -24,9 +24,10 @@ from typing import Any
 
 import attrs
 
+from .._checks import parse_request_id
 from .._errors import DeliveryError, EssCallbackError
 from .._model import Callback
-from .._settings import parse_base_url, parse_request_id
+from .._settings import parse_base_url
 from .._status import Status
 from ._folders import private_folder
 

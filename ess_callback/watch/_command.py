@@ -18,6 +18,7 @@ from typing import IO, TYPE_CHECKING, TextIO
 import attrs
 import click
 
+from .._checks import without_option_hints
 from .._errors import (
     EXIT_FAILED,
     EXIT_OK,
@@ -33,7 +34,6 @@ from .._settings import (
     BearerAuth,
     resolve_settings,
     resolve_watch_settings,
-    without_option_hints,
 )
 from .._signals import SignalGuard, SignalReceived
 from .._status import Status

@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, ClassVar
 from urllib.parse import quote
 
+from .._checks import check_ca_bundle
 from .._client import _network_reason, error_for_response, new_session
 from .._errors import (
     ConfigurationError,
@@ -21,7 +22,7 @@ from .._errors import (
     EssCallbackError,
     SchedulerUnavailableError,
 )
-from .._settings import BasicAuth, BearerAuth, check_ca_bundle
+from .._settings import BasicAuth, BearerAuth
 from .._url import parse_base_url
 from ._state import JobStatus, MalformedAnswerError
 
