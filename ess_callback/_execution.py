@@ -216,25 +216,35 @@ class JobExecution:
         try:
             if self._watcher is not None:
                 _safely(self._watcher.stop, "stopping the cancel watcher")
-            try:
-                ending = block_ending(
-                    exc,
-                    warnings=self._warnings.items,
-                    classify=self.classify,
-                    business_errors=self.business_errors,
-                    cancel_reason=self._cancel_reason,
-                )
-            except Exception:
-                # A last resort: the job's end is still reported, its exception goes on.
-                log.warning("could not decide how the block ended; sending ERROR", exc_info=True)
-                text = describe_exception(exc) if exc is not None else "the end was not classified"
-                ending = Ending(Status.ERROR, text)
+            ending = self._ending(exc)
             assert self._session is not None
             outcome = self._session.finish(ending.status, ending.message)
         finally:
             self._signals.restore()
         self.outcome = outcome
-        consume, exit_code = ending.consume, ending.exit_code
+        return self._leave(exc, ending, outcome)
+
+    # -- internals -----------------------------------------------------------------------
+    def _ending(self, exc: BaseException | None) -> Ending:
+        """How the block's end is reported (``block_ending``); ERROR should that fail."""
+        try:
+            return block_ending(
+                exc,
+                warnings=self._warnings.items,
+                classify=self.classify,
+                business_errors=self.business_errors,
+                cancel_reason=self._cancel_reason,
+            )
+        except Exception:
+            # A last resort: the job's end is still reported, its exception goes on.
+            log.warning("could not decide how the block ended; sending ERROR", exc_info=True)
+            text = describe_exception(exc) if exc is not None else "the end was not classified"
+            return Ending(Status.ERROR, text)
+
+    def _leave(self, exc: BaseException | None, ending: Ending, outcome: Outcome) -> bool:
+        """What leaves the block once the end was sent: the signal's exit, the job's own
+        exception, or, when nothing else does, the delivery error; True consumes *exc*."""
+        exit_code = ending.exit_code
         if exit_code is None and self._signals.late is not None:
             # A signal that came while the end was being reported still ends the process
             # as signalled: a job its scheduler stopped must not carry on after the block.
@@ -244,9 +254,10 @@ class JobExecution:
             if isinstance(exc, SystemExit) and exc.code in (0, None) and exit_code is None:
                 # The job meant to succeed, but its end was not reported: like run for a
                 # command that exited 0, say so and leave with 75 (kept) or 1 (lost).
+                assert self._session is not None
                 self._session.say(undelivered_text(outcome))
                 raise SystemExit(exit_code_for(outcome)) from None
-            if exit_code is not None or (exc is not None and not consume):
+            if exit_code is not None or (exc is not None and not ending.consume):
                 # The job's own exception (or the signal's exit) goes on; never hide it.
                 log.error("%s", undelivered_text(outcome))
             elif error is not None:
@@ -255,9 +266,8 @@ class JobExecution:
                 raise error
         if exit_code is not None:
             raise SystemExit(exit_code) from None
-        return consume
+        return ending.consume
 
-    # -- internals -----------------------------------------------------------------------
     def _on_cancel_requested(self, reason: str) -> None:
         """Called by the cancel watcher's thread when ESS shows CANCELLING or CANCELLED."""
         if self.cancel_requested:
