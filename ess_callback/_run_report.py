@@ -68,8 +68,6 @@ class Reporter:
     """
 
     def __init__(self, settings: Settings, *, redact: Redactor, update_interval: float) -> None:
-        self.settings = settings
-        self.redact = redact
         self._future = SenderFuture(settings)
         self.session = ReportingSession(
             settings, self._future, redact=redact, update_interval=update_interval
