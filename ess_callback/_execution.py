@@ -140,6 +140,7 @@ class JobExecution:
         # Kept whole (not bounded like run's): the message keeps the first and the last.
         self._warnings = WarningList(limit=None)
         self._session: ReportingSession | None = None
+        self._offer: Callable[[str], None] | None = None
         self._watcher: CancelWatcher | None = None
         self._signals = SignalGuard()
         self._cancel_reason: str | None = None
@@ -158,9 +159,9 @@ class JobExecution:
 
         The latest message wins; never blocks on the network and never raises for delivery.
         """
-        session = self._session
-        if session is not None:
-            session.update(message)  # str() happens when it is sent, off this hot path
+        offer = self._offer  # the session's throttle, once the block runs
+        if offer is not None:
+            offer(message)  # str() happens when it is sent, off this hot path
 
     def warn(self, message: str) -> None:
         """Record a warning; a block that then ends normally ends with WARNING."""
@@ -195,7 +196,7 @@ class JobExecution:
             sent=self.sent,
             owns_sender=self._client is None,  # a client handed in stays open
         )
-        session.start_updates()
+        self._offer = session.start_updates()
         self._session = session
         if self.handle_signals:
             self._signals.install()

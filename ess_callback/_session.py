@@ -13,6 +13,7 @@ import contextlib
 import logging
 import sys
 import threading
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from ._errors import EXIT_FAILED, EXIT_TEMPFAIL
@@ -157,13 +158,18 @@ class ReportingSession:
         return self._sender
 
     # -- while the job runs ----------------------------------------------------------------
-    def start_updates(self) -> None:
-        """Start the UPDATE throttle now (else the first ``update`` does)."""
-        if self._pump is None and not self._finished:
+    def start_updates(self) -> Callable[[str], None]:
+        """Start the UPDATE throttle now (else the first ``update`` does); return its
+        ``offer``, which does what ``update`` does with one call less, for a caller whose
+        update is a hot path (``job.update()``)."""
+        if self._pump is None:
             local = self.sender().local
             self._pump = UpdatePump(
                 self._deliver_update, self.update_interval, background=not local
             )
+            if self._finished:
+                self._pump.close()  # nothing may follow the final status
+        return self._pump.offer
 
     def update(self, message: str) -> None:
         """Offer progress: an UPDATE at most once per ``update_interval``, the latest wins;
@@ -173,12 +179,12 @@ class ReportingSession:
             if self._finished:
                 return
             try:
-                self.start_updates()
+                offer = self.start_updates()
             except Exception as exc:
                 log.warning("cannot send UPDATE: %s", exc)
                 return
-            pump = self._pump
-            assert pump is not None
+            offer(message)
+            return
         pump.offer(message)
 
     def warn(self, text: str) -> None:
