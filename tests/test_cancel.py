@@ -92,6 +92,7 @@ def test_watcher_ignores_other_states(fake: FakeScheduler) -> None:
 def test_watcher_sends_the_job_credentials() -> None:
     """The poll carries the job's own ESS credentials (the fake refuses others)."""
     with FakeScheduler(username="svc", password="pw-123") as fake:
+        fake.submit(42, "handle-1")
         env = {
             **fake.env(request_id=42),
             "ESS_USERNAME": "svc",

@@ -40,7 +40,8 @@ def post(
 ) -> requests.Response:
     """POST to the fake's executionStatus resource, by default a valid UPDATE."""
     if data is None:
-        payload = body if body is not None else {"requestHandle": "h-42", "status": "UPDATE"}
+        handle = f"handle-{request_id}"
+        payload = body if body is not None else {"requestHandle": handle, "status": "UPDATE"}
         data = json.dumps(payload).encode()
     sent_headers = dict(headers or {})
     if content_type is not None:
@@ -51,7 +52,7 @@ def post(
 
 
 def send(fake: FakeScheduler, status: str, message: str | None = None, request_id: int = 42) -> int:
-    body: dict[str, Any] = {"requestHandle": "h-42", "status": status}
+    body: dict[str, Any] = {"requestHandle": f"handle-{request_id}", "status": status}
     if message is not None:
         body["statusMessage"] = message
     return post(fake, body, request_id=request_id).status_code
@@ -114,6 +115,7 @@ def test_context_manager_serves_on_an_ephemeral_loopback_port_and_stops() -> Non
         assert fake.running
         assert fake.url == f"http://127.0.0.1:{fake.port}"
         assert fake.port > 0
+        fake.submit(42, "handle-42")
         assert send(fake, "UPDATE") == 200
         port = fake.port
     assert not fake.running
@@ -132,12 +134,13 @@ def test_two_fakes_get_different_ports() -> None:
 def test_stop_ends_idle_keep_alive_connections_and_is_idempotent() -> None:
     """stop() closes kept-alive client connections too, and calling it twice is harmless."""
     fake = FakeScheduler().start()
+    fake.submit(1)
     request = b"GET /ess/rest/scheduler/v1/requests/1 HTTP/1.1\r\nHost: x\r\n\r\n"
     with socket.create_connection(("127.0.0.1", fake.port), timeout=5) as sock:
         sock.sendall(request)
         first = read_response(sock)
         assert first.startswith(b"HTTP/1.1 200")
-        assert first.endswith(b'"RUNNING"}')
+        assert b'"state": "RUNNING"' in first
         started = time.monotonic()
         fake.stop()
         assert sock.recv(65536) == b""  # EOF: the server closed the idle connection
@@ -184,6 +187,7 @@ def test_ipv6_loopback_url_is_bracketed() -> None:
         pytest.skip("cannot bind ::1 here")
     try:
         assert fake.url == f"http://[::1]:{fake.port}"
+        fake.submit(42, "handle-42")
         assert send(fake, "SUCCESS") == 200
     finally:
         fake.stop()
@@ -192,9 +196,11 @@ def test_ipv6_loopback_url_is_bracketed() -> None:
 # -- the wire format --------------------------------------------------------------------------
 def test_accepts_a_valid_callback_and_records_it(fake: FakeScheduler) -> None:
     """A valid POST is answered 200 and becomes a Callback in `received`."""
-    response = post(fake, {"requestHandle": "h-42", "status": "WARNING", "statusMessage": "3 rows"})
+    response = post(
+        fake, {"requestHandle": "handle-42", "status": "WARNING", "statusMessage": "3 rows"}
+    )
     assert response.status_code == 200
-    assert fake.received == [Callback(42, "h-42", Status.WARNING, "3 rows")]
+    assert fake.received == [Callback(42, "handle-42", Status.WARNING, "3 rows")]
 
 
 def test_message_is_optional(fake: FakeScheduler) -> None:
@@ -252,6 +258,7 @@ def test_bad_request_ids_are_refused_with_400(fake: FakeScheduler, request_id: s
 
 def test_largest_int64_request_id_is_accepted(fake: FakeScheduler) -> None:
     """The largest int64 is a valid request id."""
+    fake.submit(2**63 - 1, f"handle-{2**63 - 1}")
     assert post(fake, request_id=2**63 - 1).status_code == 200
     assert fake.received[0].request_id == 2**63 - 1
 
@@ -259,7 +266,7 @@ def test_largest_int64_request_id_is_accepted(fake: FakeScheduler) -> None:
 def test_trailing_slash_and_query_are_tolerated(fake: FakeScheduler) -> None:
     """A trailing slash or a query string does not change the resource."""
     url = status_url(fake) + "/?x=1"
-    body = json.dumps({"requestHandle": "h", "status": "UPDATE"})
+    body = json.dumps({"requestHandle": "handle-42", "status": "UPDATE"})
     headers = {"Content-Type": "application/json"}
     assert requests.post(url, data=body, headers=headers, timeout=5).status_code == 200
 
@@ -283,6 +290,7 @@ def test_without_credentials_any_request_is_accepted(fake: FakeScheduler) -> Non
 def test_basic_credentials_are_checked() -> None:
     """With Basic credentials, none or wrong ones are 401 with WWW-Authenticate; right ones 200."""
     with FakeScheduler("alice", "s3cret") as fake:
+        fake.submit(42, "handle-42")
         refused = post(fake)
         assert_problem(refused, 401, "credentials")
         assert refused.headers["WWW-Authenticate"].startswith("Basic")
@@ -297,6 +305,7 @@ def test_basic_credentials_are_checked() -> None:
 def test_bearer_token_is_checked() -> None:
     """With a token, only 'Bearer <token>' is accepted."""
     with FakeScheduler(token="tok-1") as fake:
+        fake.submit(42, "handle-42")
         assert_problem(post(fake), 401)
         assert_problem(post(fake, headers={"Authorization": "Bearer tok-2"}), 401)
         token_user = base64.b64encode(b"tok-1:").decode()
@@ -307,10 +316,12 @@ def test_bearer_token_is_checked() -> None:
 def test_scheduler_client_credentials_work_against_the_fake() -> None:
     """SchedulerClient's Basic and bearer auth are what the fake expects."""
     with FakeScheduler("alice", "s3cret") as basic:
+        basic.submit(1, "h")
         client = SchedulerClient(basic.url, auth=("alice", "s3cret"))
         assert client.post_status(1, "h", "SUCCESS").delivered
         client.close()
     with FakeScheduler(token="tok") as bearer:
+        bearer.submit(1, "h")
         client = SchedulerClient(bearer.url, auth=BearerAuth("tok"))
         assert client.post_status(1, "h", "SUCCESS").delivered
         client.close()
@@ -318,7 +329,8 @@ def test_scheduler_client_credentials_work_against_the_fake() -> None:
 
 # -- the state machine ------------------------------------------------------------------------
 def test_request_state_follows_the_callbacks(fake: FakeScheduler) -> None:
-    """RUNNING, PAUSED by PAUSE, RUNNING again on UPDATE, SUSPENDED, then the terminal state."""
+    """RUNNING, PAUSED by PAUSE, RUNNING again on UPDATE, HOLD after SUSPEND (ESS documents
+    no SUSPENDED state), then the terminal state."""
     assert fake.state(42) == "RUNNING"
     assert send(fake, "UPDATE", "1 of 3") == 200
     assert fake.state(42) == "RUNNING"
@@ -327,7 +339,7 @@ def test_request_state_follows_the_callbacks(fake: FakeScheduler) -> None:
     assert send(fake, "UPDATE", "2 of 3") == 200
     assert fake.state(42) == "RUNNING"
     assert send(fake, "SUSPEND") == 200
-    assert fake.state(42) == "SUSPENDED"
+    assert fake.state(42) == "HOLD"
     assert send(fake, "SUCCESS") == 200
     assert fake.state(42) == "SUCCEEDED"
     assert [c.status for c in fake.received] == [
@@ -350,17 +362,45 @@ def test_request_state_follows_the_callbacks(fake: FakeScheduler) -> None:
     ],
 )
 def test_terminal_status_ends_the_request(fake: FakeScheduler, status: str, state: str) -> None:
-    """Each terminal status leads to its state; the GET shows it."""
-    assert send(fake, status) == 200
+    """Each terminal status leads to its state; the GET's RequestDetails show it, with the
+    cause and the times."""
+    assert send(fake, status, "what happened") == 200
     assert fake.state(42) == state
-    assert get_state(fake).json() == {"requestId": 42, "state": state}
+    details = get_state(fake).json()
+    assert (details["requestId"], details["state"]) == (42, state)
+    assert details["isAsynchronous"] is True
+    assert (
+        details["cause"]
+        == {
+            "SUCCESS": "PROCESS_SUCCESS",
+            "WARNING": "PROCESS_WARNING",
+            "ERROR": "PROCESS_ERROR",
+            "BUSINESS_ERROR": "PROCESS_BIZ_ERROR",
+            "CANCEL": "PROCESS_CANCEL",
+        }[status]
+    )
+    assert details["processStartTime"] <= details["processEndTime"]
+    kept = status in ("WARNING", "ERROR", "BUSINESS_ERROR")
+    assert details.get("errorWarningMessage") == ("what happened" if kept else None)
 
 
-def test_same_terminal_status_again_is_accepted(fake: FakeScheduler) -> None:
-    """A retried terminal status (at-least-once delivery) is accepted and recorded again."""
+def test_same_terminal_status_again_is_refused_by_default(fake: FakeScheduler) -> None:
+    """The same final status again is refused with 400 by default (ESS does not document
+    accepting it), and not recorded."""
     assert send(fake, "SUCCESS") == 200
-    assert send(fake, "SUCCESS") == 200
-    assert [c.status for c in fake.received] == [Status.SUCCESS, Status.SUCCESS]
+    assert_problem(post(fake, {"requestHandle": "handle-42", "status": "SUCCESS"}), 400, "again")
+    assert [c.status for c in fake.received] == [Status.SUCCESS]
+
+
+def test_same_terminal_status_again_is_accepted_when_told() -> None:
+    """With repeat_final="accept" a retried final status is accepted and recorded again;
+    another status is still refused."""
+    with FakeScheduler(repeat_final="accept") as fake:
+        fake.submit(42, "handle-42")
+        assert send(fake, "SUCCESS") == 200
+        assert send(fake, "SUCCESS") == 200
+        assert send(fake, "ERROR") == 400
+        assert [c.status for c in fake.received] == [Status.SUCCESS, Status.SUCCESS]
 
 
 @pytest.mark.parametrize(
@@ -380,7 +420,7 @@ def test_anything_else_after_a_terminal_status_is_refused(
     """After a terminal status a different status is 400 and not recorded; the state stays."""
     assert send(fake, first) == 200
     state = fake.state(42)
-    response = post(fake, {"requestHandle": "h-42", "status": then})
+    response = post(fake, {"requestHandle": "handle-42", "status": then})
     assert_problem(response, 400, "already ended", then)
     assert [c.status.value for c in fake.received] == [first]
     assert fake.state(42) == state
@@ -388,6 +428,8 @@ def test_anything_else_after_a_terminal_status_is_refused(
 
 def test_requests_have_independent_states(fake: FakeScheduler) -> None:
     """One request's end does not touch another's state."""
+    for request_id in (1, 2, 3):
+        fake.submit(request_id, f"handle-{request_id}")
     assert send(fake, "SUCCESS", request_id=1) == 200
     assert send(fake, "ERROR", request_id=2) == 200
     assert send(fake, "UPDATE", request_id=3) == 200
@@ -406,10 +448,11 @@ def test_operator_cancel_then_job_reports_cancel(fake: FakeScheduler) -> None:
 
 
 def test_forced_final_state_accepts_only_its_matching_status(fake: FakeScheduler) -> None:
-    """A request forced to SUCCEEDED takes SUCCESS again but refuses ERROR."""
+    """A request forced to an ended state refuses every status, the matching one too."""
     fake.set_state(42, "SUCCEEDED")
-    assert send(fake, "SUCCESS") == 200
+    assert send(fake, "SUCCESS") == 400
     assert send(fake, "ERROR") == 400
+    assert fake.received == []
 
 
 def test_unknown_request_is_404_for_post_and_get(fake: FakeScheduler) -> None:
@@ -418,25 +461,31 @@ def test_unknown_request_is_404_for_post_and_get(fake: FakeScheduler) -> None:
     assert fake.state(42) is None
     assert_problem(post(fake), 404, "42")
     assert_problem(get_state(fake), 404, "42")
-    fake.set_state(42, "RUNNING")
+    fake.submit(42, "handle-42")
     assert send(fake, "SUCCESS") == 200
 
 
 def test_get_validates_its_path(fake: FakeScheduler) -> None:
-    """GET of a bad id is 400, of another path 404; an untouched request is RUNNING."""
-    assert get_state(fake, 7).json() == {"requestId": 7, "state": "RUNNING"}
+    """GET of a bad id is 400, of another path 404, of an unsubmitted id 404; a submitted
+    request is RUNNING."""
+    assert_problem(get_state(fake, 7), 404, "7")
+    fake.submit(7)
+    assert get_state(fake, 7).json()["state"] == "RUNNING"
     assert_problem(get_state(fake, "x7"), 400, "'x7'")
     assert_problem(requests.get(f"{fake.url}/nothing", timeout=5), 404)
 
 
 def test_clear_forgets_everything(fake: FakeScheduler) -> None:
-    """clear() forgets callbacks, requests, states and planned faults."""
-    send(fake, "SUCCESS")
+    """clear() forgets callbacks, HTTP requests and planned faults; submitted requests
+    keep their state."""
+    send(fake, "UPDATE")
     fake.fail_next(5)
+    fake.reset_after_accept(2)
     fake.clear()
     assert fake.received == [] and fake.requests == []
     assert fake.state(42) == "RUNNING"
     assert send(fake, "ERROR") == 200
+    assert fake.state(42) == "ERROR"
 
 
 # -- what it saw ------------------------------------------------------------------------------
@@ -447,7 +496,7 @@ def test_requests_log_keeps_refusals_with_their_reason(fake: FakeScheduler) -> N
     first, second = fake.requests
     assert (first.method, first.answer, first.reason) == ("POST", 400, "requestHandle is missing")
     assert (second.answer, second.reason) == (200, None)
-    assert json.loads(second.body) == {"requestHandle": "h-42", "status": "SUCCESS"}
+    assert json.loads(second.body) == {"requestHandle": "handle-42", "status": "SUCCESS"}
     assert second.headers["Content-Type"] == "application/json"
 
 
@@ -478,6 +527,7 @@ def test_hooks_see_callbacks_and_a_failing_hook_breaks_nothing() -> None:
         raise RuntimeError("hook bug")
 
     with FakeScheduler(on_callback=explode, on_request=lambda r: answers.append(r.answer)) as fake:
+        fake.submit(42, "handle-42")
         assert send(fake, "SUCCESS") == 200
         assert post(fake, {"status": "X"}).status_code == 400
     assert [c.status for c in seen] == [Status.SUCCESS]
@@ -488,7 +538,7 @@ def test_on_request_has_run_when_the_client_gets_its_answer() -> None:
     """A client holding its answer finds on_request already called for it, in order: the
     hook runs before the answer is sent (a printer of each request never lags behind)."""
     answers: list[int | None] = []
-    with FakeScheduler(on_request=lambda r: answers.append(r.answer)) as fake:
+    with FakeScheduler(on_request=lambda r: answers.append(r.answer), auto_submit=True) as fake:
         for number in range(1, 21):
             expected = 200 if number % 2 else 400
             body = {"requestHandle": "h", "status": "UPDATE" if number % 2 else "NOPE"}
@@ -596,9 +646,9 @@ def test_client_retries_through_injected_faults(fake: FakeScheduler) -> None:
     fake.reset_next(1)
     policy = RetryPolicy(sleep=lambda s: None)
     with SchedulerClient(fake.url, retry=policy) as client:
-        outcome = client.post_status(42, "h-42", "SUCCESS")
+        outcome = client.post_status(42, "handle-42", "SUCCESS")
     assert outcome.delivered and outcome.attempts == 4
-    assert fake.received == [Callback(42, "h-42", Status.SUCCESS, None)]
+    assert fake.received == [Callback(42, "handle-42", Status.SUCCESS, None)]
 
 
 def test_job_execution_reports_over_real_http(fake: FakeScheduler) -> None:
@@ -606,7 +656,7 @@ def test_job_execution_reports_over_real_http(fake: FakeScheduler) -> None:
     with JobExecution(
         base_url=fake.url,
         request_id=42,
-        request_handle="h-42",
+        request_handle="handle-42",
         update_interval=0,
         handle_signals=False,
     ) as job:
@@ -685,7 +735,7 @@ def test_keep_alive_connection_serves_many_calls(fake: FakeScheduler) -> None:
         for i in range(20):
             response = session.post(
                 status_url(fake),
-                json={"requestHandle": "h", "status": "UPDATE", "statusMessage": str(i)},
+                json={"requestHandle": "handle-42", "status": "UPDATE", "statusMessage": str(i)},
                 timeout=5,
             )
             assert response.status_code == 200
@@ -703,6 +753,8 @@ def test_concurrent_callbacks_are_all_recorded(fake: FakeScheduler) -> None:
         except BaseException as exc:  # report in the main thread
             errors.append(exc)
 
+    for request_id in range(1, 9):
+        fake.submit(request_id, f"handle-{request_id}")
     threads = [threading.Thread(target=worker, args=(i,)) for i in range(1, 9)]
     for thread in threads:
         thread.start()
@@ -727,13 +779,13 @@ def test_fault_applies_before_credentials_are_checked(basic_fake: FakeScheduler)
 
 
 def test_describe_escapes_control_characters() -> None:
-    """fake-server's line for a callback never carries raw control characters (a message
-    must not colour or steer the user's terminal)."""
+    """fake-server's line for a callback shows the whole message on one line, and never
+    carries raw control characters (a message must not colour or steer the terminal)."""
     from ess_callback.testing._fake import describe
 
     line = describe(Callback(7, "h", Status.ERROR, "first\x1b[31mRED\x07\nsecond"))
     assert "\x1b" not in line and "\x07" not in line
-    assert line == "request 7  ERROR  first\\x1b[31mRED\\x07 (+1 more lines)"
+    assert line == "request 7  ERROR  first\\x1b[31mRED\\x07\\nsecond"
 
 
 def test_fail_next_with_a_raw_html_body_reaches_the_client_excerpt(fake: FakeScheduler) -> None:
@@ -743,7 +795,7 @@ def test_fail_next_with_a_raw_html_body_reaches_the_client_excerpt(fake: FakeSch
     fake.fail_next(1, 400, body=page, content_type="text/html")
     client = SchedulerClient(fake.url, retry=RetryPolicy(attempts=1))
     with pytest.raises(ess_callback.RejectedError) as caught:
-        client.post_status(42, "h-42", Status.SUCCESS)
+        client.post_status(42, "handle-42", Status.SUCCESS)
     assert "<h1>502 Bad Gateway</h1>nginx" in str(caught.value)
     answered = fake.requests[-1]
     assert answered.answer == 400

@@ -592,6 +592,7 @@ def test_tail_bytes_and_message_limit(job_env: dict[str, str], fake: FakeSchedul
     assert result.returncode == 1
     assert final(fake).message == "exit code 1\n--- last 10 bytes of stderr ---\nqrstuvwxyz"
     fake.clear()
+    fake.set_state(42, "RUNNING")  # run the request again (clear() keeps its state)
     result = run(
         [
             "--tail-bytes",

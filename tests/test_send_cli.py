@@ -222,6 +222,7 @@ def test_dry_run_variable_off_sends_for_real(fake: FakeScheduler, env: dict[str,
 
 def test_every_shared_option_from_its_variable(fake: FakeScheduler) -> None:
     """--base-url, --request-id, --request-handle and --media-type come from ESS_* too."""
+    fake.submit(77, "h-77")
     env = {
         "ESS_BASE_URL": fake.url + "/",
         "ESS_REQUEST_ID": "77",
@@ -237,6 +238,7 @@ def test_every_shared_option_from_its_variable(fake: FakeScheduler) -> None:
 
 def test_options_beat_their_variables(fake: FakeScheduler, env: dict[str, str]) -> None:
     """An option on the command line wins over its variable."""
+    fake.submit(7, "h-7")
     result = send(
         [
             "SUCCESS",

@@ -44,6 +44,13 @@ def closed_port_url() -> str:
 
 
 @pytest.fixture
+def fake(fake: FakeScheduler) -> FakeScheduler:
+    """The shared fake (request 42 submitted) with the watched request 43 submitted too."""
+    fake.submit(43)
+    return fake
+
+
+@pytest.fixture
 def own(fake: FakeScheduler, monkeypatch: pytest.MonkeyPatch) -> FakeScheduler:
     """This job's own request 42 on the fake (ESS_* set); the watched job is request 43."""
     for key, value in fake.env(request_id=42, request_handle="handle-42").items():
@@ -210,6 +217,7 @@ def test_one_line_per_change_when_not_a_terminal() -> None:
 def test_ess_credentials_serve_when_no_watch_credentials() -> None:
     """For ess, ESS_USERNAME/ESS_PASSWORD are used when no WATCH_* is set."""
     with FakeScheduler(username="svc", password="pw") as fake:
+        fake.submit(43)
         fake.set_state(43, "SUCCEEDED")
         env = {"ESS_BASE_URL": fake.url, "ESS_USERNAME": "svc", "ESS_PASSWORD": "pw"}
         assert invoke(*fast("ess", "43"), env=env).exit_code == 0
@@ -218,6 +226,7 @@ def test_ess_credentials_serve_when_no_watch_credentials() -> None:
 def test_watch_credentials_win_over_ess_ones() -> None:
     """WATCH_TOKEN is used for the watched ESS even when ESS_* credentials are set."""
     with FakeScheduler(token="watch-tok") as fake:
+        fake.submit(43)
         fake.set_state(43, "SUCCEEDED")
         env = {
             "ESS_BASE_URL": fake.url,
@@ -233,6 +242,7 @@ def test_refused_credentials_name_the_watch_variables() -> None:
     """A 401 from the watched API is a credentials problem: one line 'refused by ESS',
     naming the WATCH_* variables, exit 2; no secret shown."""
     with FakeScheduler(token="right") as fake:
+        fake.submit(43)
         env = {"ESS_BASE_URL": fake.url, "WATCH_TOKEN": "wrong-secret"}
         result = invoke(*fast("ess", "43"), env=env)
     assert result.exit_code == 2
@@ -245,6 +255,7 @@ def test_refused_credentials_name_the_watch_variables() -> None:
 def test_refused_ess_credentials_name_the_ess_variables() -> None:
     """For 'ess' read with the ESS_* credentials (no WATCH_*), a 401 names both kinds."""
     with FakeScheduler(token="right") as fake:
+        fake.submit(43)
         env = {"ESS_BASE_URL": fake.url, "ESS_TOKEN": "wrong-secret"}
         result = invoke(*fast("ess", "43"), env=env)
     assert result.exit_code == 2
@@ -378,7 +389,7 @@ def test_progress_bar_on_a_terminal_shows_percentage_and_state() -> None:
         ("SUCCEEDED", Status.SUCCESS, 0, None),
         ("WARNING", Status.WARNING, 0, "ess job 43 ended with WARNING"),
         ("ERROR", Status.ERROR, 1, "ess job 43 ERROR"),
-        ("CANCELLED", Status.CANCEL, 1, "ess job 43 CANCELLED"),
+        ("CANCELLED", Status.CANCEL, 1, "ess job 43 CANCELLED: OPERATOR_CANCEL"),
     ],
 )
 def test_relay_posts_the_matching_final_status(
@@ -446,6 +457,7 @@ def test_relay_unreachable_is_error(own: FakeScheduler) -> None:
 def test_relay_refused_credentials_is_error_refused(own: FakeScheduler) -> None:
     """A 401 from the watched API is relayed as ERROR 'refused by ESS: ...'; exit 2."""
     with FakeScheduler(token="right") as watched:
+        watched.submit(43)
         result = invoke(
             *fast("ess", "43", "--relay", "--base-url", watched.url),
             env={"WATCH_TOKEN": "wrong-secret"},
@@ -460,6 +472,7 @@ def test_relay_refused_credentials_is_error_refused(own: FakeScheduler) -> None:
 def test_relay_unreadable_answer_is_error_unreadable(own: FakeScheduler) -> None:
     """A 2xx answer without a state is relayed as ERROR 'unreadable answer from ESS: ...'."""
     with FakeScheduler() as watched:
+        watched.submit(43)
         watched.fail_next(1, 200, body={"nothing": "here"}, method="GET")
         result = invoke(*fast("ess", "43", "--relay", "--base-url", watched.url))
     assert result.exit_code == 75
@@ -471,6 +484,7 @@ def test_relay_unreadable_answer_is_error_unreadable(own: FakeScheduler) -> None
 def test_relay_success_spooled_exits_75(own: FakeScheduler, tmp_path: Path) -> None:
     """The watched job succeeded but SUCCESS could not be delivered: in the outbox, exit 75."""
     with FakeScheduler() as watched:
+        watched.submit(43)
         watched.set_state(43, "SUCCEEDED")
         own.fail_next(100, 503)
         result = invoke(*fast("ess", "43", "--relay", "--base-url", watched.url))
@@ -485,6 +499,7 @@ def test_relay_success_spooled_exits_75(own: FakeScheduler, tmp_path: Path) -> N
 def test_relay_failure_not_delivered_keeps_exit_1(own: FakeScheduler) -> None:
     """The watched job failed and ERROR could not be relayed: the failure's exit 1 stands."""
     with FakeScheduler() as watched:
+        watched.submit(43)
         watched.set_state(43, "ERROR")
         own.fail_next(100, 503)
         result = invoke(*fast("ess", "43", "--relay", "--base-url", watched.url))
@@ -497,6 +512,7 @@ def test_relay_failure_not_delivered_keeps_exit_1(own: FakeScheduler) -> None:
 def test_relay_success_rejected_exits_1(own: FakeScheduler) -> None:
     """The watched job succeeded but this job's request is unknown (404): exit 1."""
     with FakeScheduler() as watched:
+        watched.submit(43)
         watched.set_state(43, "SUCCEEDED")
         own.set_state(42, None)
         result = invoke(*fast("ess", "43", "--relay", "--base-url", watched.url))

@@ -300,7 +300,9 @@ def test_timeout_over_http_when_the_server_is_gone() -> None:
 
 @pytest.fixture
 def ess() -> Iterator[FakeScheduler]:
+    """A fake scheduler with request 43 submitted."""
     with FakeScheduler() as server:
+        server.submit(43)
         yield server
 
 
