@@ -50,6 +50,18 @@ _network_reason = network_reason
 
 MAX_SINGLE_WAIT = 30.0
 STATUS_PATH = "/ess/rest/scheduler/v1/requests/{request_id}/executionStatus"
+#: the request states a final status leads to (SPEC section 5): a retried final status
+#: refused with 400 or 409 was delivered after all when the request already stands there
+LEADS_TO: dict[Status, frozenset[str]] = {
+    Status.SUCCESS: frozenset({"SUCCEEDED"}),
+    Status.WARNING: frozenset({"WARNING"}),
+    Status.ERROR: frozenset({"ERROR", "ERROR_AUTO_RETRY", "ERROR_MANUAL_RECOVERY"}),
+    Status.BUSINESS_ERROR: frozenset({"ERROR", "ERROR_AUTO_RETRY", "ERROR_MANUAL_RECOVERY"}),
+    Status.CANCEL: frozenset({"CANCELLED"}),
+    Status.PAUSE: frozenset({"PAUSED"}),
+}
+#: the refusals a status that already arrived may get when it is sent again
+REPEAT_REFUSALS = frozenset({400, 409})
 
 
 @attrs.frozen
@@ -248,6 +260,8 @@ class SchedulerClient:
         verify: bool | str = self.ca_bundle or True
         deadline = policy.clock() + policy.budget
         attempt = 0
+        #: True once an attempt may have reached ESS without its answer reaching us
+        maybe_arrived = False
         try:
             while True:
                 attempt += 1
@@ -284,6 +298,7 @@ class SchedulerClient:
                     requests.exceptions.ChunkedEncodingError,
                 ) as exc:
                     reason = network_reason(exc)
+                    maybe_arrived = True
                     log.debug("no answer after %.2f s: %s", time.monotonic() - started, reason)
                     error: DeliveryError = SchedulerUnavailableError(
                         f"cannot reach the scheduler at {self.base_url}: {reason}",
@@ -323,7 +338,14 @@ class SchedulerClient:
                         code, response.reason or "", response.content, attempt
                     )
                     if code not in RETRY_STATUSES:
+                        if (
+                            maybe_arrived
+                            and code in REPEAT_REFUSALS
+                            and self._arrived_before(callback, code, policy)
+                        ):
+                            return attempt
                         raise error
+                    maybe_arrived = True  # a gateway's 502/504 may hide a status ESS took
                     retry_after = retry_after_seconds(response.headers.get("Retry-After"))
                 remaining = deadline - policy.clock()
                 if attempt >= policy.attempts or remaining <= 0.5:
@@ -345,6 +367,49 @@ class SchedulerClient:
                 f"(attempt {attempt})",
                 attempts=attempt,
             ) from None
+
+    def _arrived_before(self, callback: Callback, code: int, policy: RetryPolicy) -> bool:
+        """True when ESS refused a final status sent again (*code* 400 or 409) because an
+        earlier attempt, whose answer was lost, already delivered it: the request, read with
+        the same credentials and TLS settings, stands where that status leads (SPEC 5)."""
+        expected = LEADS_TO.get(callback.status)
+        if expected is None or callback.request_id is None:
+            return False
+        from .watch import EssReader
+
+        auth: Any = self._auth
+        if isinstance(auth, BasicAuth):
+            auth = _basic_auth(auth)
+        try:
+            with EssReader(
+                self.base_url,
+                auth=auth,
+                ca_bundle=self.ca_bundle,
+                timeout=policy.timeout,
+                credential_hint=CREDENTIAL_HINT,
+            ) as reader:
+                state = (reader.status(callback.request_id).raw_status or "").upper()
+        except Exception as exc:  # the refusal then stands; say why the check failed
+            log.info(
+                "%s refused with %d after an earlier attempt went unanswered; its state could "
+                "not be read (%s), so the refusal stands",
+                callback.status,
+                code,
+                exc,
+            )
+            return False
+        if state not in expected:
+            log.debug("request %s is %s: the refusal stands", callback.request_id, state)
+            return False
+        log.info(
+            "%s refused with %d after an earlier attempt went unanswered, but request %s "
+            "already stands %s: the earlier attempt delivered it",
+            callback.status,
+            code,
+            callback.request_id,
+            state,
+        )
+        return True
 
     def _tls_text(self, exc: BaseException) -> str:
         """One line for a TLS failure, naming ESS_CA_BUNDLE as the way out."""
