@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import subprocess
 import sys
@@ -19,8 +20,13 @@ from ess_callback.testing import FakeScheduler
 DEADLINE = 10.0
 
 
-def settings_for(fake: FakeScheduler, request_id: int = 42, poll: float = 0.05) -> Settings:
-    env = {**fake.env(request_id=request_id), "ESS_CALLBACK_CANCEL_POLL": str(poll)}
+CHECK_IN = "/ess/rest/scheduler/v1/requests/42/checkInCancelling"
+
+
+def settings_for(
+    fake: FakeScheduler, request_id: int = 42, poll: float = 0.05, handle: str = "handle-42"
+) -> Settings:
+    env = {**fake.env(request_id, handle), "ESS_CALLBACK_CANCEL_POLL": str(poll)}
     return resolve_settings(env=env)
 
 
@@ -45,6 +51,11 @@ def gets(fake: FakeScheduler) -> int:
     return sum(1 for r in fake.requests if r.method == "GET")
 
 
+def polls(fake: FakeScheduler) -> int:
+    """The watcher's calls so far: check-ins and state reads."""
+    return len(fake.requests)
+
+
 def wait_until(predicate: object, timeout: float = DEADLINE) -> bool:
     """Poll *predicate* until true or the deadline passes (for things with no event)."""
     deadline = time.monotonic() + timeout
@@ -58,43 +69,85 @@ def wait_until(predicate: object, timeout: float = DEADLINE) -> bool:
 # -- CancelWatcher -------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("state", ["CANCELLING", "CANCELLED"])
-def test_watcher_calls_on_cancel_once_and_stops(fake: FakeScheduler, state: str) -> None:
-    """Reading CANCELLING or CANCELLED calls on_cancel once with a reason, then polling ends."""
+def test_watcher_checks_in_and_fires_once_when_ess_answers_true(fake: FakeScheduler) -> None:
+    """The watcher polls with checkInCancelling and the request handle; the fake records
+    each check-in; an operator's cancel makes it answer true: on_cancel once, polling ends."""
     calls = Calls()
     watcher = CancelWatcher(settings_for(fake), calls)
     watcher.start()
     try:
-        assert wait_until(lambda: gets(fake) >= 2), "the watcher does not poll"
+        assert wait_until(lambda: polls(fake) >= 2), "the watcher does not poll"
         assert not calls.event.is_set()
-        fake.set_state(42, state)
+        assert fake.last_check_in(42) is not None
+        assert fake.cancel(42) == "CANCELLING"
         assert calls.event.wait(DEADLINE)
         # The polling thread ends after firing: nothing more is read.
         assert wait_until(lambda: not watcher.running)
     finally:
         watcher.stop()
-    assert calls.reasons == [f"cancelled in ESS (state {state})"]
+    assert calls.reasons == ["cancelled in ESS (state CANCELLING)"]
     assert watcher.fired
-    assert all(r.path == "/ess/rest/scheduler/v1/requests/42" for r in fake.requests)
+    assert all((r.method, r.path, r.answer) == ("POST", CHECK_IN, 200) for r in fake.requests)
+    assert all(
+        json.loads(r.body) == {"requestExecutionContext": "handle-42"} for r in fake.requests
+    )
+
+
+@pytest.mark.parametrize("answer", [400, 404, 405, 501])
+@pytest.mark.parametrize("state", ["CANCELLING", "CANCELLED"])
+def test_an_ess_without_check_in_is_polled_with_get(
+    fake: FakeScheduler, caplog: pytest.LogCaptureFixture, answer: int, state: str
+) -> None:
+    """When ESS answers checkInCancelling with 400, 404, 405 or 501, the watcher says so
+    once at INFO and reads the state with GET for the rest of the job; CANCELLING or
+    CANCELLED then fires."""
+    calls = Calls()
+    fake.fail_next(1, answer, method="POST")
+    with (
+        caplog.at_level(logging.INFO, logger="ess_callback"),
+        CancelWatcher(settings_for(fake), calls),
+    ):
+        assert wait_until(lambda: gets(fake) >= 2), "the watcher does not fall back to GET"
+        fake.set_state(42, state)
+        assert calls.event.wait(DEADLINE)
+    assert calls.reasons == [f"cancelled in ESS (state {state})"]
+    posts = [r for r in fake.requests if r.method == "POST"]
+    assert [(r.path, r.answer) for r in posts] == [(CHECK_IN, answer)]
+    said = [r for r in caplog.records if "checkInCancelling" in r.getMessage()]
+    assert len(said) == 1 and str(answer) in said[0].getMessage()
+    assert said[0].levelno == logging.INFO
+
+
+def test_a_refused_check_in_falls_back_against_the_real_endpoint(fake: FakeScheduler) -> None:
+    """The fake's own checkInCancelling refuses another handle (400): the watcher falls back
+    to GET and still sees the operator's cancel."""
+    calls = Calls()
+    with CancelWatcher(settings_for(fake, handle="not-the-handle"), calls):
+        assert wait_until(lambda: gets(fake) >= 1)
+        fake.cancel(42)
+        assert calls.event.wait(DEADLINE)
+    assert fake.requests[0].answer == 400 and fake.last_check_in(42) is None
+    assert calls.reasons == ["cancelled in ESS (state CANCELLING)"]
 
 
 def test_watcher_ignores_other_states(fake: FakeScheduler) -> None:
-    """RUNNING, PAUSED or EXPIRED are not a cancellation request."""
+    """RUNNING, PAUSED or EXPIRED are not a cancellation request: ESS answers false."""
     calls = Calls()
     with CancelWatcher(settings_for(fake), calls):
         for state in ("RUNNING", "PAUSED", "EXPIRED"):
             fake.set_state(42, state)
-            seen = gets(fake)
-            assert wait_until(lambda seen=seen: gets(fake) >= seen + 2)
+            seen = polls(fake)
+            assert wait_until(lambda seen=seen: polls(fake) >= seen + 2)
     assert calls.reasons == []
+    assert {r.body for r in fake.requests} == {b'{"requestExecutionContext": "handle-42"}'}
 
 
 def test_watcher_sends_the_job_credentials() -> None:
     """The poll carries the job's own ESS credentials (the fake refuses others)."""
     with FakeScheduler(username="svc", password="pw-123") as fake:
-        fake.submit(42, "handle-1")
+        fake.submit(42, "handle-42")
         env = {
-            **fake.env(request_id=42),
+            **fake.env(42, "handle-42"),
             "ESS_USERNAME": "svc",
             "ESS_PASSWORD": "pw-123",
             "ESS_CALLBACK_CANCEL_POLL": "0.05",
@@ -103,7 +156,8 @@ def test_watcher_sends_the_job_credentials() -> None:
         fake.set_state(42, "CANCELLING")
         with CancelWatcher(resolve_settings(env=env), calls):
             assert calls.event.wait(DEADLINE)
-        assert all(r.answer == 200 for r in fake.requests)
+        assert fake.requests and all(r.answer == 200 for r in fake.requests)
+        assert fake.requests[0].path == CHECK_IN
 
 
 def test_polling_errors_are_logged_rarely_and_never_stop_it(
@@ -142,7 +196,7 @@ def test_stop_does_not_wait_for_a_slow_server(fake: FakeScheduler) -> None:
     fake.delay_next(1, seconds=0.5)
     watcher = CancelWatcher(settings_for(fake, poll=0.01), calls)
     watcher.start()
-    assert wait_until(lambda: gets(fake) >= 1)
+    assert wait_until(lambda: polls(fake) >= 1)
     started = time.monotonic()
     watcher.stop(timeout=0.2)
     assert time.monotonic() - started < 1.0
