@@ -984,3 +984,28 @@ def test_long_problem_detail_and_title_are_capped() -> None:
     assert len(str(error)) < 600
     assert error.detail is not None and error.detail.endswith("...")
     assert len(error.detail) <= 210 and len(error.title or "") <= 210
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://ess.example.com/ess/rest/scheduler/v1",
+        "https://ess.example.com/ess/rest/scheduler",
+        "https://ess.example.com/fa/ESS/REST/Scheduler/v1/requests/42/executionStatus",
+    ],
+)
+def test_base_url_holding_the_api_path_is_refused_before_any_network(url: str) -> None:
+    """A base URL with the API path in it is a ConfigurationError naming ESS_BASE_URL and
+    the base to give instead (the path would otherwise be sent twice, to no resource)."""
+    with pytest.raises(ConfigurationError, match="ESS_BASE_URL") as info:
+        SchedulerClient(url)
+    assert "already holds the API path" in str(info.value)
+    assert repr(url.lower().split("/ess/")[0]) in str(info.value).lower()
+
+
+@pytest.mark.parametrize(
+    "url", ["https://ess.example.com/essentials", "https://ess.example.com/ess/rest/other"]
+)
+def test_a_path_prefix_that_is_not_the_api_path_is_kept(url: str) -> None:
+    """Only the API path itself is refused; other prefixes stay as given."""
+    assert SchedulerClient(url).base_url == url
