@@ -837,3 +837,260 @@ def test_request_repr_masks_the_authorization_header(
     assert secret not in repr(fake.requests) and secret not in repr(seen)
     assert "***" in repr(seen)
     assert secret in seen.headers["Authorization"]
+
+
+# -- as ESS documents it: submission, handles, RequestDetails, cancel, check-in ---------------
+def test_a_request_exists_only_once_submitted(fake: FakeScheduler) -> None:
+    """A callback or GET for an id never submitted is 404 with a problem body; submit()
+    makes it RUNNING with the handle given (or generated ones)."""
+    assert_problem(post(fake, request_id=7), 404, "Request 7 not found")
+    assert_problem(get_state(fake, 7), 404, "7")
+    assert fake.state(7) is None
+    made = fake.submit(7, "handle-7")
+    assert (made.request_id, made.handle) == (7, "handle-7")
+    assert send(fake, "UPDATE", request_id=7) == 200
+    generated = fake.submit()
+    assert generated.request_id not in (7, 42) and generated.handle
+    assert fake.state(generated.request_id) == "RUNNING"
+    assert [r.request_id for r in fake.submitted] == [42, 7, generated.request_id]
+
+
+def test_submit_again_returns_the_request_or_refuses_another_handle(fake: FakeScheduler) -> None:
+    """Submitting a known id with its own handle (or none) returns it; another handle is a
+    ValueError; ids must be positive integers."""
+    assert fake.submit(42) == fake.submit(42, "handle-42")
+    with pytest.raises(ValueError, match="another handle"):
+        fake.submit(42, "other")
+    for bad in (0, -1, True):
+        with pytest.raises(ValueError, match="positive integer"):
+            fake.submit(bad)
+
+
+def test_another_handle_is_refused_with_400_even_after_the_end(fake: FakeScheduler) -> None:
+    """A callback with a handle that is not the request's is 400 and not recorded, before
+    and after the request ended."""
+    body = {"requestHandle": "someone-else", "status": "SUCCESS"}
+    assert_problem(post(fake, body), 400, "requestHandle does not match")
+    assert send(fake, "SUCCESS") == 200
+    assert_problem(post(fake, body), 400, "requestHandle does not match")
+    assert [c.status for c in fake.received] == [Status.SUCCESS]
+
+
+def test_auto_submit_takes_an_unknown_request_with_its_first_handle() -> None:
+    """auto_submit submits an unknown request on its first callback, with that handle;
+    another handle for it afterwards is 400; on_submit hears of it."""
+    heard: list[object] = []
+    with FakeScheduler(auto_submit=True, on_submit=heard.append) as fake:
+        assert send(fake, "UPDATE", request_id=9) == 200
+        assert fake.state(9) == "RUNNING"
+        assert (
+            post(fake, {"requestHandle": "x", "status": "SUCCESS"}, request_id=9).status_code == 400
+        )
+    assert [(r.request_id, r.handle) for r in heard] == [(9, "handle-9")]  # type: ignore[attr-defined]
+
+
+def test_post_requests_submits_and_answers_201_with_the_handle(fake: FakeScheduler) -> None:
+    """POST .../requests (any JSON body) is 201 with RequestDetails plus requestHandle; the
+    job can then report with that handle."""
+    made = requests.post(
+        f"{fake.url}/ess/rest/scheduler/v1/requests", json={"jobDefinition": "x"}, timeout=5
+    )
+    assert made.status_code == 201
+    details = made.json()
+    assert details["state"] == "RUNNING" and details["isAsynchronous"] is True
+    rid, handle = details["requestId"], details["requestHandle"]
+    body = {"requestHandle": handle, "status": "SUCCESS"}
+    assert post(fake, body, request_id=rid).status_code == 200
+    assert fake.state(rid) == "SUCCEEDED"
+
+
+@pytest.mark.parametrize(
+    ("accept", "content_type"),
+    [
+        (None, "application/json;charset=utf-8"),
+        ("application/json", "application/json;charset=utf-8"),
+        (
+            "application/vnd.oracle.resource+json",
+            "application/vnd.oracle.resource+json;type=singular",
+        ),
+        (
+            "application/vnd.oracle.resource+json;type=singular",
+            "application/vnd.oracle.resource+json;type=singular",
+        ),
+    ],
+)
+def test_request_details_in_the_media_type_asked_for(
+    fake: FakeScheduler, accept: str | None, content_type: str
+) -> None:
+    """The GET answers a RequestDetails body labelled as the Accept header asks."""
+    headers = {"Accept": accept} if accept else {}
+    response = get_state(fake, headers=headers)
+    assert response.headers["Content-Type"] == content_type
+    details = response.json()
+    assert details["requestId"] == 42 and details["state"] == "RUNNING"
+    assert "processStartTime" in details and "processEndTime" not in details
+    assert "cause" not in details
+
+
+def test_the_ess_reader_reads_the_fake_request_details(fake: FakeScheduler) -> None:
+    """The ESS reader reads the fake's RequestDetails: state, cause, message and times."""
+    from ess_callback.watch import EssReader, JobState
+
+    assert send(fake, "BUSINESS_ERROR", "period closed") == 200
+    status = EssReader(fake.url).status(42)
+    assert status.state is JobState.FAILED and status.raw_status == "ERROR"
+    assert (status.cause, status.message) == ("PROCESS_BIZ_ERROR", "period closed")
+    assert status.started is not None and status.ended is not None
+
+
+def test_set_state_takes_documented_states_of_submitted_requests(fake: FakeScheduler) -> None:
+    """set_state refuses a state ESS does not document (there is no SUSPENDED) and an id
+    never submitted."""
+    with pytest.raises(ValueError, match="not an ESS request state"):
+        fake.set_state(42, "SUSPENDED")
+    with pytest.raises(KeyError, match="not submitted"):
+        fake.set_state(7, "RUNNING")
+    fake.set_state(42, "SCHEDULE_ENDED")
+    assert send(fake, "SUCCESS") == 400
+
+
+def test_cancel_endpoint_and_method_follow_oracles_rules(fake: FakeScheduler) -> None:
+    """POST .../cancel turns a RUNNING request CANCELLING (until the job reports CANCEL);
+    one that never ran goes CANCELLED at once; an ended one is 400; an unknown one 404."""
+    cancel = f"{fake.url}/ess/rest/scheduler/v1/requests/42/cancel"
+    answered = requests.post(cancel, timeout=5)
+    assert answered.status_code == 200 and answered.json()["state"] == "CANCELLING"
+    assert send(fake, "CANCEL", "SIGTERM") == 200
+    assert fake.state(42) == "CANCELLED"
+    assert_problem(requests.post(cancel, timeout=5), 400, "Unsupported state")
+    assert_problem(requests.post(cancel.replace("/42/", "/7/"), timeout=5), 404, "7")
+    waiting = fake.submit(8)
+    fake.set_state(8, "WAIT")
+    assert fake.cancel(waiting.request_id) == "CANCELLED"
+    assert fake.details(8)["cause"] == "OPERATOR_CANCEL"  # type: ignore[index]
+    with pytest.raises(ValueError, match="cannot be cancelled"):
+        fake.cancel(8)
+
+
+def test_check_in_cancelling_answers_a_boolean_and_records_the_check_in(
+    fake: FakeScheduler,
+) -> None:
+    """checkInCancelling with the handle answers false, then true once cancelled, and keeps
+    the time of the last check-in; another handle is 400, an unknown request 404."""
+    url = f"{fake.url}/ess/rest/scheduler/v1/requests/42/checkInCancelling"
+    assert fake.last_check_in(42) is None
+    first = requests.post(url, json={"requestExecutionContext": "handle-42"}, timeout=5)
+    assert first.status_code == 200 and first.json() is False
+    assert first.headers["Content-Type"] == "application/json;charset=utf-8"
+    seen = fake.last_check_in(42)
+    assert seen is not None and seen.tzinfo is not None
+    fake.cancel(42)
+    again = requests.post(url, json={"requestExecutionContext": "handle-42"}, timeout=5)
+    assert again.json() is True
+    assert fake.last_check_in(42) >= seen  # type: ignore[operator]
+    wrong = requests.post(url, json={"requestExecutionContext": "nope"}, timeout=5)
+    assert_problem(wrong, 400, "requestExecutionContext")
+    unknown = requests.post(url.replace("/42/", "/7/"), json={}, timeout=5)
+    assert_problem(unknown, 404, "7")
+
+
+def test_reset_after_accept_takes_the_status_and_loses_the_answer(fake: FakeScheduler) -> None:
+    """The status is taken (the request moves) but the connection drops before the answer;
+    the same final status again is then refused (repeat_final="reject")."""
+    fake.reset_after_accept(1)
+    with pytest.raises(requests.ConnectionError):
+        post(fake, {"requestHandle": "handle-42", "status": "SUCCESS"})
+    assert fake.state(42) == "SUCCEEDED"
+    assert [c.status for c in fake.received] == [Status.SUCCESS]
+    assert fake.requests[0].answer is None
+    assert "after the status was taken" in (fake.requests[0].reason or "")
+    assert_problem(post(fake, {"requestHandle": "handle-42", "status": "SUCCESS"}), 400, "again")
+    with pytest.raises(ValueError):
+        fake.reset_after_accept(0)
+
+
+def test_repeat_final_must_be_reject_or_accept() -> None:
+    """Any other repeat_final is a ValueError."""
+    with pytest.raises(ValueError, match="repeat_final"):
+        FakeScheduler(repeat_final="maybe")
+
+
+# -- the watched APIs -------------------------------------------------------------------------
+def test_watched_saas_batch_job_steps_through_and_reads_right(fake: FakeScheduler) -> None:
+    """add_watched('saas-batch'): each GET answers the next step in the Fusion shape (the
+    last repeats); the reader reads progress and message; an unknown job is 404."""
+    from ess_callback import RequestNotFoundError
+    from ess_callback.watch import JobState, SaasBatchReader
+
+    fake.add_watched("saas-batch", 44046, [("RUNNING", 50, None), ("FAILED", 40, "no view")])
+    reader = SaasBatchReader(fake.url, "tok")
+    first, second, third = (reader.status(44046) for _ in range(3))
+    assert (first.state, first.progress, first.message) == (
+        JobState.RUNNING,
+        0.5,
+        "Job status is changed to RUNNING",
+    )
+    assert (
+        (second.state, second.message)
+        == (JobState.FAILED, "no view")
+        == (
+            third.state,
+            third.message,
+        )
+    )
+    assert second.raw["jobDetails"]["jobProgress"]["completed"] is True
+    with pytest.raises(RequestNotFoundError):
+        reader.status(1)
+
+
+def test_watched_paas_job_reads_right_with_its_messages(fake: FakeScheduler) -> None:
+    """add_watched('paas'): the activity-log shape, bookkeeping lines around the message;
+    WARN reads as a warning success; an unknown job is 404 with a message body."""
+    from ess_callback import RequestNotFoundError
+    from ess_callback.watch import JobState, PaasReader
+
+    fake.add_watched("paas", 17465, [("WARN", None, "cache warm-up skipped")])
+    reader = PaasReader(fake.url, "joe", "pw", "ExampleIdentityDomain")
+    status = reader.status(17465)
+    assert (status.state, status.message, status.is_warning) == (
+        JobState.SUCCEEDED,
+        "cache warm-up skipped",
+        True,
+    )
+    assert [m["message"] for m in status.raw["messages"]] == [
+        "Activity Submitted",
+        "Activity Started",
+        "cache warm-up skipped",
+        "Activity Ended",
+    ]
+    assert status.started is not None and status.ended is not None
+    with pytest.raises(RequestNotFoundError) as missing:
+        reader.status(1)
+    assert "does not exist" in (missing.value.detail or "")
+
+
+def test_watched_huawei_job_reads_right_and_404_fills_error_code(fake: FakeScheduler) -> None:
+    """add_watched('huawei'): the CFW shape with epoch-millisecond times; an unknown job is
+    404 with {"error_code", "error_msg"}, which fill the error."""
+    from ess_callback import RequestNotFoundError
+    from ess_callback.watch import HuaweiReader, JobState
+
+    job = "f588ce71-e26c-400d-8981-f854355f6849"
+    fake.add_watched("huawei", job, [("Running", None, None), ("Success", None, None)])
+    reader = HuaweiReader(fake.url, "tok", "09bb24e6fe80d23d2fa2c010b53b418c")
+    assert reader.status(job).state is JobState.RUNNING
+    done = reader.status(job)
+    assert done.state is JobState.SUCCEEDED and done.ended is not None
+    assert isinstance(done.raw["data"]["begin_time"], int)
+    with pytest.raises(RequestNotFoundError) as missing:
+        reader.status("other")
+    assert missing.value.error_code == "CFW.00200005"
+    assert missing.value.detail == "The job other does not exist."
+
+
+def test_add_watched_refuses_unknown_apis_and_empty_steps(fake: FakeScheduler) -> None:
+    """Only saas-batch, paas and huawei are watched APIs; steps must not be empty."""
+    with pytest.raises(ValueError, match="not one of"):
+        fake.add_watched("jira", 1, [("DONE", None, None)])
+    with pytest.raises(ValueError, match="at least one step"):
+        fake.add_watched("paas", 1, [])
