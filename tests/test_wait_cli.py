@@ -25,7 +25,7 @@ from ess_callback.watch._command import _Bar
 
 FA = "https://fa.example.com"
 SAAS_PATH = "/api/saas-batch/jobscheduler/v1/jobRequests/44046"
-HW = "https://dataarts.example.com"
+HW = "https://cfw.cn-north-4.myhuaweicloud.com"
 
 
 def invoke(*args: str, env: dict[str, str] | None = None) -> Result:

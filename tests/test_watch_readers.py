@@ -36,7 +36,7 @@ FIXTURES = Path(__file__).parent / "fixtures" / "watch"
 ESS = "https://ess.example.com"
 FA = "https://fa.example.com"
 PAAS = "https://apaas.us.oraclecloud.com"
-HW = "https://dataarts.example.com"
+HW = "https://cfw.cn-north-4.myhuaweicloud.com"
 UTC = dt.timezone.utc
 
 

@@ -92,7 +92,7 @@ def _base_url(options: WaitOptions, env: Mapping[str, str]) -> str:
             "e.g. https://fa.example.com",
             "paas": "give --base-url for the PaaS host, e.g. https://apaas.us.oraclecloud.com",
             "huawei": "give --base-url for the service endpoint, "
-            "e.g. https://dataarts.cn-north-1.myhuaweicloud.com",
+            "e.g. https://cfw.cn-north-4.myhuaweicloud.com",
         }[options.api]
         raise ConfigurationError(f"base URL is missing: {where}")
     allow_http = parse_bool(

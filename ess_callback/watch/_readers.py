@@ -214,8 +214,9 @@ class PaasReader(HttpReader):
 
 
 class HuaweiReader(HttpReader):
-    """Huawei Cloud jobs: ``GET {endpoint}/v3/{project_id}/jobs/{job_id}`` with
-    ``X-Auth-Token``."""
+    """Huawei Cloud Firewall (CFW) "List Job Status":
+    ``GET {endpoint}/v3/{project_id}/jobs/{job_id}`` with ``X-Auth-Token``; ``data.status``
+    is Running, Success or Failed."""
 
     api = "Huawei Cloud"
 
