@@ -228,11 +228,15 @@ class SchedulerClient:
         message: str | None = None,
         *,
         retry: RetryPolicy | None = None,
+        sent_before: bool = False,
     ) -> Outcome:
         """POST one status; return the ``Outcome`` or raise a ``DeliveryError`` subclass.
 
         Retries connection errors, timeouts, 408, 429, 500, 502, 503 and 504 within the
-        retry policy; never other 4xx.
+        retry policy; never other 4xx. A final status sent more than once (a retry here, or
+        *sent_before*: an earlier send, e.g. before it went to the outbox, got no answer)
+        and then refused with 400 or 409 counts as delivered when the request's state shows
+        it arrived (SPEC section 5).
         """
         status = Status.parse(status)
         if message is not None:
@@ -248,10 +252,12 @@ class SchedulerClient:
                 "request handle is missing: set ESS_REQUEST_HANDLE (or --request-handle)"
             )
         callback = Callback(rid, request_handle, status, message)
-        attempts = self._send_with_retries(callback, retry or self.retry)
+        attempts = self._send_with_retries(callback, retry or self.retry, sent_before)
         return Outcome(status, message, delivered=True, attempts=attempts)
 
-    def _send_with_retries(self, callback: Callback, policy: RetryPolicy) -> int:
+    def _send_with_retries(
+        self, callback: Callback, policy: RetryPolicy, sent_before: bool = False
+    ) -> int:
         import requests
 
         url = self.status_url(callback.request_id or 0)
@@ -261,7 +267,7 @@ class SchedulerClient:
         deadline = policy.clock() + policy.budget
         attempt = 0
         #: True once an attempt may have reached ESS without its answer reaching us
-        maybe_arrived = False
+        maybe_arrived = sent_before
         try:
             while True:
                 attempt += 1

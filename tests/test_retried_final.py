@@ -6,18 +6,23 @@ status leads; otherwise the refusal stands."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
 
 from ess_callback import (
     BearerAuth,
+    Callback,
     InvalidInputError,
     JobExecution,
     SchedulerClient,
     SchedulerUnavailableError,
     Status,
+    _outbox,
 )
 from ess_callback._client import RetryPolicy
+from ess_callback.cli import main
 from ess_callback.testing import FakeScheduler
 
 pytestmark = pytest.mark.integration
@@ -137,3 +142,31 @@ def test_a_status_the_fake_never_took_still_goes_unanswered(strict: FakeSchedule
     ):
         client.post_status(42, "handle-42", Status.SUCCESS)
     assert all(method == "POST" for method, _ in calls(strict))
+
+
+def test_flush_of_a_status_that_arrived_before_counts_it_delivered(
+    strict: FakeScheduler, tmp_path: Path
+) -> None:
+    """A status in the outbox whose earlier send went unanswered but did arrive: the flush's
+    POST is refused (400), the state shows it arrived, so the file is delivered and gone,
+    not moved to rejected/."""
+    box = tmp_path / "outbox"
+    strict.reset_after_accept(1)
+    with (
+        SchedulerClient(strict.url, retry=RetryPolicy(attempts=1)) as client,
+        pytest.raises(SchedulerUnavailableError) as lost,
+    ):
+        client.post_status(42, "handle-42", Status.WARNING, "3 rows skipped")
+    assert strict.state(42) == "WARNING"
+    path = _outbox.spool(
+        box,
+        Callback(42, "handle-42", Status.WARNING, "3 rows skipped"),
+        base_url=strict.url,
+        attempts=1,
+        error=lost.value,
+    )
+    result = CliRunner().invoke(main, ["flush"], env={"ESS_CALLBACK_OUTBOX": str(box)})
+    assert result.exit_code == 0, result.output
+    assert "delivered 1, rejected 0, pending 0" in result.stdout
+    assert not path.exists() and not (box / "rejected").exists()
+    assert calls(strict)[-2:] == [("POST", 400), ("GET", 200)]
