@@ -11,6 +11,7 @@ import threading
 import time
 
 import pytest
+import requests
 
 from ess_callback import ConfigurationError, JobExecution, Status
 from ess_callback._cancel import CancelWatcher
@@ -236,6 +237,28 @@ def test_check_cancelled_raises_and_the_code_after_the_block_runs(fake: FakeSche
     assert [c.status for c in fake.received] == [Status.CANCEL]
     assert fake.received[0].message == "cancelled in ESS (state CANCELLING)"
     assert fake.state(42) == "CANCELLED"
+    assert fake.last_check_in(42) is not None  # it asked with checkInCancelling
+
+
+@pytest.mark.parametrize("check_in", [True, False], ids=["check-in", "get-fallback"])
+def test_a_job_hears_an_operators_cancel_through_the_fakes_endpoints(
+    fake: FakeScheduler, check_in: bool
+) -> None:
+    """JobExecution(cancel_poll=...) against the fake's real endpoints: POST .../cancel,
+    heard through checkInCancelling, or through GET when ESS answers that call 405."""
+    if not check_in:
+        fake.fail_next(1, 405, method="POST")
+    with JobExecution(
+        **own_request(fake), cancel_poll=0.05, handle_signals=False, update_interval=0
+    ) as job:
+        assert wait_until(lambda: polls(fake) >= 1)
+        cancel = f"{fake.url}/ess/rest/scheduler/v1/requests/42/cancel"
+        assert requests.post(cancel, timeout=5).json()["state"] == "CANCELLING"
+        assert wait_until(lambda: job.cancel_requested)
+        job.check_cancelled()
+    assert [c.status for c in fake.callbacks_for(42)] == [Status.CANCEL]
+    assert fake.state(42) == "CANCELLED"
+    assert (fake.last_check_in(42) is not None) is check_in
 
 
 def test_a_job_that_never_checks_is_interrupted_like_sigterm(fake: FakeScheduler) -> None:
