@@ -385,7 +385,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         flush=True,
     )
     table = Table()
-    with tempfile.TemporaryDirectory() as tmp, FakeScheduler() as fake:
+    # auto_submit: every benchmark round reports to a request of its own, as many as it takes
+    with tempfile.TemporaryDirectory() as tmp, FakeScheduler(auto_submit=True) as fake:
         outbox = os.path.join(tmp, "outbox")
         wall = startup(table, fake, outbox, rounds)
         curl_floor(table, fake, rounds, wall)

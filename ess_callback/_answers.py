@@ -59,7 +59,9 @@ def quote_text(text: str, limit: int = EXCERPT_CHARS) -> str:
 
 
 def parse_problem(body: bytes, content_type: str = "") -> dict[str, Any]:
-    """Pick the RFC 7807 ``SimpleExceptionDetail`` fields out of an error body, if present.
+    """Pick the RFC 7807 ``SimpleExceptionDetail`` fields out of an error body, if present
+    (Huawei Cloud's ``error_code``/``error_msg`` and a bare ``message`` count as
+    ``errorCode`` and ``detail``).
 
     Every value is quoted with :func:`quote_text` (one line, no control characters, capped).
     """
@@ -74,6 +76,12 @@ def parse_problem(body: bytes, content_type: str = "") -> dict[str, Any]:
     for key in ("type", "title", "detail", "errorCode", "status"):
         if data.get(key) is not None:
             out[key] = quote_text(str(data[key]))
+    # Huawei Cloud answers {"error_code", "error_msg"}; others {"message": ...}: the same
+    # facts under other names.
+    for key, name in (("error_code", "errorCode"), ("error_msg", "detail"), ("message", "detail")):
+        value = data.get(key)
+        if not out.get(name) and isinstance(value, str | int) and str(value).strip():
+            out[name] = quote_text(str(value))
     if not any(out.get(key) for key in ("title", "detail", "errorCode")):
         # Some other JSON shape ({"message": ...}): what it says is still worth quoting.
         out["excerpt"] = quote_text(body.decode("utf-8", "replace"))

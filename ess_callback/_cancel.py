@@ -2,7 +2,9 @@
 
 ESS cannot signal a process it did not start: a cancelled asynchronous request goes to
 CANCELLING and waits for the job to report CANCEL. So the job looks, in a daemon thread,
-with the ESS reader of ``ess_callback.watch`` (SPEC section 10).
+with Oracle's job-side call ``POST .../requests/{id}/checkInCancelling`` (which also counts
+as the job's check-in for ``forceCancel``), or, from an ESS without that call, with the ESS
+reader of ``ess_callback.watch`` (SPEC section 10).
 """
 
 from __future__ import annotations
@@ -11,9 +13,9 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-from ._errors import EssCallbackError
+from ._errors import DeliveryError, EssCallbackError
 
 if TYPE_CHECKING:
     from ._settings import Settings
@@ -27,15 +29,25 @@ CANCEL_STATES = frozenset({"CANCELLING", "CANCELLED"})
 ERROR_LOG_EVERY = 60.0
 #: how long one state read may take (seconds), so that ``stop()`` is never held up long
 READ_TIMEOUT = 5.0
+CHECK_IN_PATH = "/ess/rest/scheduler/v1/requests/{request_id}/checkInCancelling"
+#: answers of an ESS that has no checkInCancelling: read the request state instead
+NO_CHECK_IN = frozenset({400, 404, 405, 501})
+
+
+class _NoCheckIn(Exception):
+    """ESS answered checkInCancelling with 400, 404, 405 or 501."""
 
 
 class CancelWatcher:
-    """Polls the job's own request state every ``settings.cancel_poll`` seconds.
+    """Asks ESS every ``settings.cancel_poll`` seconds whether the job's own request was
+    cancelled: ``checkInCancelling`` with the request handle (a JSON boolean answer); when
+    ESS answers that with 400, 404, 405 or 501, it says so once at INFO and reads the
+    request state with GET for the rest of the job.
 
-    When it reads CANCELLING or CANCELLED it calls ``on_cancel(reason)`` once, from its
-    own thread, and stops. Polling errors are logged (at most once a minute) and never
-    stop the job. Needs ``settings.base_url``, ``request_id`` and ``cancel_poll``; without
-    them ``start()`` does nothing.
+    When ESS answers ``true``, or the state read is CANCELLING or CANCELLED, it calls
+    ``on_cancel(reason)`` once, from its own thread, and stops. Polling errors are logged
+    (at most once a minute) and never stop the job. Needs ``settings.base_url``,
+    ``request_id`` and ``cancel_poll``; without them ``start()`` does nothing.
 
     >>> watcher = CancelWatcher(settings, on_cancel=lambda reason: print(reason))
     >>> watcher.start()
@@ -57,6 +69,8 @@ class CancelWatcher:
         self._thread: threading.Thread | None = None
         self._fired = False
         self._errors_logged_at = float("-inf")
+        #: False once ESS showed it has no checkInCancelling (or there is no handle)
+        self.check_in = settings.request_handle is not None
 
     def __repr__(self) -> str:
         return (
@@ -122,7 +136,7 @@ class CancelWatcher:
         assert self.interval is not None and self.settings.request_id is not None
         try:
             while not self._stop.wait(self.interval):
-                raw = self._read_state(reader, self.settings.request_id)
+                raw = self._poll(reader, self.settings.request_id)
                 if raw is None or raw.upper() not in CANCEL_STATES:
                     continue
                 if self._stop.is_set():
@@ -136,20 +150,83 @@ class CancelWatcher:
         finally:
             reader.close()
 
+    def _poll(self, reader: EssReader, request_id: int) -> str | None:
+        """The request's state as far as this poll tells: CANCELLING when checkInCancelling
+        answered true, RUNNING when it answered false, else what a GET reads."""
+        if self.check_in:
+            try:
+                return "CANCELLING" if self._check_in(reader, request_id) else "RUNNING"
+            except _NoCheckIn as why:
+                self.check_in = False
+                log.info(
+                    "ESS answered checkInCancelling with %s; checking for cancellation by "
+                    "reading the request state instead",
+                    why,
+                )
+            except Exception as error:  # whatever goes wrong here, the job carries on
+                self._log_error(error)
+                return None
+        return self._read_state(reader, request_id)
+
+    def _check_in(self, reader: EssReader, request_id: int) -> bool:
+        """``POST .../checkInCancelling`` with the handle: ESS's JSON boolean answer."""
+        import json
+
+        import requests
+
+        from ._answers import error_for_response, network_reason
+
+        url = reader.base_url + CHECK_IN_PATH.format(request_id=request_id)
+        body: dict[str, Any] = {"requestExecutionContext": self.settings.request_handle}
+        try:
+            response = reader.session.post(
+                url,
+                data=json.dumps(body).encode("utf-8"),
+                headers={"Content-Type": "application/json"},
+                timeout=reader.timeout,
+                verify=reader.ca_bundle or True,
+                allow_redirects=False,
+            )
+        except (requests.ConnectionError, requests.Timeout) as exc:
+            raise EssCallbackError(
+                f"cannot reach ESS at {reader.base_url}: {network_reason(exc)}"
+            ) from None
+        code = response.status_code
+        if code in NO_CHECK_IN:
+            raise _NoCheckIn(f"{code} {response.reason or ''}".strip())
+        if not 200 <= code < 300:
+            error: DeliveryError = error_for_response(
+                code, response.reason or "", response.content, 1
+            )
+            raise EssCallbackError(str(error).replace("ESS answered", "checkInCancelling:", 1))
+        try:
+            answer = json.loads(response.content.decode("utf-8"))
+        except (UnicodeDecodeError, ValueError):
+            answer = None
+        if not isinstance(answer, bool):
+            raise EssCallbackError(
+                f"checkInCancelling answered {response.content[:80]!r}, not a JSON boolean"
+            )
+        return answer
+
     def _read_state(self, reader: EssReader, request_id: int) -> str | None:
         try:
             return reader.status(request_id).raw_status
         except Exception as error:  # whatever goes wrong here, the job carries on
-            now = time.monotonic()
-            loud = now - self._errors_logged_at >= ERROR_LOG_EVERY
-            if loud:
-                self._errors_logged_at = now
-            # Our own errors are self-explaining; anything else is a bug worth a traceback.
-            expected = isinstance(error, (EssCallbackError, OSError))
-            log.log(
-                logging.WARNING if loud else logging.DEBUG,
-                "cannot check for cancellation in ESS: %s",
-                error,
-                exc_info=not expected,
-            )
+            self._log_error(error)
             return None
+
+    def _log_error(self, error: Exception) -> None:
+        """Log a polling error: loud at most once a minute, the rest at DEBUG."""
+        now = time.monotonic()
+        loud = now - self._errors_logged_at >= ERROR_LOG_EVERY
+        if loud:
+            self._errors_logged_at = now
+        # Our own errors are self-explaining; anything else is a bug worth a traceback.
+        expected = isinstance(error, (EssCallbackError, OSError))
+        log.log(
+            logging.WARNING if loud else logging.DEBUG,
+            "cannot check for cancellation in ESS: %s",
+            error,
+            exc_info=not expected,
+        )

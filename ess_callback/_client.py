@@ -48,6 +48,18 @@ _network_reason = network_reason
 
 MAX_SINGLE_WAIT = 30.0
 STATUS_PATH = "/ess/rest/scheduler/v1/requests/{request_id}/executionStatus"
+#: the request states a final status leads to (SPEC section 5): a retried final status
+#: refused with 400 or 409 was delivered after all when the request already stands there
+LEADS_TO: dict[Status, frozenset[str]] = {
+    Status.SUCCESS: frozenset({"SUCCEEDED"}),
+    Status.WARNING: frozenset({"WARNING"}),
+    Status.ERROR: frozenset({"ERROR", "ERROR_AUTO_RETRY", "ERROR_MANUAL_RECOVERY"}),
+    Status.BUSINESS_ERROR: frozenset({"ERROR", "ERROR_AUTO_RETRY", "ERROR_MANUAL_RECOVERY"}),
+    Status.CANCEL: frozenset({"CANCELLED"}),
+    Status.PAUSE: frozenset({"PAUSED"}),
+}
+#: the refusals a status that already arrived may get when it is sent again
+REPEAT_REFUSALS = frozenset({400, 409})
 
 
 @attrs.frozen
@@ -211,11 +223,15 @@ class SchedulerClient:
         message: str | None = None,
         *,
         retry: RetryPolicy | None = None,
+        sent_before: bool = False,
     ) -> Outcome:
         """POST one status; return the ``Outcome`` or raise a ``DeliveryError`` subclass.
 
         Retries connection errors, timeouts, 408, 429, 500, 502, 503 and 504 within the
-        retry policy; never other 4xx.
+        retry policy; never other 4xx. A final status sent more than once (a retry here, or
+        *sent_before*: an earlier send, e.g. before it went to the outbox, got no answer)
+        and then refused with 400 or 409 counts as delivered when the request's state shows
+        it arrived (SPEC section 5).
         """
         status = Status.parse(status)
         if message is not None:
@@ -231,10 +247,12 @@ class SchedulerClient:
                 "request handle is missing: set ESS_REQUEST_HANDLE (or --request-handle)"
             )
         callback = Callback(rid, request_handle, status, message)
-        attempts = self._send_with_retries(callback, retry or self.retry)
+        attempts = self._send_with_retries(callback, retry or self.retry, sent_before)
         return Outcome(status, message, delivered=True, attempts=attempts)
 
-    def _send_with_retries(self, callback: Callback, policy: RetryPolicy) -> int:
+    def _send_with_retries(
+        self, callback: Callback, policy: RetryPolicy, sent_before: bool = False
+    ) -> int:
         import requests
 
         url = self.status_url(callback.request_id or 0)
@@ -243,6 +261,8 @@ class SchedulerClient:
         verify: bool | str = self.ca_bundle or True
         deadline = policy.clock() + policy.budget
         attempt = 0
+        #: True once an attempt may have reached ESS without its answer reaching us
+        maybe_arrived = sent_before
         try:
             while True:
                 attempt += 1
@@ -279,6 +299,7 @@ class SchedulerClient:
                     requests.exceptions.ChunkedEncodingError,
                 ) as exc:
                     reason = network_reason(exc)
+                    maybe_arrived = True
                     log.debug("no answer after %.2f s: %s", time.monotonic() - started, reason)
                     error: DeliveryError = SchedulerUnavailableError(
                         f"cannot reach the scheduler at {self.base_url}: {reason}",
@@ -318,7 +339,14 @@ class SchedulerClient:
                         code, response.reason or "", response.content, attempt
                     )
                     if code not in RETRY_STATUSES:
+                        if (
+                            maybe_arrived
+                            and code in REPEAT_REFUSALS
+                            and self._arrived_before(callback, code, policy)
+                        ):
+                            return attempt
                         raise error
+                    maybe_arrived = True  # a gateway's 502/504 may hide a status ESS took
                     retry_after = retry_after_seconds(response.headers.get("Retry-After"))
                 remaining = deadline - policy.clock()
                 if attempt >= policy.attempts or remaining <= 0.5:
@@ -340,6 +368,49 @@ class SchedulerClient:
                 f"(attempt {attempt})",
                 attempts=attempt,
             ) from None
+
+    def _arrived_before(self, callback: Callback, code: int, policy: RetryPolicy) -> bool:
+        """True when ESS refused a final status sent again (*code* 400 or 409) because an
+        earlier attempt, whose answer was lost, already delivered it: the request, read with
+        the same credentials and TLS settings, stands where that status leads (SPEC 5)."""
+        expected = LEADS_TO.get(callback.status)
+        if expected is None or callback.request_id is None:
+            return False
+        from .watch import EssReader
+
+        auth: Any = self._auth
+        if isinstance(auth, BasicAuth):
+            auth = _basic_auth(auth)
+        try:
+            with EssReader(
+                self.base_url,
+                auth=auth,
+                ca_bundle=self.ca_bundle,
+                timeout=policy.timeout,
+                credential_hint=CREDENTIAL_HINT,
+            ) as reader:
+                state = (reader.status(callback.request_id).raw_status or "").upper()
+        except Exception as exc:  # the refusal then stands; say why the check failed
+            log.info(
+                "%s refused with %d after an earlier attempt went unanswered; its state could "
+                "not be read (%s), so the refusal stands",
+                callback.status,
+                code,
+                exc,
+            )
+            return False
+        if state not in expected:
+            log.debug("request %s is %s: the refusal stands", callback.request_id, state)
+            return False
+        log.info(
+            "%s refused with %d after an earlier attempt went unanswered, but request %s "
+            "already stands %s: the earlier attempt delivered it",
+            callback.status,
+            code,
+            callback.request_id,
+            state,
+        )
+        return True
 
     def _tls_text(self, exc: BaseException) -> str:
         """One line for a TLS failure, naming ESS_CA_BUNDLE as the way out."""

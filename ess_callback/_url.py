@@ -14,6 +14,8 @@ from ._errors import ConfigurationError
 _LABEL = re.compile(r"(?!-)[A-Za-z0-9_-]{1,63}(?<!-)")
 _DOTTED_NUMBERS = re.compile(r"[0-9.]+")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+#: the ESS REST API's own path, which the client appends: a base URL must stop before it
+_API_PATH = re.compile(r"/ess/rest/scheduler(?:/|$)", re.IGNORECASE)
 
 
 def is_loopback(host: str) -> bool:
@@ -79,8 +81,9 @@ def parse_base_url(
 ) -> str:
     """Validate a base URL and return it without a trailing slash.
 
-    Scheme http or https, a valid host, an optional port (1-65535) and path prefix; no
-    credentials, query or fragment; ``http://`` only for a loopback host unless
+    Scheme http or https, a valid host, an optional port (1-65535) and path prefix (which
+    must not hold the API path ``/ess/rest/scheduler/...``); no credentials, query or
+    fragment; ``http://`` only for a loopback host unless
     *allow_http*. Raises ``ConfigurationError`` naming *setting* and *variable* (the
     watched APIs' readers pass their own words).
     """
@@ -109,6 +112,15 @@ def parse_base_url(
         raise ConfigurationError(f"{setting}: the host of {shown} {problem}; {hint}")
     if port == 0:
         raise ConfigurationError(f"{setting}: {shown} has port 0; {hint}")
+    api = _API_PATH.search(parts.path)
+    if api is not None:
+        # The API path would be appended twice and every call would miss (404), found only
+        # once the job has run.
+        base = text[: text.index(parts.path)] + parts.path[: api.start()]
+        raise ConfigurationError(
+            f"{setting}: {shown} already holds the API path /ess/rest/scheduler/...; set "
+            f"{variable} to the server's base only, e.g. {_without_userinfo(base)!r}"
+        )
     if parts.scheme == "http" and not allow_http and not is_loopback(parts.hostname):
         raise ConfigurationError(
             f"{setting}: {shown} uses http:// for a host that is not loopback, so credentials "

@@ -3,7 +3,9 @@
     python samples/quickstart.py
 
 Starts the real ``ess-callback fake-server --port 0`` (a fake ESS scheduler on a free
-loopback port) as a process of its own, reads the URL it prints, then runs four jobs
+loopback port) as a process of its own, with the four requests the demo runs submitted to
+it (``--request ID:HANDLE``: as in ESS, a request exists only once submitted), reads the
+URL it prints, then runs four jobs
 against it with ``ESS_BASE_URL``, ``ESS_REQUEST_ID`` and ``ESS_REQUEST_HANDLE`` set as ESS
 would set them: ``samples/nightly_job.py`` (Python, ``JobExecution``) twice, then
 ``samples/shell_job.sh`` twice under the ``ess-callback run`` wrapper. The fake server's own
@@ -31,6 +33,9 @@ HERE = Path(__file__).resolve().parent
 #: how long the fake server may take to start, and a job's callbacks to be shown (seconds)
 DEADLINE = 20.0
 #: a line of the fake server for a callback: "17:00:39  request 101  SUCCESS ..."
+#: the requests the demo submits to the fake server (as ESS would, before starting each job)
+REQUESTS = (101, 102, 103, 104)
+SUBMIT = [arg for rid in REQUESTS for arg in ("--request", f"{rid}:quickstart-{rid}")]
 CALLBACK_LINE = re.compile(r"\d\d:\d\d:\d\d  request (\d+)  ([A-Z_]+)")
 FINAL = {"SUCCESS", "WARNING", "ERROR", "BUSINESS_ERROR", "CANCEL", "PAUSE", "SUSPEND"}
 _print_lock = threading.Lock()
@@ -69,7 +74,7 @@ class FakeServer:
         self._changed = threading.Condition()
         self._url_lines: queue.Queue[str | None] = queue.Queue()
         self.proc = subprocess.Popen(
-            [*cli(), "fake-server", "--port", "0"],
+            [*cli(), "fake-server", "--port", "0", *SUBMIT],
             env=clean_env(),
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,  # refused requests are logged there: show them too
@@ -156,7 +161,7 @@ def run_job(title: str, command: list[str], shown: str, env: dict[str, str]) -> 
 
 def main() -> int:
     results: list[tuple[int, str, str | None, int]] = []
-    say("$ ess-callback fake-server --port 0")
+    say(f"$ ess-callback fake-server --port 0 {' '.join(SUBMIT)}")
     with fake_server() as server, tempfile.TemporaryDirectory(prefix="ess-quickstart-") as box:
         try:
             url = server.wait_url()

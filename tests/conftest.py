@@ -53,8 +53,10 @@ def restore_logger() -> Iterator[None]:
 
 @pytest.fixture
 def fake() -> Iterator[FakeScheduler]:
-    """A FakeScheduler on an ephemeral loopback port, accepting any credentials."""
+    """A FakeScheduler on an ephemeral loopback port, accepting any credentials, with
+    request 42 submitted (handle "handle-42", as ``job_env`` gives it to the job)."""
     with FakeScheduler() as server:
+        server.submit(42, "handle-42")
         yield server
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import subprocess
 import sys
@@ -10,6 +11,7 @@ import threading
 import time
 
 import pytest
+import requests
 from helpers import wait_until
 
 from ess_callback import ConfigurationError, JobExecution, Status
@@ -20,8 +22,13 @@ from ess_callback.testing import FakeScheduler
 DEADLINE = 10.0
 
 
-def settings_for(fake: FakeScheduler, request_id: int = 42, poll: float = 0.05) -> Settings:
-    env = {**fake.env(request_id=request_id), "ESS_CALLBACK_CANCEL_POLL": str(poll)}
+CHECK_IN = "/ess/rest/scheduler/v1/requests/42/checkInCancelling"
+
+
+def settings_for(
+    fake: FakeScheduler, request_id: int = 42, poll: float = 0.05, handle: str = "handle-42"
+) -> Settings:
+    env = {**fake.env(request_id, handle), "ESS_CALLBACK_CANCEL_POLL": str(poll)}
     return resolve_settings(env=env)
 
 
@@ -46,46 +53,94 @@ def gets(fake: FakeScheduler) -> int:
     return sum(1 for r in fake.requests if r.method == "GET")
 
 
+def polls(fake: FakeScheduler) -> int:
+    """The watcher's calls so far: check-ins and state reads."""
+    return len(fake.requests)
+
+
 # -- CancelWatcher -------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("state", ["CANCELLING", "CANCELLED"])
-def test_watcher_calls_on_cancel_once_and_stops(fake: FakeScheduler, state: str) -> None:
-    """Reading CANCELLING or CANCELLED calls on_cancel once with a reason, then polling ends."""
+def test_watcher_checks_in_and_fires_once_when_ess_answers_true(fake: FakeScheduler) -> None:
+    """The watcher polls with checkInCancelling and the request handle; the fake records
+    each check-in; an operator's cancel makes it answer true: on_cancel once, polling ends."""
     calls = Calls()
     watcher = CancelWatcher(settings_for(fake), calls)
     watcher.start()
     try:
-        assert wait_until(lambda: gets(fake) >= 2), "the watcher does not poll"
+        assert wait_until(lambda: polls(fake) >= 2), "the watcher does not poll"
         assert not calls.event.is_set()
-        fake.set_state(42, state)
+        assert fake.last_check_in(42) is not None
+        assert fake.cancel(42) == "CANCELLING"
         assert calls.event.wait(DEADLINE)
         # The polling thread ends after firing: nothing more is read.
         assert wait_until(lambda: not watcher.running)
     finally:
         watcher.stop()
-    assert calls.reasons == [f"cancelled in ESS (state {state})"]
+    assert calls.reasons == ["cancelled in ESS (state CANCELLING)"]
     assert watcher.fired
-    assert all(r.path == "/ess/rest/scheduler/v1/requests/42" for r in fake.requests)
+    assert all((r.method, r.path, r.answer) == ("POST", CHECK_IN, 200) for r in fake.requests)
+    assert all(
+        json.loads(r.body) == {"requestExecutionContext": "handle-42"} for r in fake.requests
+    )
+
+
+@pytest.mark.parametrize("answer", [400, 404, 405, 501])
+@pytest.mark.parametrize("state", ["CANCELLING", "CANCELLED"])
+def test_an_ess_without_check_in_is_polled_with_get(
+    fake: FakeScheduler, caplog: pytest.LogCaptureFixture, answer: int, state: str
+) -> None:
+    """When ESS answers checkInCancelling with 400, 404, 405 or 501, the watcher says so
+    once at INFO and reads the state with GET for the rest of the job; CANCELLING or
+    CANCELLED then fires."""
+    calls = Calls()
+    fake.fail_next(1, answer, method="POST")
+    with (
+        caplog.at_level(logging.INFO, logger="ess_callback"),
+        CancelWatcher(settings_for(fake), calls),
+    ):
+        assert wait_until(lambda: gets(fake) >= 2), "the watcher does not fall back to GET"
+        fake.set_state(42, state)
+        assert calls.event.wait(DEADLINE)
+    assert calls.reasons == [f"cancelled in ESS (state {state})"]
+    posts = [r for r in fake.requests if r.method == "POST"]
+    assert [(r.path, r.answer) for r in posts] == [(CHECK_IN, answer)]
+    said = [r for r in caplog.records if "checkInCancelling" in r.getMessage()]
+    assert len(said) == 1 and str(answer) in said[0].getMessage()
+    assert said[0].levelno == logging.INFO
+
+
+def test_a_refused_check_in_falls_back_against_the_real_endpoint(fake: FakeScheduler) -> None:
+    """The fake's own checkInCancelling refuses another handle (400): the watcher falls back
+    to GET and still sees the operator's cancel."""
+    calls = Calls()
+    with CancelWatcher(settings_for(fake, handle="not-the-handle"), calls):
+        assert wait_until(lambda: gets(fake) >= 1)
+        fake.cancel(42)
+        assert calls.event.wait(DEADLINE)
+    assert fake.requests[0].answer == 400 and fake.last_check_in(42) is None
+    assert calls.reasons == ["cancelled in ESS (state CANCELLING)"]
 
 
 def test_watcher_ignores_other_states(fake: FakeScheduler) -> None:
-    """RUNNING, PAUSED or EXPIRED are not a cancellation request."""
+    """RUNNING, PAUSED or EXPIRED are not a cancellation request: ESS answers false."""
     calls = Calls()
     with CancelWatcher(settings_for(fake), calls):
         for state in ("RUNNING", "PAUSED", "EXPIRED"):
             fake.set_state(42, state)
-            seen = gets(fake)
-            assert wait_until(lambda seen=seen: gets(fake) >= seen + 2)
+            seen = polls(fake)
+            assert wait_until(lambda seen=seen: polls(fake) >= seen + 2)
     assert calls.reasons == []
+    assert {r.body for r in fake.requests} == {b'{"requestExecutionContext": "handle-42"}'}
 
 
 @pytest.mark.integration
 def test_watcher_sends_the_job_credentials() -> None:
     """The poll carries the job's own ESS credentials (the fake refuses others)."""
     with FakeScheduler(username="svc", password="pw-123") as fake:
+        fake.submit(42, "handle-42")
         env = {
-            **fake.env(request_id=42),
+            **fake.env(42, "handle-42"),
             "ESS_USERNAME": "svc",
             "ESS_PASSWORD": "pw-123",
             "ESS_CALLBACK_CANCEL_POLL": "0.05",
@@ -94,7 +149,8 @@ def test_watcher_sends_the_job_credentials() -> None:
         fake.set_state(42, "CANCELLING")
         with CancelWatcher(resolve_settings(env=env), calls):
             assert calls.event.wait(DEADLINE)
-        assert all(r.answer == 200 for r in fake.requests)
+        assert fake.requests and all(r.answer == 200 for r in fake.requests)
+        assert fake.requests[0].path == CHECK_IN
 
 
 def test_polling_errors_are_logged_rarely_and_never_stop_it(
@@ -133,7 +189,7 @@ def test_stop_does_not_wait_for_a_slow_server(fake: FakeScheduler) -> None:
     fake.delay_next(1, seconds=0.5)
     watcher = CancelWatcher(settings_for(fake, poll=0.01), calls)
     watcher.start()
-    assert wait_until(lambda: gets(fake) >= 1)
+    assert wait_until(lambda: polls(fake) >= 1)
     started = time.monotonic()
     watcher.stop(timeout=0.2)
     assert time.monotonic() - started < 1.0
@@ -173,6 +229,28 @@ def test_check_cancelled_raises_and_the_code_after_the_block_runs(fake: FakeSche
     assert [c.status for c in fake.received] == [Status.CANCEL]
     assert fake.received[0].message == "cancelled in ESS (state CANCELLING)"
     assert fake.state(42) == "CANCELLED"
+    assert fake.last_check_in(42) is not None  # it asked with checkInCancelling
+
+
+@pytest.mark.parametrize("check_in", [True, False], ids=["check-in", "get-fallback"])
+def test_a_job_hears_an_operators_cancel_through_the_fakes_endpoints(
+    fake: FakeScheduler, check_in: bool
+) -> None:
+    """JobExecution(cancel_poll=...) against the fake's real endpoints: POST .../cancel,
+    heard through checkInCancelling, or through GET when ESS answers that call 405."""
+    if not check_in:
+        fake.fail_next(1, 405, method="POST")
+    with JobExecution(
+        **own_request(fake), cancel_poll=0.05, handle_signals=False, update_interval=0
+    ) as job:
+        assert wait_until(lambda: polls(fake) >= 1)
+        cancel = f"{fake.url}/ess/rest/scheduler/v1/requests/42/cancel"
+        assert requests.post(cancel, timeout=5).json()["state"] == "CANCELLING"
+        assert wait_until(lambda: job.cancel_requested)
+        job.check_cancelled()
+    assert [c.status for c in fake.callbacks_for(42)] == [Status.CANCEL]
+    assert fake.state(42) == "CANCELLED"
+    assert (fake.last_check_in(42) is not None) is check_in
 
 
 def test_a_job_that_never_checks_is_interrupted_like_sigterm(fake: FakeScheduler) -> None:

@@ -608,17 +608,22 @@ def test_401_names_the_credential_variables(
 
 
 @pytest.mark.parametrize(
-    "body", [{"message": "handle mismatch"}, {"error": "handle mismatch", "status": 400}]
+    ("body", "detail"),
+    [
+        ({"message": "handle mismatch"}, "handle mismatch"),
+        ({"error": "handle mismatch", "status": 400}, None),
+    ],
 )
 def test_json_error_body_without_problem_fields_is_quoted(
-    mock: responses.RequestsMock, fake_time: FakeTime, body: dict[str, Any]
+    mock: responses.RequestsMock, fake_time: FakeTime, body: dict[str, Any], detail: str | None
 ) -> None:
-    """A JSON error body that is not a SimpleExceptionDetail is quoted, not dropped."""
+    """A JSON error body that is not a SimpleExceptionDetail is quoted, not dropped; a
+    {"message": ...} body fills the detail (SPEC section 9)."""
     mock.post(URL, status=400, json=body)
     with pytest.raises(InvalidInputError) as info:
         client(fake_time).post_status(42, "h", Status.SUCCESS)
     assert "handle mismatch" in str(info.value)
-    assert info.value.title is None and info.value.detail is None
+    assert info.value.title is None and info.value.detail == detail
 
 
 def test_non_json_error_body_gives_short_excerpt(
@@ -884,6 +889,7 @@ def test_real_server_roundtrip_and_connection_reuse(monkeypatch: pytest.MonkeyPa
 
     monkeypatch.setattr(urllib3.util.connection, "create_connection", counting)
     with FakeScheduler(token=TOKEN) as ess, SchedulerClient(ess.url, auth=BearerAuth(TOKEN)) as c:
+        ess.submit(42, "handle-42")
         c.post_status(42, "handle-42", Status.UPDATE, "half way")
         c.post_status(42, "handle-42", Status.UPDATE, "nearly")
         c.post_status(42, "handle-42", Status.SUCCESS)
@@ -897,6 +903,7 @@ def test_real_server_roundtrip_and_connection_reuse(monkeypatch: pytest.MonkeyPa
 def test_real_server_reset_and_503_retried() -> None:
     """A dropped connection and a 503 from a real server are retried to delivery."""
     with FakeScheduler() as ess:
+        ess.submit(7, "h7")
         ess.reset_next(1)
         ess.fail_next(1, 503, retry_after=0)
         policy = RetryPolicy(backoff=0.01)
@@ -909,6 +916,7 @@ def test_real_server_reset_and_503_retried() -> None:
 def test_real_server_wrong_credentials() -> None:
     """Wrong credentials against a real server give AuthenticationError without retries."""
     with FakeScheduler("ops", SECRET) as ess:
+        ess.submit(7, "h7")
         sender = SchedulerClient(ess.url, auth=("ops", "wrong"))
         with pytest.raises(AuthenticationError) as info:
             sender.post_status(7, "h7", Status.SUCCESS)
@@ -975,3 +983,28 @@ def test_long_problem_detail_and_title_are_capped() -> None:
     assert len(str(error)) < 600
     assert error.detail is not None and error.detail.endswith("...")
     assert len(error.detail) <= 210 and len(error.title or "") <= 210
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://ess.example.com/ess/rest/scheduler/v1",
+        "https://ess.example.com/ess/rest/scheduler",
+        "https://ess.example.com/fa/ESS/REST/Scheduler/v1/requests/42/executionStatus",
+    ],
+)
+def test_base_url_holding_the_api_path_is_refused_before_any_network(url: str) -> None:
+    """A base URL with the API path in it is a ConfigurationError naming ESS_BASE_URL and
+    the base to give instead (the path would otherwise be sent twice, to no resource)."""
+    with pytest.raises(ConfigurationError, match="ESS_BASE_URL") as info:
+        SchedulerClient(url)
+    assert "already holds the API path" in str(info.value)
+    assert repr(url.lower().split("/ess/")[0]) in str(info.value).lower()
+
+
+@pytest.mark.parametrize(
+    "url", ["https://ess.example.com/essentials", "https://ess.example.com/ess/rest/other"]
+)
+def test_a_path_prefix_that_is_not_the_api_path_is_kept(url: str) -> None:
+    """Only the API path itself is refused; other prefixes stay as given."""
+    assert SchedulerClient(url).base_url == url

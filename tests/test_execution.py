@@ -69,6 +69,15 @@ class Recorded:
 
 
 @pytest.fixture
+def fake(fake: FakeScheduler) -> FakeScheduler:
+    """The shared fake with the requests these tests report to submitted: 1 (handle "h")
+    and 7 (handle "h7"), besides 42."""
+    fake.submit(1, "h")
+    fake.submit(7, "h7")
+    return fake
+
+
+@pytest.fixture
 def rec(ess_callbacks: Recorder) -> Recorded:
     return Recorded(ess_callbacks)
 
@@ -620,6 +629,7 @@ def test_outbox_argument_names_the_folder(fake: FakeScheduler, tmp_path: Path) -
 def test_401_is_spooled_too(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """A 401 (credentials wrong or expired) raises AuthenticationError and keeps the status."""
     with FakeScheduler(username="batch", password="right") as fake:
+        fake.submit(7, "h7")
         monkeypatch.setenv("ESS_USERNAME", "batch")
         monkeypatch.setenv("ESS_PASSWORD", "wrong-pw")
         with pytest.raises(AuthenticationError), JobExecution(**ids(fake)):

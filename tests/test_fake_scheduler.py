@@ -40,7 +40,8 @@ def post(
 ) -> requests.Response:
     """POST to the fake's executionStatus resource, by default a valid UPDATE."""
     if data is None:
-        payload = body if body is not None else {"requestHandle": "h-42", "status": "UPDATE"}
+        handle = f"handle-{request_id}"
+        payload = body if body is not None else {"requestHandle": handle, "status": "UPDATE"}
         data = json.dumps(payload).encode()
     sent_headers = dict(headers or {})
     if content_type is not None:
@@ -51,7 +52,7 @@ def post(
 
 
 def send(fake: FakeScheduler, status: str, message: str | None = None, request_id: int = 42) -> int:
-    body: dict[str, Any] = {"requestHandle": "h-42", "status": status}
+    body: dict[str, Any] = {"requestHandle": f"handle-{request_id}", "status": status}
     if message is not None:
         body["statusMessage"] = message
     return post(fake, body, request_id=request_id).status_code
@@ -114,6 +115,7 @@ def test_context_manager_serves_on_an_ephemeral_loopback_port_and_stops() -> Non
         assert fake.running
         assert fake.url == f"http://127.0.0.1:{fake.port}"
         assert fake.port > 0
+        fake.submit(42, "handle-42")
         assert send(fake, "UPDATE") == 200
         port = fake.port
     assert not fake.running
@@ -132,12 +134,13 @@ def test_two_fakes_get_different_ports() -> None:
 def test_stop_ends_idle_keep_alive_connections_and_is_idempotent() -> None:
     """stop() closes kept-alive client connections too, and calling it twice is harmless."""
     fake = FakeScheduler().start()
+    fake.submit(1)
     request = b"GET /ess/rest/scheduler/v1/requests/1 HTTP/1.1\r\nHost: x\r\n\r\n"
     with socket.create_connection(("127.0.0.1", fake.port), timeout=5) as sock:
         sock.sendall(request)
         first = read_response(sock)
         assert first.startswith(b"HTTP/1.1 200")
-        assert first.endswith(b'"RUNNING"}')
+        assert b'"state": "RUNNING"' in first
         started = time.monotonic()
         fake.stop()
         assert sock.recv(65536) == b""  # EOF: the server closed the idle connection
@@ -184,6 +187,7 @@ def test_ipv6_loopback_url_is_bracketed() -> None:
         pytest.skip("cannot bind ::1 here")
     try:
         assert fake.url == f"http://[::1]:{fake.port}"
+        fake.submit(42, "handle-42")
         assert send(fake, "SUCCESS") == 200
     finally:
         fake.stop()
@@ -192,9 +196,11 @@ def test_ipv6_loopback_url_is_bracketed() -> None:
 # -- the wire format --------------------------------------------------------------------------
 def test_accepts_a_valid_callback_and_records_it(fake: FakeScheduler) -> None:
     """A valid POST is answered 200 and becomes a Callback in `received`."""
-    response = post(fake, {"requestHandle": "h-42", "status": "WARNING", "statusMessage": "3 rows"})
+    response = post(
+        fake, {"requestHandle": "handle-42", "status": "WARNING", "statusMessage": "3 rows"}
+    )
     assert response.status_code == 200
-    assert fake.received == [Callback(42, "h-42", Status.WARNING, "3 rows")]
+    assert fake.received == [Callback(42, "handle-42", Status.WARNING, "3 rows")]
 
 
 def test_message_is_optional(fake: FakeScheduler) -> None:
@@ -252,6 +258,7 @@ def test_bad_request_ids_are_refused_with_400(fake: FakeScheduler, request_id: s
 
 def test_largest_int64_request_id_is_accepted(fake: FakeScheduler) -> None:
     """The largest int64 is a valid request id."""
+    fake.submit(2**63 - 1, f"handle-{2**63 - 1}")
     assert post(fake, request_id=2**63 - 1).status_code == 200
     assert fake.received[0].request_id == 2**63 - 1
 
@@ -259,7 +266,7 @@ def test_largest_int64_request_id_is_accepted(fake: FakeScheduler) -> None:
 def test_trailing_slash_and_query_are_tolerated(fake: FakeScheduler) -> None:
     """A trailing slash or a query string does not change the resource."""
     url = status_url(fake) + "/?x=1"
-    body = json.dumps({"requestHandle": "h", "status": "UPDATE"})
+    body = json.dumps({"requestHandle": "handle-42", "status": "UPDATE"})
     headers = {"Content-Type": "application/json"}
     assert requests.post(url, data=body, headers=headers, timeout=5).status_code == 200
 
@@ -283,6 +290,7 @@ def test_without_credentials_any_request_is_accepted(fake: FakeScheduler) -> Non
 def test_basic_credentials_are_checked() -> None:
     """With Basic credentials, none or wrong ones are 401 with WWW-Authenticate; right ones 200."""
     with FakeScheduler("alice", "s3cret") as fake:
+        fake.submit(42, "handle-42")
         refused = post(fake)
         assert_problem(refused, 401, "credentials")
         assert refused.headers["WWW-Authenticate"].startswith("Basic")
@@ -297,6 +305,7 @@ def test_basic_credentials_are_checked() -> None:
 def test_bearer_token_is_checked() -> None:
     """With a token, only 'Bearer <token>' is accepted."""
     with FakeScheduler(token="tok-1") as fake:
+        fake.submit(42, "handle-42")
         assert_problem(post(fake), 401)
         assert_problem(post(fake, headers={"Authorization": "Bearer tok-2"}), 401)
         token_user = base64.b64encode(b"tok-1:").decode()
@@ -307,10 +316,12 @@ def test_bearer_token_is_checked() -> None:
 def test_scheduler_client_credentials_work_against_the_fake() -> None:
     """SchedulerClient's Basic and bearer auth are what the fake expects."""
     with FakeScheduler("alice", "s3cret") as basic:
+        basic.submit(1, "h")
         client = SchedulerClient(basic.url, auth=("alice", "s3cret"))
         assert client.post_status(1, "h", "SUCCESS").delivered
         client.close()
     with FakeScheduler(token="tok") as bearer:
+        bearer.submit(1, "h")
         client = SchedulerClient(bearer.url, auth=BearerAuth("tok"))
         assert client.post_status(1, "h", "SUCCESS").delivered
         client.close()
@@ -318,7 +329,8 @@ def test_scheduler_client_credentials_work_against_the_fake() -> None:
 
 # -- the state machine ------------------------------------------------------------------------
 def test_request_state_follows_the_callbacks(fake: FakeScheduler) -> None:
-    """RUNNING, PAUSED by PAUSE, RUNNING again on UPDATE, SUSPENDED, then the terminal state."""
+    """RUNNING, PAUSED by PAUSE, RUNNING again on UPDATE, HOLD after SUSPEND (ESS documents
+    no SUSPENDED state), then the terminal state."""
     assert fake.state(42) == "RUNNING"
     assert send(fake, "UPDATE", "1 of 3") == 200
     assert fake.state(42) == "RUNNING"
@@ -327,7 +339,7 @@ def test_request_state_follows_the_callbacks(fake: FakeScheduler) -> None:
     assert send(fake, "UPDATE", "2 of 3") == 200
     assert fake.state(42) == "RUNNING"
     assert send(fake, "SUSPEND") == 200
-    assert fake.state(42) == "SUSPENDED"
+    assert fake.state(42) == "HOLD"
     assert send(fake, "SUCCESS") == 200
     assert fake.state(42) == "SUCCEEDED"
     assert [c.status for c in fake.received] == [
@@ -350,17 +362,45 @@ def test_request_state_follows_the_callbacks(fake: FakeScheduler) -> None:
     ],
 )
 def test_terminal_status_ends_the_request(fake: FakeScheduler, status: str, state: str) -> None:
-    """Each terminal status leads to its state; the GET shows it."""
-    assert send(fake, status) == 200
+    """Each terminal status leads to its state; the GET's RequestDetails show it, with the
+    cause and the times."""
+    assert send(fake, status, "what happened") == 200
     assert fake.state(42) == state
-    assert get_state(fake).json() == {"requestId": 42, "state": state}
+    details = get_state(fake).json()
+    assert (details["requestId"], details["state"]) == (42, state)
+    assert details["isAsynchronous"] is True
+    assert (
+        details["cause"]
+        == {
+            "SUCCESS": "PROCESS_SUCCESS",
+            "WARNING": "PROCESS_WARNING",
+            "ERROR": "PROCESS_ERROR",
+            "BUSINESS_ERROR": "PROCESS_BIZ_ERROR",
+            "CANCEL": "PROCESS_CANCEL",
+        }[status]
+    )
+    assert details["processStartTime"] <= details["processEndTime"]
+    kept = status in ("WARNING", "ERROR", "BUSINESS_ERROR")
+    assert details.get("errorWarningMessage") == ("what happened" if kept else None)
 
 
-def test_same_terminal_status_again_is_accepted(fake: FakeScheduler) -> None:
-    """A retried terminal status (at-least-once delivery) is accepted and recorded again."""
+def test_same_terminal_status_again_is_refused_by_default(fake: FakeScheduler) -> None:
+    """The same final status again is refused with 400 by default (ESS does not document
+    accepting it), and not recorded."""
     assert send(fake, "SUCCESS") == 200
-    assert send(fake, "SUCCESS") == 200
-    assert [c.status for c in fake.received] == [Status.SUCCESS, Status.SUCCESS]
+    assert_problem(post(fake, {"requestHandle": "handle-42", "status": "SUCCESS"}), 400, "again")
+    assert [c.status for c in fake.received] == [Status.SUCCESS]
+
+
+def test_same_terminal_status_again_is_accepted_when_told() -> None:
+    """With repeat_final="accept" a retried final status is accepted and recorded again;
+    another status is still refused."""
+    with FakeScheduler(repeat_final="accept") as fake:
+        fake.submit(42, "handle-42")
+        assert send(fake, "SUCCESS") == 200
+        assert send(fake, "SUCCESS") == 200
+        assert send(fake, "ERROR") == 400
+        assert [c.status for c in fake.received] == [Status.SUCCESS, Status.SUCCESS]
 
 
 @pytest.mark.parametrize(
@@ -380,7 +420,7 @@ def test_anything_else_after_a_terminal_status_is_refused(
     """After a terminal status a different status is 400 and not recorded; the state stays."""
     assert send(fake, first) == 200
     state = fake.state(42)
-    response = post(fake, {"requestHandle": "h-42", "status": then})
+    response = post(fake, {"requestHandle": "handle-42", "status": then})
     assert_problem(response, 400, "already ended", then)
     assert [c.status.value for c in fake.received] == [first]
     assert fake.state(42) == state
@@ -388,6 +428,8 @@ def test_anything_else_after_a_terminal_status_is_refused(
 
 def test_requests_have_independent_states(fake: FakeScheduler) -> None:
     """One request's end does not touch another's state."""
+    for request_id in (1, 2, 3):
+        fake.submit(request_id, f"handle-{request_id}")
     assert send(fake, "SUCCESS", request_id=1) == 200
     assert send(fake, "ERROR", request_id=2) == 200
     assert send(fake, "UPDATE", request_id=3) == 200
@@ -406,10 +448,11 @@ def test_operator_cancel_then_job_reports_cancel(fake: FakeScheduler) -> None:
 
 
 def test_forced_final_state_accepts_only_its_matching_status(fake: FakeScheduler) -> None:
-    """A request forced to SUCCEEDED takes SUCCESS again but refuses ERROR."""
+    """A request forced to an ended state refuses every status, the matching one too."""
     fake.set_state(42, "SUCCEEDED")
-    assert send(fake, "SUCCESS") == 200
+    assert send(fake, "SUCCESS") == 400
     assert send(fake, "ERROR") == 400
+    assert fake.received == []
 
 
 def test_unknown_request_is_404_for_post_and_get(fake: FakeScheduler) -> None:
@@ -418,25 +461,31 @@ def test_unknown_request_is_404_for_post_and_get(fake: FakeScheduler) -> None:
     assert fake.state(42) is None
     assert_problem(post(fake), 404, "42")
     assert_problem(get_state(fake), 404, "42")
-    fake.set_state(42, "RUNNING")
+    fake.submit(42, "handle-42")
     assert send(fake, "SUCCESS") == 200
 
 
 def test_get_validates_its_path(fake: FakeScheduler) -> None:
-    """GET of a bad id is 400, of another path 404; an untouched request is RUNNING."""
-    assert get_state(fake, 7).json() == {"requestId": 7, "state": "RUNNING"}
+    """GET of a bad id is 400, of another path 404, of an unsubmitted id 404; a submitted
+    request is RUNNING."""
+    assert_problem(get_state(fake, 7), 404, "7")
+    fake.submit(7)
+    assert get_state(fake, 7).json()["state"] == "RUNNING"
     assert_problem(get_state(fake, "x7"), 400, "'x7'")
     assert_problem(requests.get(f"{fake.url}/nothing", timeout=5), 404)
 
 
 def test_clear_forgets_everything(fake: FakeScheduler) -> None:
-    """clear() forgets callbacks, requests, states and planned faults."""
-    send(fake, "SUCCESS")
+    """clear() forgets callbacks, HTTP requests and planned faults; submitted requests
+    keep their state."""
+    send(fake, "UPDATE")
     fake.fail_next(5)
+    fake.reset_after_accept(2)
     fake.clear()
     assert fake.received == [] and fake.requests == []
     assert fake.state(42) == "RUNNING"
     assert send(fake, "ERROR") == 200
+    assert fake.state(42) == "ERROR"
 
 
 # -- what it saw ------------------------------------------------------------------------------
@@ -447,7 +496,7 @@ def test_requests_log_keeps_refusals_with_their_reason(fake: FakeScheduler) -> N
     first, second = fake.requests
     assert (first.method, first.answer, first.reason) == ("POST", 400, "requestHandle is missing")
     assert (second.answer, second.reason) == (200, None)
-    assert json.loads(second.body) == {"requestHandle": "h-42", "status": "SUCCESS"}
+    assert json.loads(second.body) == {"requestHandle": "handle-42", "status": "SUCCESS"}
     assert second.headers["Content-Type"] == "application/json"
 
 
@@ -478,6 +527,7 @@ def test_hooks_see_callbacks_and_a_failing_hook_breaks_nothing() -> None:
         raise RuntimeError("hook bug")
 
     with FakeScheduler(on_callback=explode, on_request=lambda r: answers.append(r.answer)) as fake:
+        fake.submit(42, "handle-42")
         assert send(fake, "SUCCESS") == 200
         assert post(fake, {"status": "X"}).status_code == 400
     assert [c.status for c in seen] == [Status.SUCCESS]
@@ -488,7 +538,7 @@ def test_on_request_has_run_when_the_client_gets_its_answer() -> None:
     """A client holding its answer finds on_request already called for it, in order: the
     hook runs before the answer is sent (a printer of each request never lags behind)."""
     answers: list[int | None] = []
-    with FakeScheduler(on_request=lambda r: answers.append(r.answer)) as fake:
+    with FakeScheduler(on_request=lambda r: answers.append(r.answer), auto_submit=True) as fake:
         for number in range(1, 21):
             expected = 200 if number % 2 else 400
             body = {"requestHandle": "h", "status": "UPDATE" if number % 2 else "NOPE"}
@@ -596,9 +646,9 @@ def test_client_retries_through_injected_faults(fake: FakeScheduler) -> None:
     fake.reset_next(1)
     policy = RetryPolicy(sleep=lambda s: None)
     with SchedulerClient(fake.url, retry=policy) as client:
-        outcome = client.post_status(42, "h-42", "SUCCESS")
+        outcome = client.post_status(42, "handle-42", "SUCCESS")
     assert outcome.delivered and outcome.attempts == 4
-    assert fake.received == [Callback(42, "h-42", Status.SUCCESS, None)]
+    assert fake.received == [Callback(42, "handle-42", Status.SUCCESS, None)]
 
 
 def test_job_execution_reports_over_real_http(fake: FakeScheduler) -> None:
@@ -606,7 +656,7 @@ def test_job_execution_reports_over_real_http(fake: FakeScheduler) -> None:
     with JobExecution(
         base_url=fake.url,
         request_id=42,
-        request_handle="h-42",
+        request_handle="handle-42",
         update_interval=0,
         handle_signals=False,
     ) as job:
@@ -685,7 +735,7 @@ def test_keep_alive_connection_serves_many_calls(fake: FakeScheduler) -> None:
         for i in range(20):
             response = session.post(
                 status_url(fake),
-                json={"requestHandle": "h", "status": "UPDATE", "statusMessage": str(i)},
+                json={"requestHandle": "handle-42", "status": "UPDATE", "statusMessage": str(i)},
                 timeout=5,
             )
             assert response.status_code == 200
@@ -703,6 +753,8 @@ def test_concurrent_callbacks_are_all_recorded(fake: FakeScheduler) -> None:
         except BaseException as exc:  # report in the main thread
             errors.append(exc)
 
+    for request_id in range(1, 9):
+        fake.submit(request_id, f"handle-{request_id}")
     threads = [threading.Thread(target=worker, args=(i,)) for i in range(1, 9)]
     for thread in threads:
         thread.start()
@@ -727,13 +779,13 @@ def test_fault_applies_before_credentials_are_checked(basic_fake: FakeScheduler)
 
 
 def test_describe_escapes_control_characters() -> None:
-    """fake-server's line for a callback never carries raw control characters (a message
-    must not colour or steer the user's terminal)."""
+    """fake-server's line for a callback shows the whole message on one line, and never
+    carries raw control characters (a message must not colour or steer the terminal)."""
     from ess_callback.testing._fake import describe
 
     line = describe(Callback(7, "h", Status.ERROR, "first\x1b[31mRED\x07\nsecond"))
     assert "\x1b" not in line and "\x07" not in line
-    assert line == "request 7  ERROR  first\\x1b[31mRED\\x07 (+1 more lines)"
+    assert line == "request 7  ERROR  first\\x1b[31mRED\\x07\\nsecond"
 
 
 def test_fail_next_with_a_raw_html_body_reaches_the_client_excerpt(fake: FakeScheduler) -> None:
@@ -743,7 +795,7 @@ def test_fail_next_with_a_raw_html_body_reaches_the_client_excerpt(fake: FakeSch
     fake.fail_next(1, 400, body=page, content_type="text/html")
     client = SchedulerClient(fake.url, retry=RetryPolicy(attempts=1))
     with pytest.raises(ess_callback.RejectedError) as caught:
-        client.post_status(42, "h-42", Status.SUCCESS)
+        client.post_status(42, "handle-42", Status.SUCCESS)
     assert "<h1>502 Bad Gateway</h1>nginx" in str(caught.value)
     answered = fake.requests[-1]
     assert answered.answer == 400
@@ -785,3 +837,260 @@ def test_request_repr_masks_the_authorization_header(
     assert secret not in repr(fake.requests) and secret not in repr(seen)
     assert "***" in repr(seen)
     assert secret in seen.headers["Authorization"]
+
+
+# -- as ESS documents it: submission, handles, RequestDetails, cancel, check-in ---------------
+def test_a_request_exists_only_once_submitted(fake: FakeScheduler) -> None:
+    """A callback or GET for an id never submitted is 404 with a problem body; submit()
+    makes it RUNNING with the handle given (or generated ones)."""
+    assert_problem(post(fake, request_id=7), 404, "Request 7 not found")
+    assert_problem(get_state(fake, 7), 404, "7")
+    assert fake.state(7) is None
+    made = fake.submit(7, "handle-7")
+    assert (made.request_id, made.handle) == (7, "handle-7")
+    assert send(fake, "UPDATE", request_id=7) == 200
+    generated = fake.submit()
+    assert generated.request_id not in (7, 42) and generated.handle
+    assert fake.state(generated.request_id) == "RUNNING"
+    assert [r.request_id for r in fake.submitted] == [42, 7, generated.request_id]
+
+
+def test_submit_again_returns_the_request_or_refuses_another_handle(fake: FakeScheduler) -> None:
+    """Submitting a known id with its own handle (or none) returns it; another handle is a
+    ValueError; ids must be positive integers."""
+    assert fake.submit(42) == fake.submit(42, "handle-42")
+    with pytest.raises(ValueError, match="another handle"):
+        fake.submit(42, "other")
+    for bad in (0, -1, True):
+        with pytest.raises(ValueError, match="positive integer"):
+            fake.submit(bad)
+
+
+def test_another_handle_is_refused_with_400_even_after_the_end(fake: FakeScheduler) -> None:
+    """A callback with a handle that is not the request's is 400 and not recorded, before
+    and after the request ended."""
+    body = {"requestHandle": "someone-else", "status": "SUCCESS"}
+    assert_problem(post(fake, body), 400, "requestHandle does not match")
+    assert send(fake, "SUCCESS") == 200
+    assert_problem(post(fake, body), 400, "requestHandle does not match")
+    assert [c.status for c in fake.received] == [Status.SUCCESS]
+
+
+def test_auto_submit_takes_an_unknown_request_with_its_first_handle() -> None:
+    """auto_submit submits an unknown request on its first callback, with that handle;
+    another handle for it afterwards is 400; on_submit hears of it."""
+    heard: list[object] = []
+    with FakeScheduler(auto_submit=True, on_submit=heard.append) as fake:
+        assert send(fake, "UPDATE", request_id=9) == 200
+        assert fake.state(9) == "RUNNING"
+        assert (
+            post(fake, {"requestHandle": "x", "status": "SUCCESS"}, request_id=9).status_code == 400
+        )
+    assert [(r.request_id, r.handle) for r in heard] == [(9, "handle-9")]  # type: ignore[attr-defined]
+
+
+def test_post_requests_submits_and_answers_201_with_the_handle(fake: FakeScheduler) -> None:
+    """POST .../requests (any JSON body) is 201 with RequestDetails plus requestHandle; the
+    job can then report with that handle."""
+    made = requests.post(
+        f"{fake.url}/ess/rest/scheduler/v1/requests", json={"jobDefinition": "x"}, timeout=5
+    )
+    assert made.status_code == 201
+    details = made.json()
+    assert details["state"] == "RUNNING" and details["isAsynchronous"] is True
+    rid, handle = details["requestId"], details["requestHandle"]
+    body = {"requestHandle": handle, "status": "SUCCESS"}
+    assert post(fake, body, request_id=rid).status_code == 200
+    assert fake.state(rid) == "SUCCEEDED"
+
+
+@pytest.mark.parametrize(
+    ("accept", "content_type"),
+    [
+        (None, "application/json;charset=utf-8"),
+        ("application/json", "application/json;charset=utf-8"),
+        (
+            "application/vnd.oracle.resource+json",
+            "application/vnd.oracle.resource+json;type=singular",
+        ),
+        (
+            "application/vnd.oracle.resource+json;type=singular",
+            "application/vnd.oracle.resource+json;type=singular",
+        ),
+    ],
+)
+def test_request_details_in_the_media_type_asked_for(
+    fake: FakeScheduler, accept: str | None, content_type: str
+) -> None:
+    """The GET answers a RequestDetails body labelled as the Accept header asks."""
+    headers = {"Accept": accept} if accept else {}
+    response = get_state(fake, headers=headers)
+    assert response.headers["Content-Type"] == content_type
+    details = response.json()
+    assert details["requestId"] == 42 and details["state"] == "RUNNING"
+    assert "processStartTime" in details and "processEndTime" not in details
+    assert "cause" not in details
+
+
+def test_the_ess_reader_reads_the_fake_request_details(fake: FakeScheduler) -> None:
+    """The ESS reader reads the fake's RequestDetails: state, cause, message and times."""
+    from ess_callback.watch import EssReader, JobState
+
+    assert send(fake, "BUSINESS_ERROR", "period closed") == 200
+    status = EssReader(fake.url).status(42)
+    assert status.state is JobState.FAILED and status.raw_status == "ERROR"
+    assert (status.cause, status.message) == ("PROCESS_BIZ_ERROR", "period closed")
+    assert status.started is not None and status.ended is not None
+
+
+def test_set_state_takes_documented_states_of_submitted_requests(fake: FakeScheduler) -> None:
+    """set_state refuses a state ESS does not document (there is no SUSPENDED) and an id
+    never submitted."""
+    with pytest.raises(ValueError, match="not an ESS request state"):
+        fake.set_state(42, "SUSPENDED")
+    with pytest.raises(KeyError, match="not submitted"):
+        fake.set_state(7, "RUNNING")
+    fake.set_state(42, "SCHEDULE_ENDED")
+    assert send(fake, "SUCCESS") == 400
+
+
+def test_cancel_endpoint_and_method_follow_oracles_rules(fake: FakeScheduler) -> None:
+    """POST .../cancel turns a RUNNING request CANCELLING (until the job reports CANCEL);
+    one that never ran goes CANCELLED at once; an ended one is 400; an unknown one 404."""
+    cancel = f"{fake.url}/ess/rest/scheduler/v1/requests/42/cancel"
+    answered = requests.post(cancel, timeout=5)
+    assert answered.status_code == 200 and answered.json()["state"] == "CANCELLING"
+    assert send(fake, "CANCEL", "SIGTERM") == 200
+    assert fake.state(42) == "CANCELLED"
+    assert_problem(requests.post(cancel, timeout=5), 400, "Unsupported state")
+    assert_problem(requests.post(cancel.replace("/42/", "/7/"), timeout=5), 404, "7")
+    waiting = fake.submit(8)
+    fake.set_state(8, "WAIT")
+    assert fake.cancel(waiting.request_id) == "CANCELLED"
+    assert fake.details(8)["cause"] == "OPERATOR_CANCEL"  # type: ignore[index]
+    with pytest.raises(ValueError, match="cannot be cancelled"):
+        fake.cancel(8)
+
+
+def test_check_in_cancelling_answers_a_boolean_and_records_the_check_in(
+    fake: FakeScheduler,
+) -> None:
+    """checkInCancelling with the handle answers false, then true once cancelled, and keeps
+    the time of the last check-in; another handle is 400, an unknown request 404."""
+    url = f"{fake.url}/ess/rest/scheduler/v1/requests/42/checkInCancelling"
+    assert fake.last_check_in(42) is None
+    first = requests.post(url, json={"requestExecutionContext": "handle-42"}, timeout=5)
+    assert first.status_code == 200 and first.json() is False
+    assert first.headers["Content-Type"] == "application/json;charset=utf-8"
+    seen = fake.last_check_in(42)
+    assert seen is not None and seen.tzinfo is not None
+    fake.cancel(42)
+    again = requests.post(url, json={"requestExecutionContext": "handle-42"}, timeout=5)
+    assert again.json() is True
+    assert fake.last_check_in(42) >= seen  # type: ignore[operator]
+    wrong = requests.post(url, json={"requestExecutionContext": "nope"}, timeout=5)
+    assert_problem(wrong, 400, "requestExecutionContext")
+    unknown = requests.post(url.replace("/42/", "/7/"), json={}, timeout=5)
+    assert_problem(unknown, 404, "7")
+
+
+def test_reset_after_accept_takes_the_status_and_loses_the_answer(fake: FakeScheduler) -> None:
+    """The status is taken (the request moves) but the connection drops before the answer;
+    the same final status again is then refused (repeat_final="reject")."""
+    fake.reset_after_accept(1)
+    with pytest.raises(requests.ConnectionError):
+        post(fake, {"requestHandle": "handle-42", "status": "SUCCESS"})
+    assert fake.state(42) == "SUCCEEDED"
+    assert [c.status for c in fake.received] == [Status.SUCCESS]
+    assert fake.requests[0].answer is None
+    assert "after the status was taken" in (fake.requests[0].reason or "")
+    assert_problem(post(fake, {"requestHandle": "handle-42", "status": "SUCCESS"}), 400, "again")
+    with pytest.raises(ValueError):
+        fake.reset_after_accept(0)
+
+
+def test_repeat_final_must_be_reject_or_accept() -> None:
+    """Any other repeat_final is a ValueError."""
+    with pytest.raises(ValueError, match="repeat_final"):
+        FakeScheduler(repeat_final="maybe")
+
+
+# -- the watched APIs -------------------------------------------------------------------------
+def test_watched_saas_batch_job_steps_through_and_reads_right(fake: FakeScheduler) -> None:
+    """add_watched('saas-batch'): each GET answers the next step in the Fusion shape (the
+    last repeats); the reader reads progress and message; an unknown job is 404."""
+    from ess_callback import RequestNotFoundError
+    from ess_callback.watch import JobState, SaasBatchReader
+
+    fake.add_watched("saas-batch", 44046, [("RUNNING", 50, None), ("FAILED", 40, "no view")])
+    reader = SaasBatchReader(fake.url, "tok")
+    first, second, third = (reader.status(44046) for _ in range(3))
+    assert (first.state, first.progress, first.message) == (
+        JobState.RUNNING,
+        0.5,
+        "Job status is changed to RUNNING",
+    )
+    assert (
+        (second.state, second.message)
+        == (JobState.FAILED, "no view")
+        == (
+            third.state,
+            third.message,
+        )
+    )
+    assert second.raw["jobDetails"]["jobProgress"]["completed"] is True
+    with pytest.raises(RequestNotFoundError):
+        reader.status(1)
+
+
+def test_watched_paas_job_reads_right_with_its_messages(fake: FakeScheduler) -> None:
+    """add_watched('paas'): the activity-log shape, bookkeeping lines around the message;
+    WARN reads as a warning success; an unknown job is 404 with a message body."""
+    from ess_callback import RequestNotFoundError
+    from ess_callback.watch import JobState, PaasReader
+
+    fake.add_watched("paas", 17465, [("WARN", None, "cache warm-up skipped")])
+    reader = PaasReader(fake.url, "joe", "pw", "ExampleIdentityDomain")
+    status = reader.status(17465)
+    assert (status.state, status.message, status.is_warning) == (
+        JobState.SUCCEEDED,
+        "cache warm-up skipped",
+        True,
+    )
+    assert [m["message"] for m in status.raw["messages"]] == [
+        "Activity Submitted",
+        "Activity Started",
+        "cache warm-up skipped",
+        "Activity Ended",
+    ]
+    assert status.started is not None and status.ended is not None
+    with pytest.raises(RequestNotFoundError) as missing:
+        reader.status(1)
+    assert "does not exist" in (missing.value.detail or "")
+
+
+def test_watched_huawei_job_reads_right_and_404_fills_error_code(fake: FakeScheduler) -> None:
+    """add_watched('huawei'): the CFW shape with epoch-millisecond times; an unknown job is
+    404 with {"error_code", "error_msg"}, which fill the error."""
+    from ess_callback import RequestNotFoundError
+    from ess_callback.watch import HuaweiReader, JobState
+
+    job = "f588ce71-e26c-400d-8981-f854355f6849"
+    fake.add_watched("huawei", job, [("Running", None, None), ("Success", None, None)])
+    reader = HuaweiReader(fake.url, "tok", "09bb24e6fe80d23d2fa2c010b53b418c")
+    assert reader.status(job).state is JobState.RUNNING
+    done = reader.status(job)
+    assert done.state is JobState.SUCCEEDED and done.ended is not None
+    assert isinstance(done.raw["data"]["begin_time"], int)
+    with pytest.raises(RequestNotFoundError) as missing:
+        reader.status("other")
+    assert missing.value.error_code == "CFW.00200005"
+    assert missing.value.detail == "The job other does not exist."
+
+
+def test_add_watched_refuses_unknown_apis_and_empty_steps(fake: FakeScheduler) -> None:
+    """Only saas-batch, paas and huawei are watched APIs; steps must not be empty."""
+    with pytest.raises(ValueError, match="not one of"):
+        fake.add_watched("jira", 1, [("DONE", None, None)])
+    with pytest.raises(ValueError, match="at least one step"):
+        fake.add_watched("paas", 1, [])

@@ -123,15 +123,19 @@ def start(started: list[Server], *args: str) -> Server:
 def test_prints_url_and_exports_then_one_line_per_callback_and_stops_on_sigterm(
     server_factory: list[Server],
 ) -> None:
-    """The URL and pasteable export lines come first; each callback prints a line at once;
-    SIGTERM stops it with exit 0 and a closing line."""
-    server = start(server_factory)
+    """The URL, the submitted requests with their handles and pasteable export lines come
+    first; each callback prints a line at once, its whole message on one line; SIGTERM
+    stops it with exit 0 and a closing line."""
+    server = start(server_factory, "--request", "1:h", "--request", "42")
+    server.out.expect(r"^# submitted request 1  handle h$")
+    handle = server.out.expect(r"^# submitted request 42  handle (\S+)$").group(1)
     server.out.expect(rf"^export ESS_BASE_URL={re.escape(server.url)}$")
     server.out.expect(r"^export ESS_REQUEST_ID=1$")
-    server.out.expect(r"^export ESS_REQUEST_HANDLE=handle-1$")
-    assert server.post({"requestHandle": "h", "status": "UPDATE", "statusMessage": "1 of 2"}) == 200
-    server.out.expect(r"request 1  UPDATE  1 of 2$")
-    assert server.post({"requestHandle": "h", "status": "SUCCESS"}, request_id=42) == 200
+    server.out.expect(r"^export ESS_REQUEST_HANDLE=h$")
+    body = {"requestHandle": "h", "status": "UPDATE", "statusMessage": "1 of 2\nrows\x1b[31m"}
+    assert server.post(body) == 200
+    server.out.expect(r"request 1  UPDATE  1 of 2\\nrows\\x1b\[31m$")
+    assert server.post({"requestHandle": handle, "status": "SUCCESS"}, request_id=42) == 200
     server.out.expect(r"^\d\d:\d\d:\d\d  request 42  SUCCESS$")
     assert server.stop(signal.SIGTERM) == 0
     assert server.out.rest()[-1] == "# stopped; 2 callback(s) received"
@@ -173,7 +177,9 @@ def test_the_printed_exports_drive_a_real_send(server_factory: list[Server]) -> 
 def test_credentials_are_required_and_never_printed(server_factory: list[Server]) -> None:
     """With --username/--password, calls without them are refused (logged on stderr), with
     them accepted; the password appears in no output."""
-    server = start(server_factory, "--username", "alice", "--password", "s3cret-pw")
+    server = start(
+        server_factory, "--request", "1:h", "--username", "alice", "--password", "s3cret-pw"
+    )
     server.out.expect(r"^export ESS_USERNAME=alice$")
     assert server.post({"requestHandle": "h", "status": "SUCCESS"}) == 401
     server.err.expect(r"refused POST .*: 401 missing or wrong credentials")
@@ -187,7 +193,7 @@ def test_credentials_are_required_and_never_printed(server_factory: list[Server]
 @pytest.mark.integration
 def test_token_is_required(server_factory: list[Server]) -> None:
     """With --token, only that bearer token is accepted."""
-    server = start(server_factory, "--token", "tok-123")
+    server = start(server_factory, "--request", "1:h", "--token", "tok-123")
     body = {"requestHandle": "h", "status": "SUCCESS"}
     assert server.post(body) == 401
     assert server.post(body, headers={"Authorization": "Bearer tok-123"}) == 200
@@ -252,3 +258,77 @@ def test_help_shows_options_and_examples() -> None:
     for word in ("--host", "--port", "--username", "--token", "Examples:", "8765"):
         assert word in result.output
     assert "fake-server" in CliRunner().invoke(main, ["--help"]).output
+
+
+@pytest.mark.integration
+def test_unknown_requests_and_wrong_handles_are_refused_as_ess_does(
+    server_factory: list[Server],
+) -> None:
+    """A callback for a request never submitted is 404, one with another handle 400; both
+    are logged on stderr and print no callback line."""
+    server = start(server_factory, "--request", "1:h")
+    assert server.post({"requestHandle": "h", "status": "SUCCESS"}, request_id=2) == 404
+    server.err.expect(r"refused POST .*/requests/2/executionStatus: 404 Request 2 not found")
+    assert server.post({"requestHandle": "other", "status": "SUCCESS"}) == 400
+    server.err.expect(r"refused POST .*: 400 requestHandle does not match")
+    assert server.stop() == 0
+    assert server.out.rest()[-1] == "# stopped; 0 callback(s) received"
+
+
+@pytest.mark.integration
+def test_auto_submit_and_submission_over_http_print_the_request_and_handle(
+    server_factory: list[Server],
+) -> None:
+    """--auto-submit takes an unknown request on its first callback; POST .../requests
+    submits one (201 with its requestHandle); both print the request and its handle."""
+    server = start(server_factory, "--auto-submit")
+    server.out.expect(r"^# --auto-submit")
+    assert server.post({"requestHandle": "h-9", "status": "UPDATE"}, request_id=9) == 200
+    server.out.expect(r"  submitted request 9  handle h-9$")
+    server.out.expect(r"  request 9  UPDATE$")
+    made = requests.post(f"{server.url}/ess/rest/scheduler/v1/requests", json={}, timeout=5)
+    assert made.status_code == 201
+    details = made.json()
+    assert details["state"] == "RUNNING"
+    handle = re.escape(details["requestHandle"])
+    server.out.expect(rf"  submitted request {details['requestId']}  handle {handle}$")
+    assert server.stop() == 0
+
+
+@pytest.mark.integration
+def test_watched_jobs_answer_at_the_vendor_paths(server_factory: list[Server]) -> None:
+    """--watched fakes a saas-batch job: each GET answers the next status, the last repeats."""
+    server = start(server_factory, "--watched", "saas-batch:44046:ENQUEUED,RUNNING@50,SUCCEEDED")
+    server.out.expect(r"^# watched saas-batch job 44046: ENQUEUED, RUNNING 50%, SUCCEEDED$")
+    url = f"{server.url}/api/saas-batch/jobscheduler/v1/jobRequests/44046"
+    seen = [requests.get(url, timeout=5).json()["jobDetails"]["jobProgress"] for _ in range(4)]
+    assert [(p["status"], p["completedPercentage"]) for p in seen] == [
+        ("ENQUEUED", "0"),
+        ("RUNNING", "50"),
+        ("SUCCEEDED", "100"),
+        ("SUCCEEDED", "100"),
+    ]
+    missing = requests.get(url.replace("44046", "1"), timeout=5)
+    assert missing.status_code == 404
+    assert server.stop() == 0
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--request", "x"], "ID[:HANDLE]"),
+        (["--request", "0"], "ID[:HANDLE]"),
+        (["--request", "4:"], "ID[:HANDLE]"),
+        (["--request", "4", "--request", "4:h"], "given twice"),
+        (["--watched", "saas-batch:1"], "API:JOB_ID:STATUS"),
+        (["--watched", "jira:1:DONE"], "not one of saas-batch, paas, huawei"),
+        (["--watched", "paas:1:DONE"], "not a status paas documents"),
+        (["--watched", "huawei:1:Running@150"], "between 0 and 100"),
+    ],
+)
+def test_bad_request_and_watched_options_are_usage_errors(args: list[str], message: str) -> None:
+    """A malformed --request or --watched is a usage error (exit 2) naming the option."""
+    result = CliRunner().invoke(main, ["fake-server", "--port", "0", *args])
+    assert result.exit_code == 2
+    assert message in result.output
+    assert "Traceback" not in result.output

@@ -34,6 +34,15 @@ def flush(*args: str, env: dict[str, str] | None = None) -> Result:
 
 
 @pytest.fixture
+def fake(fake: FakeScheduler) -> FakeScheduler:
+    """The shared fake with requests 1 to 40 submitted, each with the handle spool() gives
+    it (ESS knows every request whose status waits in an outbox)."""
+    for request_id in range(1, 41):
+        fake.submit(request_id, f"handle-{request_id}")
+    return fake
+
+
+@pytest.fixture
 def box(tmp_path: Path) -> Path:
     """The outbox the autouse clean_env points ESS_CALLBACK_OUTBOX at."""
     return tmp_path / "outbox"
@@ -123,6 +132,7 @@ def test_a_status_contradicting_the_recorded_end_is_rejected(
 def test_wrong_credentials_keep_the_file_until_fixed(tmp_path: Path, box: Path) -> None:
     """401 keeps the status (exit 75); a flush with the right credentials delivers it."""
     with FakeScheduler(username="batch", password="right-pw") as ess:
+        ess.submit(7, "handle-7")
         path = spool(box, ess.url, 7, "WARNING")
         wrong = flush(env={"ESS_USERNAME": "batch", "ESS_PASSWORD": "old-pw"})
         assert wrong.exit_code == 75

@@ -96,9 +96,9 @@ def readme_testing_examples() -> list[str]:
 def test_readme_testing_examples_run(pytester: pytest.Pytester) -> None:
     """Every Python example of the README's testing section runs as printed: the scripts
     exit 0 and the fixture example's tests pass."""
-    recording, fixture_tests, fake_scheduler = readme_testing_examples()
+    recording, fixture_tests, fake_scheduler, watched = readme_testing_examples()
     env = {k: v for k, v in os.environ.items() if not k.startswith("ESS_")}
-    for script in (recording, fake_scheduler):
+    for script in (recording, fake_scheduler, watched):
         done = subprocess.run(
             [sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=60
         )

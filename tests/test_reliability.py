@@ -2,7 +2,8 @@
 
 Every test here runs jobs or flushes as separate processes against the loopback
 ``FakeScheduler`` and its fault injection; each prints the figures it reached (run with
-``-s`` to see them; the README quotes them).
+``-s`` to see them; the README quotes them). The fakes run with ``auto_submit``: each job's
+request is submitted on its first callback, with the handle its job was given.
 """
 
 from __future__ import annotations
@@ -100,7 +101,7 @@ def figures(name: str, **values: object) -> None:
 def test_send_while_the_scheduler_drops_connections_is_kept_then_flushed(tmp_path: Path) -> None:
     """``send`` facing resets exits 75 with the status kept; flush after recovery delivers."""
     outbox = tmp_path / "outbox"
-    with FakeScheduler() as fake:
+    with FakeScheduler(auto_submit=True) as fake:
         fake.reset_next(1000)
         proc = subprocess.run(
             [SCRIPT, "send", "WARNING", "-m", "3 rows skipped"],
@@ -132,7 +133,7 @@ def test_a_python_job_facing_a_stopped_scheduler_is_kept_then_flushed(tmp_path: 
     """A JobExecution job with nothing listening keeps its end; flush delivers it once back."""
     outbox = tmp_path / "outbox"
     script = write_job(tmp_path)
-    with FakeScheduler() as gone:
+    with FakeScheduler(auto_submit=True) as gone:
         url, port = gone.url, gone.port
     proc = subprocess.run(
         [sys.executable, str(script), "BUSINESS_ERROR"],
@@ -152,7 +153,7 @@ def test_a_python_job_facing_a_stopped_scheduler_is_kept_then_flushed(tmp_path: 
     assert pending.returncode == 75
     assert "delivered 0, rejected 0, pending 1" in pending.stdout
 
-    with FakeScheduler(port=port) as back:
+    with FakeScheduler(port=port, auto_submit=True) as back:
         flushed = run_flush(outbox)
         assert flushed.returncode == 0, flushed.stderr
         assert [(c.request_id, c.status) for c in back.received] == [(102, Status.BUSINESS_ERROR)]
@@ -165,7 +166,7 @@ def test_the_run_wrapper_facing_a_down_scheduler_keeps_the_end_then_flush_sends_
 ) -> None:
     """``ess-callback run`` with the scheduler failing: exit 75, kept; flush delivers it."""
     outbox = tmp_path / "outbox"
-    with FakeScheduler() as fake:
+    with FakeScheduler(auto_submit=True) as fake:
         fake.fail_next(1000, 503)
         proc = subprocess.run(
             [SCRIPT, "run", "--", sys.executable, "-c", "print('extracted')"],
@@ -222,7 +223,7 @@ def test_forty_concurrent_jobs_under_chaos_lose_no_final_status(tmp_path: Path) 
     jobs = {
         rid: ("python" if rid % 2 else "run", ENDS[(rid // 2) % len(ENDS)]) for rid in range(1, 41)
     }
-    with FakeScheduler() as fake:
+    with FakeScheduler(auto_submit=True) as fake:
         fake.chaos(0.6, seed=20261122)
         started = time.monotonic()
         procs = {
@@ -302,7 +303,7 @@ def test_forty_concurrent_jobs_under_chaos_lose_no_final_status(tmp_path: Path) 
 def test_four_concurrent_flushes_deliver_each_status_exactly_once(tmp_path: Path) -> None:
     """Four flush processes racing over 20 kept statuses: each is delivered once."""
     outbox = tmp_path / "outbox"
-    with FakeScheduler() as fake:
+    with FakeScheduler(auto_submit=True) as fake:
         for rid in range(1, 21):
             _outbox.spool(
                 outbox,
@@ -359,7 +360,7 @@ def test_flushes_racing_jobs_that_spool_send_every_status_once(tmp_path: Path) -
     outbox = tmp_path / "outbox"
     writer_script = tmp_path / "steady.py"
     writer_script.write_text(textwrap.dedent(STEADY_WRITER))
-    with FakeScheduler() as fake:
+    with FakeScheduler(auto_submit=True) as fake:
         writer = subprocess.Popen([sys.executable, str(writer_script), str(outbox), fake.url])
         rounds = 0
         try:
@@ -421,7 +422,7 @@ def test_a_writer_killed_mid_write_leaves_nothing_half_written_to_send(tmp_path:
     outbox = tmp_path / "outbox"
     writer = tmp_path / "writer.py"
     writer.write_text(textwrap.dedent(WRITER))
-    with FakeScheduler() as fake:
+    with FakeScheduler(auto_submit=True) as fake:
         child = subprocess.Popen([sys.executable, str(writer), str(outbox), fake.url])
         try:
             deadline = time.monotonic() + 20
@@ -478,7 +479,7 @@ def test_send_with_an_outbox_under_a_file_is_refused_before_sending(tmp_path: Pa
     it, exit 2, nothing sent (a status that could not be kept is not risked)."""
     (tmp_path / "plain").write_text("")
     outbox = tmp_path / "plain" / "outbox"
-    with FakeScheduler() as fake:
+    with FakeScheduler(auto_submit=True) as fake:
         proc = subprocess.run(
             [SCRIPT, "send", "SUCCESS"],
             env=job_env(fake.url, outbox, 104, ESS_CALLBACK_RETRY_SECONDS="0"),
@@ -502,7 +503,7 @@ def test_run_with_an_outbox_under_a_file_does_not_start_the_command(tmp_path: Pa
     the folder, no output from the command, no traceback."""
     (tmp_path / "plain").write_text("")
     outbox = tmp_path / "plain" / "outbox"
-    with FakeScheduler() as fake:
+    with FakeScheduler(auto_submit=True) as fake:
         proc = subprocess.run(
             [SCRIPT, "run", "--", "sh", "-c", "echo loaded"],
             env=job_env(fake.url, outbox, 107, ESS_CALLBACK_RETRY_SECONDS="0"),
@@ -542,7 +543,7 @@ def test_a_full_disk_is_reported_naming_the_folder_and_leaves_no_temp_file(
     outbox = tmp_path / "outbox"
     script = tmp_path / "full.py"
     script.write_text(textwrap.dedent(FULL_DISK_JOB))
-    with FakeScheduler() as fake:
+    with FakeScheduler(auto_submit=True) as fake:
         fake.fail_next(1000, 503)
         proc = subprocess.run(
             [sys.executable, str(script)],
@@ -565,7 +566,7 @@ def test_send_with_a_read_only_outbox_says_so_and_keeps_its_exit_code(tmp_path: 
     outbox = tmp_path / "outbox"
     outbox.mkdir(mode=0o500)
     try:
-        with FakeScheduler() as fake:
+        with FakeScheduler(auto_submit=True) as fake:
             fake.fail_next(1000, 503)
             proc = subprocess.run(
                 [SCRIPT, "send", "SUCCESS"],

@@ -107,6 +107,24 @@ def test_missing_setting_exits_2_before_the_command(
     assert fake.requests == []
 
 
+@pytest.mark.parametrize(
+    "suffix", ["/ess/rest/scheduler/v1", "/ess/rest/scheduler/v1/", "/prefix/ess/rest/scheduler"]
+)
+def test_base_url_holding_the_api_path_exits_2_before_the_command(
+    runner: CliRunner, env: dict[str, str], fake: FakeScheduler, tmp_path: Path, suffix: str
+) -> None:
+    """A base URL that already holds /ess/rest/scheduler/... is one line naming
+    ESS_BASE_URL, exit 2, before the command starts and before any network."""
+    env["ESS_BASE_URL"] = fake.url + suffix
+    result = runner.invoke(main, ["run", "--", *marker_command(tmp_path)], env=env)
+    assert result.exit_code == 2
+    line = result.stderr.strip()
+    assert len(line.splitlines()) == 1
+    assert "ESS_BASE_URL" in line and "/ess/rest/scheduler" in line
+    assert not (tmp_path / "ran").exists()
+    assert fake.requests == []
+
+
 def test_malformed_setting_exits_2_before_the_command(
     runner: CliRunner, env: dict[str, str], fake: FakeScheduler, tmp_path: Path
 ) -> None:

@@ -584,6 +584,7 @@ def test_tail_bytes_and_message_limit(job_env: dict[str, str], fake: FakeSchedul
     assert result.returncode == 1
     assert final(fake).message == "exit code 1\n--- last 10 bytes of stderr ---\nqrstuvwxyz"
     fake.clear()
+    fake.set_state(42, "RUNNING")  # run the request again (clear() keeps its state)
     result = run(
         [
             "--tail-bytes",
@@ -808,10 +809,19 @@ def test_dry_run_runs_the_command_and_sends_nothing(
 
 
 # -- cancellation from ESS --------------------------------------------------------------------
+@pytest.mark.parametrize("check_in", [True, False], ids=["check-in", "get-fallback"])
 def test_cancel_in_ess_stops_the_command_and_posts_cancel(
-    job_env: dict[str, str], fake: FakeScheduler, tmp_path: Path, leftovers: list[int]
+    job_env: dict[str, str],
+    fake: FakeScheduler,
+    tmp_path: Path,
+    leftovers: list[int],
+    check_in: bool,
 ) -> None:
-    """With --cancel-poll, an operator's cancel (CANCELLING) stops the group and posts CANCEL."""
+    """With --cancel-poll, an operator's cancel (CANCELLING) stops the group and posts CANCEL,
+    heard through checkInCancelling (which records the job's check-in) or, from an ESS that
+    answers it 404, through the request state."""
+    if not check_in:
+        fake.fail_next(1, 404, method="POST")
     pidfile = tmp_path / "sleep.pid"
     proc = start(
         ["--cancel-poll", "0.2", "--", "sh", "-c", f"sleep 300 & echo $! > {pidfile}; wait $!"],
@@ -819,8 +829,14 @@ def test_cancel_in_ess_stops_the_command_and_posts_cancel(
     )
     sleep_pid = read_pid(pidfile)
     leftovers.append(sleep_pid)
-    fake.set_state(42, "CANCELLING")
+    deadline = time.monotonic() + 10
+    while not any(r.path.endswith("/checkInCancelling") for r in fake.requests):
+        assert time.monotonic() < deadline, "the wrapper never polled"
+        time.sleep(0.01)
+    fake.cancel(42)
     _, stderr = proc.communicate(timeout=20)
+    assert (fake.last_check_in(42) is not None) is check_in
+    assert any(r.method == "GET" for r in fake.requests) is not check_in
     assert proc.returncode == 128 + signal.SIGTERM, stderr
     assert not alive(sleep_pid)
     callback = final(fake)

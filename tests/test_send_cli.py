@@ -207,6 +207,7 @@ def test_dry_run_variable_off_sends_for_real(fake: FakeScheduler, env: dict[str,
 
 def test_every_shared_option_from_its_variable(fake: FakeScheduler) -> None:
     """--base-url, --request-id, --request-handle and --media-type come from ESS_* too."""
+    fake.submit(77, "h-77")
     env = {
         "ESS_BASE_URL": fake.url + "/",
         "ESS_REQUEST_ID": "77",
@@ -222,6 +223,7 @@ def test_every_shared_option_from_its_variable(fake: FakeScheduler) -> None:
 
 def test_options_beat_their_variables(fake: FakeScheduler, env: dict[str, str]) -> None:
     """An option on the command line wins over its variable."""
+    fake.submit(7, "h-7")
     result = send(
         [
             "SUCCESS",
@@ -566,3 +568,38 @@ def test_console_script_unknown_status_exits_2(fake: FakeScheduler) -> None:
     assert proc.returncode == 2
     assert VALID in proc.stderr and "Traceback" not in proc.stderr
     assert fake.requests == []
+
+
+@pytest.mark.parametrize(
+    ("change", "code", "words"),
+    [
+        ({"ESS_REQUEST_ID": "7"}, 404, "Request 7 not found"),
+        ({"ESS_REQUEST_HANDLE": "handle-of-another-run"}, 400, "requestHandle does not match"),
+    ],
+)
+def test_unknown_request_or_wrong_handle_is_refused_as_ess_refuses_it(
+    fake: FakeScheduler,
+    env: dict[str, str],
+    tmp_path: Path,
+    change: dict[str, str],
+    code: int,
+    words: str,
+) -> None:
+    """A status for a request the scheduler never submitted (404) or with another handle
+    (400) is refused for good: exit 1, one line quoting ESS, nothing in the outbox."""
+    result = send(["SUCCESS"], {**env, **change})
+    assert result.exit_code == 1
+    line = one_line(result)
+    assert str(code) in line and words in line
+    assert outbox_files(tmp_path) == [] and fake.received == []
+
+
+def test_a_repeated_final_status_is_refused_as_ess_may_refuse_it(
+    fake: FakeScheduler, env: dict[str, str], tmp_path: Path
+) -> None:
+    """The same final status sent again by hand (not a retry) is refused (400): exit 1."""
+    assert send(["SUCCESS"], env).exit_code == 0
+    again = send(["SUCCESS"], env)
+    assert again.exit_code == 1
+    assert "400" in one_line(again) and "already ended" in one_line(again)
+    assert [c.status for c in fake.received] == [Status.SUCCESS]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -24,7 +25,7 @@ from ess_callback.watch._command import _Bar
 
 FA = "https://fa.example.com"
 SAAS_PATH = "/api/saas-batch/jobscheduler/v1/jobRequests/44046"
-HW = "https://dataarts.example.com"
+HW = "https://cfw.cn-north-4.myhuaweicloud.com"
 
 
 def invoke(*args: str, env: dict[str, str] | None = None) -> Result:
@@ -41,6 +42,13 @@ def closed_port_url() -> str:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
     return f"http://127.0.0.1:{port}"
+
+
+@pytest.fixture
+def fake(fake: FakeScheduler) -> FakeScheduler:
+    """The shared fake (request 42 submitted) with the watched request 43 submitted too."""
+    fake.submit(43)
+    return fake
 
 
 @pytest.fixture
@@ -211,6 +219,7 @@ def test_one_line_per_change_when_not_a_terminal() -> None:
 def test_ess_credentials_serve_when_no_watch_credentials() -> None:
     """For ess, ESS_USERNAME/ESS_PASSWORD are used when no WATCH_* is set."""
     with FakeScheduler(username="svc", password="pw") as fake:
+        fake.submit(43)
         fake.set_state(43, "SUCCEEDED")
         env = {"ESS_BASE_URL": fake.url, "ESS_USERNAME": "svc", "ESS_PASSWORD": "pw"}
         assert invoke(*fast("ess", "43"), env=env).exit_code == 0
@@ -220,6 +229,7 @@ def test_ess_credentials_serve_when_no_watch_credentials() -> None:
 def test_watch_credentials_win_over_ess_ones() -> None:
     """WATCH_TOKEN is used for the watched ESS even when ESS_* credentials are set."""
     with FakeScheduler(token="watch-tok") as fake:
+        fake.submit(43)
         fake.set_state(43, "SUCCEEDED")
         env = {
             "ESS_BASE_URL": fake.url,
@@ -236,6 +246,7 @@ def test_refused_credentials_name_the_watch_variables() -> None:
     """A 401 from the watched API is a credentials problem: one line 'refused by ESS',
     naming the WATCH_* variables, exit 2; no secret shown."""
     with FakeScheduler(token="right") as fake:
+        fake.submit(43)
         env = {"ESS_BASE_URL": fake.url, "WATCH_TOKEN": "wrong-secret"}
         result = invoke(*fast("ess", "43"), env=env)
     assert result.exit_code == 2
@@ -249,6 +260,7 @@ def test_refused_credentials_name_the_watch_variables() -> None:
 def test_refused_ess_credentials_name_the_ess_variables() -> None:
     """For 'ess' read with the ESS_* credentials (no WATCH_*), a 401 names both kinds."""
     with FakeScheduler(token="right") as fake:
+        fake.submit(43)
         env = {"ESS_BASE_URL": fake.url, "ESS_TOKEN": "wrong-secret"}
         result = invoke(*fast("ess", "43"), env=env)
     assert result.exit_code == 2
@@ -383,7 +395,7 @@ def test_progress_bar_on_a_terminal_shows_percentage_and_state() -> None:
         ("SUCCEEDED", Status.SUCCESS, 0, None),
         ("WARNING", Status.WARNING, 0, "ess job 43 ended with WARNING"),
         ("ERROR", Status.ERROR, 1, "ess job 43 ERROR"),
-        ("CANCELLED", Status.CANCEL, 1, "ess job 43 CANCELLED"),
+        ("CANCELLED", Status.CANCEL, 1, "ess job 43 CANCELLED: OPERATOR_CANCEL"),
     ],
 )
 def test_relay_posts_the_matching_final_status(
@@ -451,6 +463,7 @@ def test_relay_unreachable_is_error(own: FakeScheduler) -> None:
 def test_relay_refused_credentials_is_error_refused(own: FakeScheduler) -> None:
     """A 401 from the watched API is relayed as ERROR 'refused by ESS: ...'; exit 2."""
     with FakeScheduler(token="right") as watched:
+        watched.submit(43)
         result = invoke(
             *fast("ess", "43", "--relay", "--base-url", watched.url),
             env={"WATCH_TOKEN": "wrong-secret"},
@@ -465,6 +478,7 @@ def test_relay_refused_credentials_is_error_refused(own: FakeScheduler) -> None:
 def test_relay_unreadable_answer_is_error_unreadable(own: FakeScheduler) -> None:
     """A 2xx answer without a state is relayed as ERROR 'unreadable answer from ESS: ...'."""
     with FakeScheduler() as watched:
+        watched.submit(43)
         watched.fail_next(1, 200, body={"nothing": "here"}, method="GET")
         result = invoke(*fast("ess", "43", "--relay", "--base-url", watched.url))
     assert result.exit_code == 75
@@ -476,6 +490,7 @@ def test_relay_unreadable_answer_is_error_unreadable(own: FakeScheduler) -> None
 def test_relay_success_spooled_exits_75(own: FakeScheduler, tmp_path: Path) -> None:
     """The watched job succeeded but SUCCESS could not be delivered: in the outbox, exit 75."""
     with FakeScheduler() as watched:
+        watched.submit(43)
         watched.set_state(43, "SUCCEEDED")
         own.fail_next(100, 503)
         result = invoke(*fast("ess", "43", "--relay", "--base-url", watched.url))
@@ -490,6 +505,7 @@ def test_relay_success_spooled_exits_75(own: FakeScheduler, tmp_path: Path) -> N
 def test_relay_failure_not_delivered_keeps_exit_1(own: FakeScheduler) -> None:
     """The watched job failed and ERROR could not be relayed: the failure's exit 1 stands."""
     with FakeScheduler() as watched:
+        watched.submit(43)
         watched.set_state(43, "ERROR")
         own.fail_next(100, 503)
         result = invoke(*fast("ess", "43", "--relay", "--base-url", watched.url))
@@ -502,6 +518,7 @@ def test_relay_failure_not_delivered_keeps_exit_1(own: FakeScheduler) -> None:
 def test_relay_success_rejected_exits_1(own: FakeScheduler) -> None:
     """The watched job succeeded but this job's request is unknown (404): exit 1."""
     with FakeScheduler() as watched:
+        watched.submit(43)
         watched.set_state(43, "SUCCEEDED")
         own.set_state(42, None)
         result = invoke(*fast("ess", "43", "--relay", "--base-url", watched.url))
@@ -637,3 +654,74 @@ def test_unusable_requests_ca_bundle_is_one_line_not_a_traceback() -> None:
     assert result.exit_code == 75
     assert result.stderr.count("\n") == 1
     assert "/nonexistent/ca.pem" in result.stderr
+
+
+# -- the README ---------------------------------------------------------------------------
+README = Path(__file__).resolve().parent.parent / "README.md"
+
+
+def readme_try_it_block() -> str:
+    """The shell block after "Try it with no server at hand" in the README's wait section."""
+    text = README.read_text(encoding="utf-8")
+    section = text[text.index("<!-- section:watch -->") : text.index("<!-- /section:watch -->")]
+    after = section[section.index("Try it with no server at hand") :]
+    start = after.index("```sh\n") + len("```sh\n")
+    return after[start : after.index("```", start)]
+
+
+@pytest.mark.integration
+def test_readme_wait_examples_work_as_pasted_against_fake_server(tmp_path: Path) -> None:
+    """The README's try-it block, pasted into bash, waits on all four APIs through
+    'ess-callback fake-server --watched': ESS and saas-batch succeed, PaaS WARN is a success,
+    the CFW task fails (exit 1), and the server stops cleanly."""
+    with socket.socket() as sock:  # a free port instead of 8765, which may be taken here
+        sock.bind(("127.0.0.1", 0))
+        port = str(sock.getsockname()[1])
+    script = readme_try_it_block().replace("8765", port)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("ESS_", "WATCH_"))}
+    env["PATH"] = os.path.dirname(sys.executable) + os.pathsep + env.get("PATH", "")
+    env["ESS_CALLBACK_OUTBOX"] = str(tmp_path / "outbox")
+    done = subprocess.run(
+        ["bash", "-e", "-c", script + "\nwait\n"],
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    out = done.stdout
+    assert done.returncode == 0, out + done.stderr
+    assert "ess job 4711: SUCCEEDED" in out
+    assert "saas-batch job 44046: PENDING (ENQUEUED) 0%" in out
+    assert "saas-batch job 44046: SUCCEEDED 100%" in out
+    assert "paas job 17465: SUCCEEDED (WARN) - CREATE_SERVICE" in out
+    assert "huawei job f588ce71-e26c-400d-8981-f854355f6849: FAILED" in out
+    assert "the CFW task failed: exit 1" in out
+    assert re.search(r"request 4711  SUCCESS$", out, re.MULTILINE)
+    assert "# stopped; 1 callback(s) received" in out
+    assert "Traceback" not in done.stderr
+
+
+def test_unresolvable_host_ends_the_wait_at_once_exit_75() -> None:
+    """A watched host whose name does not resolve ends the wait on the first poll: exit 75,
+    one line saying "cannot resolve HOST", long before the timeout."""
+    result = CliRunner().invoke(
+        main,
+        ["wait", "ess", "43", "--base-url", "https://no-such-host.invalid", "--timeout", "600"],
+        env={"WATCH_TOKEN": "watch-token-1"},
+    )
+    assert result.exit_code == 75
+    assert "cannot resolve no-such-host.invalid" in result.stderr
+    assert "Traceback" not in result.output
+
+
+def test_unresolvable_host_with_relay_posts_error_unreachable(own: FakeScheduler) -> None:
+    """With --relay the same wait posts ERROR "unreachable: cannot resolve HOST ..."."""
+    result = invoke(
+        *fast("saas-batch", "44046", "--relay", "--base-url", "https://no-such-host.invalid"),
+        env={"WATCH_TOKEN": "watch-token-1"},
+    )
+    assert result.exit_code == 75
+    final = own.callbacks_for(42)[-1]
+    assert final.status is Status.ERROR
+    assert (final.message or "").startswith("unreachable: cannot resolve no-such-host.invalid")

@@ -20,6 +20,7 @@ from ess_callback import (
 from ess_callback.testing import FakeScheduler
 from ess_callback.watch import (
     EssReader,
+    HostNotFoundError,
     JobState,
     JobStatus,
     PaasReader,
@@ -146,6 +147,33 @@ def test_404_raises_at_once() -> None:
     with pytest.raises(RequestNotFoundError):
         wait(reader, 9, timeout=600, poll=1, sleep=clock.sleep, clock=clock)
     assert len(reader.calls) == 1 and clock.sleeps == []
+
+
+def test_a_name_that_cannot_be_resolved_on_the_first_poll_ends_the_wait_at_once() -> None:
+    """HostNotFoundError on the first poll is raised at once: a wrong host stays wrong."""
+    clock = Clock()
+    reader = Script(HostNotFoundError("cannot resolve fa.example.invalid", host="x"))
+    with pytest.raises(HostNotFoundError, match="cannot resolve"):
+        wait(reader, 9, timeout=600, poll=1, sleep=clock.sleep, clock=clock)
+    assert len(reader.calls) == 1 and clock.sleeps == []
+
+
+def test_a_name_lookup_failing_later_is_transient() -> None:
+    """After a first answer, a failed name look-up (a DNS hiccup) is ridden out."""
+    clock = Clock()
+    running = JobStatus(JobState.RUNNING, "RUNNING")
+    done = JobStatus(JobState.SUCCEEDED, "SUCCEEDED")
+    lost = HostNotFoundError("cannot resolve ess.example.com", host="ess.example.com")
+    reader = Script(running, lost, lost, done)
+    final = wait(reader, 9, timeout=600, poll=1, sleep=clock.sleep, clock=clock)
+    assert final == done and len(reader.calls) == 4
+
+
+def test_reader_raises_host_not_found_for_an_unresolvable_name() -> None:
+    """A reader whose host name does not resolve (.invalid never does) raises
+    HostNotFoundError naming the host."""
+    with pytest.raises(HostNotFoundError, match=r"cannot resolve no-such-host\.invalid"):
+        EssReader("http://no-such-host.invalid").status(4)
 
 
 def test_refused_credentials_raise_at_once() -> None:
@@ -303,7 +331,9 @@ def test_timeout_over_http_when_the_server_is_gone() -> None:
 
 @pytest.fixture
 def ess() -> Iterator[FakeScheduler]:
+    """A fake scheduler with request 43 submitted."""
     with FakeScheduler() as server:
+        server.submit(43)
         yield server
 
 

@@ -90,7 +90,8 @@ def wait_command(
       ess-callback wait paas 17465 --base-url https://apaas.us.oraclecloud.com \\
           --identity-domain ExampleIdentityDomain
       ess-callback wait huawei f588ce71-e26c-400d-8981-f854355f6849 \\
-          --base-url https://dataarts.example.com --project-id 09bb24e6fe80d23d2fa2c010b53b418c
+          --base-url https://cfw.cn-north-4.myhuaweicloud.com \\
+          --project-id 09bb24e6fe80d23d2fa2c010b53b418c
     """
     from ..watch._command import WaitOptions, run_wait
 

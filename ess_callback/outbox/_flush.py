@@ -140,7 +140,11 @@ class _Flush:
         message = self.redact(entry.message) if entry.message else entry.message
         try:
             outcome = self.client(entry.base_url).post_status(
-                entry.request_id, entry.request_handle, entry.status, message
+                entry.request_id,
+                entry.request_handle,
+                entry.status,
+                message,
+                sent_before=entry.attempts > 0,  # its answer may have been lost
             )
         except DeliveryError as error:
             return self.failed(claim, entry, error)

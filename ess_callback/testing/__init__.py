@@ -11,14 +11,14 @@ from typing import TYPE_CHECKING, Any
 from .._recording import Recorder, record_callbacks
 
 if TYPE_CHECKING:
-    from ._fake import FakeScheduler, ReceivedRequest
+    from ._fake import FakeScheduler, ReceivedRequest, SubmittedRequest
 
-__all__ = ["FakeScheduler", "ReceivedRequest", "Recorder", "record_callbacks"]
+__all__ = ["FakeScheduler", "ReceivedRequest", "Recorder", "SubmittedRequest", "record_callbacks"]
 
 
 def __getattr__(name: str) -> Any:
     # FakeScheduler pulls in http.server; load it only for those who use it.
-    if name in ("FakeScheduler", "ReceivedRequest"):
+    if name in ("FakeScheduler", "ReceivedRequest", "SubmittedRequest"):
         from . import _fake
 
         return getattr(_fake, name)

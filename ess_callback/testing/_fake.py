@@ -1,4 +1,4 @@
-"""``FakeScheduler``: a real HTTP server on loopback that behaves like ESS's callback API.
+"""``FakeScheduler``: a real HTTP server on loopback that behaves like ESS as Oracle documents it.
 
 Standard library only (``http.server`` in a thread), so it adds no runtime dependency.
 """
@@ -7,60 +7,55 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import datetime as dt
 import hmac
 import random
+import secrets
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from types import TracebackType
 from typing import Any
 
 from .._model import Callback
-from .._status import TERMINAL, Status
+from .._status import Status
+from ._faults import FaultInjection
 from ._http import FakeServer, Fault, Handler, ReceivedRequest, problem
+from ._requests import ENDED_STATES, STATE_AFTER, Request, SubmittedRequest, check_state
+from ._watched import Step, WatchedJob, check_api
 
-__all__ = ["FakeScheduler", "ReceivedRequest", "describe", "problem"]
+__all__ = [
+    "ENDED_STATES",
+    "STATE_AFTER",
+    "FakeScheduler",
+    "ReceivedRequest",
+    "SubmittedRequest",
+    "describe",
+    "problem",
+]
 
-#: the request state a status leads to
-STATE_AFTER = {
-    Status.SUCCESS: "SUCCEEDED",
-    Status.WARNING: "WARNING",
-    Status.ERROR: "ERROR",
-    Status.BUSINESS_ERROR: "ERROR",
-    Status.CANCEL: "CANCELLED",
-    Status.PAUSE: "PAUSED",
-    Status.SUSPEND: "SUSPENDED",
-}
-#: states after which a request takes no other status (set by a callback or by set_state)
-ENDED_STATES = frozenset(
-    {
-        "SUCCEEDED",
-        "WARNING",
-        "ERROR",
-        "CANCELLED",
-        "EXPIRED",
-        "FINISHED",
-        "ERROR_MANUAL_RECOVERY",
-        "VALIDATION_FAILED",
-    }
-)
+REPEAT_FINAL = ("reject", "accept")
 
 
-class FakeScheduler:
-    """A loopback ESS that accepts executionStatus callbacks and answers request-state GETs.
+class FakeScheduler(FaultInjection):
+    """A loopback ESS that behaves as Oracle documents it (SPEC section 8).
 
     >>> with FakeScheduler() as ess:
-    ...     # point ESS_BASE_URL at ess.url (or use ess.env()), run the job, then:
-    ...     ess.received            # the accepted Callbacks, in order
-    ...     ess.state(42)           # "SUCCEEDED", "RUNNING", ...
+    ...     request = ess.submit(42)        # requests exist only once submitted
+    ...     # give the job ess.env(request) (ESS_BASE_URL, ESS_REQUEST_ID, ...), run it, then:
+    ...     ess.received                    # the accepted Callbacks, in order
+    ...     ess.state(42)                   # "SUCCEEDED", "RUNNING", ...
 
     Credentials given here are required of every call (Basic or bearer); with none given,
-    any call is accepted. Each request is RUNNING until a callback moves it: PAUSE and
-    SUSPEND to PAUSED and SUSPENDED (an UPDATE resumes it), a terminal status to SUCCEEDED,
-    WARNING, ERROR or CANCELLED, after which only the same terminal status is accepted again
-    (a retried delivery) and anything else is refused with 400.
+    any call is accepted. A callback for a request that was never submitted is answered 404
+    (unless ``auto_submit``), one with another handle 400. A submitted request is RUNNING
+    until a callback moves it: PAUSE to PAUSED, SUSPEND to HOLD (an UPDATE resumes both), a
+    terminal status to SUCCEEDED, WARNING, ERROR or CANCELLED, after which another status is
+    refused with 400; the same final status again is refused too with
+    ``repeat_final="reject"`` (the default) or accepted with ``repeat_final="accept"``.
 
-    Fault injection: ``fail_next``, ``reset_next``, ``delay_next`` and ``chaos``.
+    Fault injection: ``fail_next``, ``reset_next``, ``reset_after_accept``, ``delay_next``
+    and ``chaos``.
     """
 
     def __init__(
@@ -69,33 +64,44 @@ class FakeScheduler:
         password: str | None = None,
         token: str | None = None,
         *,
+        auto_submit: bool = False,
+        repeat_final: str = "reject",
         host: str = "127.0.0.1",
         port: int = 0,
         on_callback: Callable[[Callback], None] | None = None,
         on_request: Callable[[ReceivedRequest], None] | None = None,
+        on_submit: Callable[[SubmittedRequest], None] | None = None,
     ) -> None:
         if (username is None) != (password is None):
             raise ValueError("give both username and password, or neither")
         if token is not None and username is not None:
             raise ValueError("give Basic credentials or a token, not both")
+        if repeat_final not in REPEAT_FINAL:
+            raise ValueError(f"repeat_final must be 'reject' or 'accept', not {repeat_final!r}")
         self._username = username
         self._password = password
         self._token = token
         self._host = host
         self._port = port
+        #: submit an unknown request on its first callback, with that callback's handle
+        self.auto_submit = auto_submit
+        #: "reject" (ESS's strict reading) or "accept" the same final status sent again
+        self.repeat_final = repeat_final
         #: called (in a server thread) with each accepted callback, before it is answered
         self.on_callback = on_callback
         #: called (in a server thread) with each request once its answer is decided, before
         #: the client gets it (so hooks see requests in the order their answers went out),
         #: or once it was dropped
         self.on_request = on_request
+        #: called with each request submitted over HTTP or by ``auto_submit``
+        self.on_submit = on_submit
         self._lock = threading.Condition()
         self._received: list[Callback] = []
         self._requests: list[ReceivedRequest] = []
-        self._states: dict[int, str] = {}
-        self._ended_with: dict[int, Status] = {}
-        self._missing: set[int] = set()
+        self._submitted: dict[int, Request] = {}
+        self._watched: dict[tuple[str, str], WatchedJob] = {}
         self._faults: list[Fault] = []
+        self._resets_after_accept = 0
         self._chaos: tuple[float, tuple[int, ...], bool, random.Random] | None = None
         self._server: FakeServer | None = None
         self._thread: threading.Thread | None = None
@@ -165,13 +171,22 @@ class FakeScheduler:
         return int(self._server.server_address[1])
 
     def env(
-        self, request_id: int = 1, request_handle: str = "handle-1", *, credentials: bool = False
+        self,
+        request_id: int | SubmittedRequest = 1,
+        request_handle: str = "handle-1",
+        *,
+        credentials: bool = False,
     ) -> dict[str, str]:
-        """The ``ESS_*`` variables a job needs to report to this fake.
+        """The ``ESS_*`` variables a job needs to report to this fake: ``env(ess.submit())``,
+        or a request id and handle (which must have been submitted for the fake to accept
+        its callbacks).
 
         With ``credentials=True`` also the ones for the credentials it was given
         (``ESS_USERNAME`` + ``ESS_PASSWORD``, or ``ESS_TOKEN``).
         """
+        if isinstance(request_id, SubmittedRequest):
+            request_handle = request_id.handle
+            request_id = request_id.request_id
         env = {
             "ESS_BASE_URL": self.url,
             "ESS_REQUEST_ID": str(request_id),
@@ -200,27 +215,6 @@ class FakeScheduler:
         """The accepted callbacks of one request."""
         return [c for c in self.received if c.request_id == request_id]
 
-    def state(self, request_id: int) -> str | None:
-        """The request's state: RUNNING until a callback moves it, then PAUSED, SUSPENDED,
-        SUCCEEDED, WARNING, ERROR or CANCELLED (or what ``set_state`` put); None for a
-        request made unknown."""
-        with self._lock:
-            if request_id in self._missing:
-                return None
-            return self._states.get(request_id, "RUNNING")
-
-    def set_state(self, request_id: int, state: str | None) -> None:
-        """Force a request's state, e.g. ``CANCELLING`` as an operator's cancel would;
-        None makes the request unknown (404 to its callbacks and GETs)."""
-        with self._lock:
-            self._ended_with.pop(request_id, None)
-            if state is None:
-                self._missing.add(request_id)
-                self._states.pop(request_id, None)
-            else:
-                self._missing.discard(request_id)
-                self._states[request_id] = state
-
     def wait_for(
         self,
         count: int = 1,
@@ -243,100 +237,108 @@ class FakeScheduler:
             return list(self._received)
 
     def clear(self) -> None:
-        """Forget callbacks, requests, states and faults."""
+        """Forget callbacks, HTTP requests and faults (submitted requests and watched jobs
+        stay)."""
         with self._lock:
             self._received.clear()
             self._requests.clear()
-            self._states.clear()
-            self._ended_with.clear()
-            self._missing.clear()
             self._faults.clear()
+            self._resets_after_accept = 0
             self._chaos = None
 
-    # -- fault injection -----------------------------------------------------------------
-    def fail_next(
-        self,
-        count: int = 1,
-        status: int = 503,
-        *,
-        retry_after: str | float | None = None,
-        body: dict[str, Any] | str | bytes | None = None,
-        content_type: str | None = None,
-        method: str | None = None,
-    ) -> None:
-        """Answer the next *count* calls with *status* and a ``SimpleExceptionDetail`` body
-        (or *body*), with a ``Retry-After`` header when given. *method* ("POST" or "GET")
-        limits the fault to those calls; by default any call counts.
-
-        *body* is a dict (sent as JSON), or a str (UTF-8) or bytes sent raw, e.g. a proxy's
-        HTML page; *content_type* overrides the default (JSON, ``text/plain`` for a str,
-        ``application/octet-stream`` for bytes). Any other body is a ``TypeError`` here.
-        """
-        if body is not None and not isinstance(body, dict | str | bytes):
-            # Caught now: in the server it would only become a puzzling 500 for the client.
-            raise TypeError(
-                f"fail_next body must be a dict (JSON), str or bytes, not {type(body).__name__}"
-            )
-        self._add_fault(
-            Fault(
-                "status",
-                count,
-                status=status,
-                body=body,
-                content_type=content_type,
-                retry_after=None if retry_after is None else str(retry_after),
-                method=method,
-            )
-        )
-
-    def reset_next(self, count: int = 1, *, method: str | None = None) -> None:
-        """Drop the connection of the next *count* calls without answering (a TCP reset)."""
-        self._add_fault(Fault("reset", count, method=method))
-
-    def delay_next(
-        self, count: int = 1, seconds: float = 1.0, *, method: str | None = None
-    ) -> None:
-        """Answer the next *count* calls only after *seconds* (then normally)."""
-        self._add_fault(Fault("delay", count, delay=seconds, method=method))
-
-    def chaos(
-        self,
-        rate: float,
-        *,
-        statuses: tuple[int, ...] = (500, 502, 503),
-        resets: bool = True,
-        seed: int | None = None,
-    ) -> None:
-        """Fail a random share (*rate*, 0..1) of calls with one of *statuses* or a reset;
-        ``chaos(0)`` stops it. Planned faults (``fail_next`` ...) are applied first."""
-        if not 0 <= rate <= 1:
-            raise ValueError(f"chaos rate {rate} is not between 0 and 1")
+    # -- requests ------------------------------------------------------------------------
+    def submit(self, request_id: int | None = None, handle: str | None = None) -> SubmittedRequest:
+        """Submit a request, as a client of ESS would: it is RUNNING, with *handle* as the
+        handle its job must send. Both are generated when not given. Submitting a known id
+        again with its own handle (or none) returns it unchanged; with another handle it is
+        a ``ValueError``."""
         with self._lock:
-            self._chaos = None if rate == 0 else (rate, statuses, resets, random.Random(seed))
+            return self._submit(request_id, handle)
 
-    def _add_fault(self, fault: Fault) -> None:
-        if fault.remaining < 1:
-            raise ValueError(f"count must be at least 1, not {fault.remaining}")
-        if fault.method is not None:
-            fault.method = fault.method.upper()
-        with self._lock:
-            self._faults.append(fault)
+    def _submit(self, request_id: int | None, handle: str | None) -> SubmittedRequest:
+        if request_id is None:
+            request_id = max(self._submitted, default=0) + 1
+        elif isinstance(request_id, bool) or not isinstance(request_id, int) or request_id < 1:
+            raise ValueError(f"request id must be a positive integer, not {request_id!r}")
+        if handle is not None and (not isinstance(handle, str) or not handle):
+            raise ValueError("the handle must be a non-empty string")
+        known = self._submitted.get(request_id)
+        if known is not None:
+            if handle is not None and handle != known.handle:
+                raise ValueError(f"request {request_id} was submitted with another handle")
+            return known.submitted
+        made = Request(request_id, handle or f"handle-{request_id}-{secrets.token_hex(4)}")
+        self._submitted[request_id] = made
+        return made.submitted
 
-    def _next_fault(self, method: str) -> Fault | None:
+    @property
+    def submitted(self) -> list[SubmittedRequest]:
+        """The submitted requests, in the order they were submitted."""
         with self._lock:
-            for fault in self._faults:
-                if fault.method is None or fault.method == method:
-                    fault.remaining -= 1
-                    if fault.remaining <= 0:
-                        self._faults.remove(fault)
-                    return fault
-            if self._chaos is not None:
-                rate, statuses, resets, rng = self._chaos
-                if rng.random() < rate:
-                    choices = [*statuses, *((0,) if resets else ())]
-                    pick = rng.choice(choices)
-                    return Fault("reset", 1) if pick == 0 else Fault("status", 1, status=pick)
-            return None
+            return [r.submitted for r in self._submitted.values()]
+
+    def state(self, request_id: int) -> str | None:
+        """The request's state: RUNNING once submitted, then where callbacks, ``cancel`` or
+        ``set_state`` moved it; None for a request that was never submitted."""
+        with self._lock:
+            known = self._submitted.get(request_id)
+            return None if known is None else known.state
+
+    def details(self, request_id: int) -> dict[str, Any] | None:
+        """The RequestDetails body a GET of the request answers (None: unknown)."""
+        with self._lock:
+            known = self._submitted.get(request_id)
+            return None if known is None else known.details()
+
+    def set_state(self, request_id: int, state: str | None) -> None:
+        """Force a submitted request's state to one of ESS's documented states, e.g.
+        ``EXPIRED``; None forgets the request (404 to its callbacks and GETs). A request that
+        was never submitted is a ``KeyError``, a state ESS does not document a ``ValueError``."""
+        with self._lock:
+            if state is None:
+                self._submitted.pop(request_id, None)
+                return
+            self._known(request_id).set_state(check_state(state))
+
+    def cancel(self, request_id: int) -> str:
+        """An operator's cancel, as ``POST .../requests/{id}/cancel`` does: a running request
+        goes to CANCELLING (until its job reports), one that never ran to CANCELLED. Returns
+        the new state; an ended request is a ``ValueError``."""
+        with self._lock:
+            request = self._known(request_id)
+            state = request.cancel()
+            if state is None:
+                raise ValueError(f"request {request_id} is {request.state}: it cannot be cancelled")
+            return state
+
+    def last_check_in(self, request_id: int) -> dt.datetime | None:
+        """When the request's job last called ``checkInCancelling`` (None: never)."""
+        with self._lock:
+            return self._known(request_id).last_check_in
+
+    def _known(self, request_id: int) -> Request:
+        known = self._submitted.get(request_id)
+        if known is None:
+            raise KeyError(f"request {request_id} was not submitted (use submit() first)")
+        return known
+
+    # -- watched APIs --------------------------------------------------------------------
+    def add_watched(
+        self, api: str, job_id: str | int, steps: Iterable[tuple[str, float | None, str | None]]
+    ) -> None:
+        """Fake a job of a watched API (``saas-batch``, ``paas`` or ``huawei``): each GET of
+        it at the vendor's path answers the next of *steps* (``(raw_status, percent or None,
+        message or None)``; the last one repeats) in the vendor's documented shape."""
+        check_api(api)
+        listed: list[Step] = [(str(raw), percent, message) for raw, percent, message in steps]
+        if not listed:
+            raise ValueError("give at least one step")
+        with self._lock:
+            self._watched[(api, str(job_id))] = WatchedJob(api, str(job_id), listed)
+
+    def _watched_job(self, api: str, job_id: str) -> WatchedJob | None:
+        with self._lock:
+            return self._watched.get((api, job_id))
 
     # -- request handling (called from server threads) -----------------------------------
     def _authorized(self, header: str | None) -> bool:
@@ -361,44 +363,84 @@ class FakeScheduler:
     def _accept(
         self, request_id: int, handle: str, status: Status, message: str | None
     ) -> tuple[int, str | None]:
-        """Apply one valid callback to the state machine: (HTTP status, refusal or None)."""
+        """Apply one valid callback to its request: (HTTP status, refusal or None)."""
         callback = Callback(request_id, handle, status, message)
+        submitted: SubmittedRequest | None = None
         with self._lock:
-            if request_id in self._missing:
+            request = self._submitted.get(request_id)
+            if request is None and self.auto_submit:
+                submitted = self._submit(request_id, handle)
+                request = self._submitted[request_id]
+            if request is None:
                 return 404, f"Request {request_id} not found"
-            current = self._states.get(request_id, "RUNNING")
-            if current in ENDED_STATES:
-                ended_with = self._ended_with.get(request_id)
-                repeat = status is ended_with or (
-                    ended_with is None and status in TERMINAL and STATE_AFTER[status] == current
-                )
-                if not repeat:
-                    return 400, (
-                        f"Request {request_id} already ended in state {current}; "
-                        f"{status.value} refused"
-                    )
-                # at-least-once delivery: the same final status again is fine
-            elif status is Status.UPDATE:
-                if current in ("PAUSED", "SUSPENDED"):
-                    self._states[request_id] = "RUNNING"
-            else:
-                self._states[request_id] = STATE_AFTER[status]
-                if status in TERMINAL:
-                    self._ended_with[request_id] = status
+            if not hmac.compare_digest(handle.encode(), request.handle.encode()):
+                return 400, f"requestHandle does not match the execution of request {request_id}"
+            refusal = request.refusal(status, self.repeat_final)
+            if refusal is not None:
+                return 400, refusal
+            request.apply(status, message)
             self._received.append(callback)
             self._lock.notify_all()
+        if submitted is not None:
+            self._submitted_hook(submitted)
         if self.on_callback is not None:
             with contextlib.suppress(Exception):  # a printing hook must never break the server
                 self.on_callback(callback)
         return 200, None
 
+    def _submit_over_http(self) -> dict[str, Any]:
+        """``POST .../requests``: a new request; its RequestDetails plus ``requestHandle``."""
+        with self._lock:
+            submitted = self._submit(None, None)
+            body = self._submitted[submitted.request_id].details()
+        self._submitted_hook(submitted)
+        return {**body, "requestHandle": submitted.handle}
+
+    def _submitted_hook(self, submitted: SubmittedRequest) -> None:
+        if self.on_submit is not None:
+            with contextlib.suppress(Exception):  # a printing hook must never break the server
+                self.on_submit(submitted)
+
+    def _check_in(self, request_id: int, handle: object) -> tuple[int, str | bool]:
+        """``checkInCancelling``: (200, is it CANCELLING) or (404/400, why not)."""
+        with self._lock:
+            request = self._submitted.get(request_id)
+            if request is None:
+                return 404, f"Request {request_id} not found"
+            if not isinstance(handle, str) or not hmac.compare_digest(
+                handle.encode(), request.handle.encode()
+            ):
+                return 400, (
+                    f"requestExecutionContext does not match the execution of request {request_id}"
+                )
+            request.last_check_in = dt.datetime.now(dt.timezone.utc)
+            return 200, request.state == "CANCELLING"
+
+    def _cancel_over_http(self, request_id: int) -> tuple[int, str | dict[str, Any]]:
+        with self._lock:
+            request = self._submitted.get(request_id)
+            if request is None:
+                return 404, f"Request {request_id} not found"
+            if request.cancel() is None:
+                return (
+                    400,
+                    f"Unsupported state for operation: request {request_id} is {request.state}",
+                )
+            return 200, request.details()
+
 
 def describe(callback: Callback) -> str:
-    """``request 42  WARNING  3 rows skipped`` for one callback (first line of the message)."""
+    """``request 42  WARNING  3 rows skipped`` for one callback: the whole message on one
+    line, line breaks and other control characters escaped (``\\n``, ``\\x1b``), so it can
+    neither colour nor steer the terminal."""
     text = f"request {callback.request_id}  {callback.status.value}"
     if callback.message:
-        first, *rest = callback.message.splitlines() or [""]
-        # Escape control characters: a message must not colour or steer the terminal.
-        shown = "".join(c if c.isprintable() else repr(c)[1:-1] for c in first)
-        text += f"  {shown}" + (f" (+{len(rest)} more lines)" if rest else "")
+        text += "  " + escape(callback.message)
     return text
+
+
+def escape(text: str) -> str:
+    """*text* on one line: every character that is not printable is shown escaped."""
+    return "".join(
+        c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in text
+    )

@@ -16,17 +16,26 @@ import time
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import TYPE_CHECKING, Any
+from urllib.parse import unquote
 
 import attrs
 
 from .._status import Status
+from ._watched import PATHS as WATCHED_PATHS
+from ._watched import not_found
 
 if TYPE_CHECKING:
     from ._fake import FakeScheduler
 
 STATUS_PATH = re.compile(r"^/ess/rest/scheduler/v1/requests/([^/]+)/executionStatus/?$")
 REQUEST_PATH = re.compile(r"^/ess/rest/scheduler/v1/requests/([^/]+)/?$")
+REQUESTS_PATH = re.compile(r"^/ess/rest/scheduler/v1/requests/?$")
+CANCEL_PATH = re.compile(r"^/ess/rest/scheduler/v1/requests/([^/]+)/cancel/?$")
+CHECK_IN_PATH = re.compile(r"^/ess/rest/scheduler/v1/requests/([^/]+)/checkInCancelling/?$")
 MEDIA_TYPES = ("application/json", "application/vnd.oracle.resource+json")
+#: how ESS labels a RequestDetails body, by what the client's Accept header asks for
+SINGULAR_TYPE = "application/vnd.oracle.resource+json;type=singular"
+JSON_TYPE = "application/json;charset=utf-8"
 MAX_BODY = 1024 * 1024
 MAX_REQUEST_ID = 2**63 - 1
 #: how long an idle keep-alive connection (or a client that stalls mid-request) is kept
@@ -308,10 +317,16 @@ class Handler(BaseHTTPRequestHandler):
         self.close_connection = True  # its body, if any, was not read
         self._refuse(seen, 405, f"{seen.method} is not supported: use POST or GET")
 
-    def _route(self, seen: ReceivedRequest, path: re.Pattern[str]) -> re.Match[str] | None:
-        """The path's match, once it is known and the credentials pass; else refused."""
-        match = path.match(self.path.split("?", 1)[0])
-        if not match:
+    def _route(
+        self, seen: ReceivedRequest, *paths: re.Pattern[str]
+    ) -> tuple[re.Pattern[str], re.Match[str]] | None:
+        """The first path that matches, once the credentials pass; else refused."""
+        clean = self.path.split("?", 1)[0]
+        for path in paths:
+            match = path.match(clean)
+            if match:
+                break
+        else:
             self._refuse(seen, 404, f"no resource at {self.path}")
             return None
         if not self.fake._authorized(self.headers.get("Authorization")):
@@ -319,12 +334,16 @@ class Handler(BaseHTTPRequestHandler):
                 seen, 401, "missing or wrong credentials", {"WWW-Authenticate": 'Basic realm="ESS"'}
             )
             return None
-        return match
+        return path, match
 
-    def _post(self, seen: ReceivedRequest, body: bytes) -> None:
-        match = self._route(seen, STATUS_PATH)
-        if match is None:
-            return
+    def _request_id(self, seen: ReceivedRequest, match: re.Match[str]) -> int | None:
+        request_id = parse_request_id(match.group(1))
+        if request_id is None:
+            self._refuse(seen, 400, f"request id {match.group(1)!r} is not a positive integer")
+        return request_id
+
+    def _json_body(self, seen: ReceivedRequest, body: bytes) -> dict[str, Any] | None:
+        """The JSON object of a POST with a supported Content-Type; else refused."""
         media = (self.headers.get("Content-Type") or "").split(";")[0].strip().lower()
         if media not in MEDIA_TYPES:
             self._refuse(
@@ -333,19 +352,58 @@ class Handler(BaseHTTPRequestHandler):
                 f"Content-Type {media or '(none)'} is not supported: use "
                 + " or ".join(MEDIA_TYPES),
             )
-            return
-        request_id = parse_request_id(match.group(1))
-        if request_id is None:
-            self._refuse(seen, 400, f"request id {match.group(1)!r} is not a positive integer")
-            return
+            return None
         try:
             data = json.loads(body.decode("utf-8"))
         except (UnicodeDecodeError, ValueError):
             self._refuse(seen, 400, "body is not JSON")
-            return
+            return None
         if not isinstance(data, dict):
             self._refuse(seen, 400, "body is not a JSON object")
+            return None
+        return data
+
+    def _json_answer(self, seen: ReceivedRequest, status: int, body: Any) -> None:
+        """A JSON answer, labelled with the media type the Accept header asks for."""
+        seen.answer = status
+        wanted = (self.headers.get("Accept") or "").lower()
+        kind = SINGULAR_TYPE if "application/vnd.oracle.resource+json" in wanted else JSON_TYPE
+        self._answer(status, json.dumps(body).encode(), content_type=kind)
+
+    def _post(self, seen: ReceivedRequest, body: bytes) -> None:
+        routed = self._route(seen, STATUS_PATH, CHECK_IN_PATH, CANCEL_PATH, REQUESTS_PATH)
+        if routed is None:
             return
+        path, match = routed
+        if path is REQUESTS_PATH:
+            if self._json_body(seen, body or b"{}") is not None:
+                self._json_answer(seen, 201, self.fake._submit_over_http())
+            return
+        request_id = self._request_id(seen, match)
+        if request_id is None:
+            return
+        if path is CANCEL_PATH:
+            code, said = self.fake._cancel_over_http(request_id)
+            if isinstance(said, str):
+                self._refuse(seen, code, said)
+            else:
+                self._json_answer(seen, code, said)
+            return
+        data = self._json_body(seen, body)
+        if data is None:
+            return
+        if path is CHECK_IN_PATH:
+            code, answer = self.fake._check_in(request_id, data.get("requestExecutionContext"))
+            if isinstance(answer, str):
+                self._refuse(seen, code, answer)
+            else:
+                self._json_answer(seen, code, answer)
+            return
+        self._execution_status(seen, request_id, data)
+
+    def _execution_status(
+        self, seen: ReceivedRequest, request_id: int, data: dict[str, Any]
+    ) -> None:
         handle = data.get("requestHandle")
         if not isinstance(handle, str) or not handle:
             self._refuse(seen, 400, "requestHandle is missing")
@@ -365,20 +423,51 @@ class Handler(BaseHTTPRequestHandler):
         if refusal is not None:
             self._refuse(seen, code, refusal)
             return
+        if self.fake._take_reset_after_accept():
+            self._reset()  # the status was taken; its answer is lost on the way
+            seen.reason = "connection reset after the status was taken (injected)"
+            return
         seen.answer = code
         self._answer(code)
 
     def _get(self, seen: ReceivedRequest, body: bytes) -> None:
-        match = self._route(seen, REQUEST_PATH)
-        if match is None:
+        clean = self.path.split("?", 1)[0]
+        for api, path in WATCHED_PATHS.items():
+            match = path.match(clean)
+            if match:
+                self._get_watched(seen, api, match)
+                return
+        routed = self._route(seen, REQUEST_PATH)
+        if routed is None:
             return
-        request_id = parse_request_id(match.group(1))
+        request_id = self._request_id(seen, routed[1])
         if request_id is None:
-            self._refuse(seen, 400, f"request id {match.group(1)!r} is not a positive integer")
             return
-        state = self.fake.state(request_id)
-        if state is None:
+        details = self.fake.details(request_id)
+        if details is None:
             self._refuse(seen, 404, f"Request {request_id} not found")
             return
+        self._json_answer(seen, 200, details)
+
+    def _get_watched(self, seen: ReceivedRequest, api: str, match: re.Match[str]) -> None:
+        """A watched API's job status, in its vendor's shape (SPEC section 8)."""
+        if api == "huawei":
+            allowed = (
+                self.fake._token is None or self.headers.get("X-Auth-Token") == self.fake._token
+            )
+        else:
+            allowed = self.fake._authorized(self.headers.get("Authorization"))
+        if not allowed:
+            self._refuse(seen, 401, "missing or wrong credentials")
+            return
+        job_id = unquote(match.group(match.lastindex or 1))
+        job = self.fake._watched_job(api, job_id)
+        if job is None:
+            body, kind = not_found(api, job_id)
+            seen.answer, seen.reason = 404, f"no {api} job {job_id}"
+            self._answer(404, json.dumps(body).encode(), content_type=kind)
+            return
+        with self.fake._lock:
+            answer = job.next_body(match)
         seen.answer = 200
-        self._answer(200, {"requestId": request_id, "state": state})
+        self._answer(200, json.dumps(answer).encode(), content_type="application/json")

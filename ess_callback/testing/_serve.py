@@ -20,7 +20,8 @@ from typing import IO, Any
 from .._errors import EssCallbackError
 from .._model import Callback
 from .._settings import is_loopback
-from ._fake import FakeScheduler, ReceivedRequest, describe
+from ._fake import FakeScheduler, ReceivedRequest, SubmittedRequest, describe
+from ._watched import Step
 
 log = logging.getLogger("ess_callback")
 
@@ -57,6 +58,13 @@ class Console:
             self.count += 1
         self.line(f"{time.strftime('%H:%M:%S')}  {describe(callback)}")
 
+    def submitted(self, request: SubmittedRequest) -> None:
+        """A request submitted over HTTP or by --auto-submit: its job needs the handle."""
+        self.line(
+            f"{time.strftime('%H:%M:%S')}  submitted request {request.request_id}  "
+            f"handle {request.handle}"
+        )
+
     def request(self, request: ReceivedRequest) -> None:
         """Refusals are what a user debugging a job needs to see (wrong credentials ...)."""
         answer = "no answer (connection reset)" if request.answer is None else request.answer
@@ -75,15 +83,33 @@ def advertised_url(fake: FakeScheduler, host: str) -> str:
     return fake.url
 
 
-def banner(url: str, *, host: str, username: str | None, token: str | None) -> list[str]:
-    """The lines printed at start: the URL, then ``export`` lines a shell can take as is
-    (everything else is a ``#`` comment, so the whole block can be pasted)."""
-    lines = [
-        f"# fake ESS scheduler listening on {url}  (Ctrl-C to stop)",
-        "# point a job at it (any request id and handle are accepted):",
+def banner(
+    url: str,
+    *,
+    host: str,
+    username: str | None,
+    token: str | None,
+    submitted: list[SubmittedRequest] | None = None,
+    auto_submit: bool = False,
+    watched: list[tuple[str, str, list[Step]]] | None = None,
+) -> list[str]:
+    """The lines printed at start: the URL, the submitted requests with their handles, the
+    watched jobs, then ``export`` lines a shell can take as is (everything else is a ``#``
+    comment, so the whole block can be pasted)."""
+    lines = [f"# fake ESS scheduler listening on {url}  (Ctrl-C to stop)"]
+    for request in submitted or []:
+        lines.append(f"# submitted request {request.request_id}  handle {request.handle}")
+    if auto_submit:
+        lines.append("# --auto-submit: an unknown request is submitted on its first callback")
+    for api, job_id, steps in watched or []:
+        shown = ", ".join(f"{raw}" + ("" if p is None else f" {p:g}%") for raw, p, _ in steps)
+        lines.append(f"# watched {api} job {job_id}: {shown}")
+    first = (submitted or [SubmittedRequest(1, "handle-1")])[0]
+    lines += [
+        f"# point a job at it (request {first.request_id}):",
         f"export ESS_BASE_URL={shlex.quote(url)}",
-        "export ESS_REQUEST_ID=1",
-        "export ESS_REQUEST_HANDLE=handle-1",
+        f"export ESS_REQUEST_ID={first.request_id}",
+        f"export ESS_REQUEST_HANDLE={shlex.quote(first.handle)}",
     ]
     if host not in WILDCARD_HOSTS and not is_loopback(host):
         # credentials would travel in clear: the SDK refuses http:// off loopback unless told
@@ -121,9 +147,16 @@ def serve(
     username: str | None = None,
     password: str | None = None,
     token: str | None = None,
+    requests: list[tuple[int | None, str | None]] | None = None,
+    auto_submit: bool = False,
+    watched: list[tuple[str, str, list[Step]]] | None = None,
     out: IO[str] | None = None,
 ) -> int:
     """Serve until SIGINT, SIGTERM or SIGHUP; return the number of callbacks accepted.
+
+    *requests* are ``(request id, handle)`` pairs to submit at start (None: generated);
+    with none and without *auto_submit*, one request is submitted. *watched* are the fake
+    jobs of the watched APIs, as ``fake-server --watched`` gives them.
 
     Must run in the main thread (signal handlers). Raises ``ServerStartError`` when the
     address cannot be bound.
@@ -133,11 +166,17 @@ def serve(
         username,
         password,
         token,
+        auto_submit=auto_submit,
         host=host,
         port=port,
         on_callback=console.callback,
         on_request=console.request,
+        on_submit=console.submitted,
     )
+    wanted = list(requests or ([] if auto_submit else [(None, None)]))
+    submitted = [fake.submit(request_id, handle) for request_id, handle in wanted]
+    for api, job_id, steps in watched or []:
+        fake.add_watched(api, job_id, steps)
     try:
         fake.start()
     except OSError as exc:
@@ -151,7 +190,15 @@ def serve(
         for signum in STOP_SIGNALS:
             previous[signum] = signal.signal(signum, stop)
         url = advertised_url(fake, host)
-        for text in banner(url, host=host, username=username, token=token):
+        for text in banner(
+            url,
+            host=host,
+            username=username,
+            token=token,
+            submitted=submitted,
+            auto_submit=auto_submit,
+            watched=watched,
+        ):
             console.line(text)
         while True:
             signal.pause()  # only a signal can end the wait; the server runs in its thread

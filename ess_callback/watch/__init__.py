@@ -6,12 +6,14 @@
 >>> final.state, final.message
 """
 
+from ._http import HostNotFoundError
 from ._readers import EssReader, HuaweiReader, PaasReader, SaasBatchReader
 from ._state import JobState, JobStatus, MalformedAnswerError, WaitTimeout, ess_state
 from ._wait import wait
 
 __all__ = [
     "EssReader",
+    "HostNotFoundError",
     "HuaweiReader",
     "JobState",
     "JobStatus",

@@ -77,7 +77,7 @@ URL_HINTS = {
     "saas-batch": "give --base-url for the Fusion Applications host, e.g. https://fa.example.com",
     "paas": "give --base-url for the PaaS host, e.g. https://apaas.us.oraclecloud.com",
     "huawei": "give --base-url for the service endpoint, "
-    "e.g. https://dataarts.cn-north-1.myhuaweicloud.com",
+    "e.g. https://cfw.cn-north-4.myhuaweicloud.com",
 }
 
 

@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import abc
 import json
+import socket
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, ClassVar
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 from .._checks import check_ca_bundle
 from .._client import _network_reason, error_for_response, new_session
@@ -124,7 +125,18 @@ class HttpReader(abc.ABC):
                 verify=self.ca_bundle or True,
                 allow_redirects=False,
             )
-        except (requests.ConnectionError, requests.Timeout) as exc:
+        except requests.ConnectionError as exc:
+            if name_not_resolved(exc):
+                host = urlsplit(url).hostname or url
+                raise HostNotFoundError(
+                    f"cannot resolve {host}: no such host for {self.api} at {self.base_url}",
+                    host=host,
+                ) from None
+            raise SchedulerUnavailableError(
+                f"cannot reach {self.api} at {self.base_url}: {_network_reason(exc)}",
+                attempts=1,
+            ) from None
+        except requests.Timeout as exc:
             raise SchedulerUnavailableError(
                 f"cannot reach {self.api} at {self.base_url}: {_network_reason(exc)}",
                 attempts=1,
@@ -167,6 +179,47 @@ class HttpReader(abc.ABC):
     def _malformed(self, why: str, body: Any) -> MalformedAnswerError:
         shown = json.dumps(body)[:160] if body is not None else "nothing"
         return MalformedAnswerError(f"{self.api} answered without a job status ({why}): {shown}")
+
+
+class HostNotFoundError(SchedulerUnavailableError):
+    """The watched API's host name cannot be resolved. On the first poll it ends a wait at
+    once (a typo in the URL will not fix itself); later it is as transient as any failure."""
+
+    def __init__(self, message: str, *, host: str) -> None:
+        super().__init__(message, attempts=1)
+        self.host = host
+
+
+#: how resolvers word "no such name" (glibc, musl, macOS, Windows)
+_NOT_RESOLVED = (
+    "name or service not known",
+    "temporary failure in name resolution",
+    "nodename nor servname provided",
+    "no address associated with hostname",
+    "getaddrinfo failed",
+    "failed to resolve",
+)
+
+
+def name_not_resolved(exc: BaseException) -> bool:
+    """True when a connection error comes from a failed name look-up."""
+    seen: set[int] = set()
+    stack: list[object] = [exc]
+    while stack:
+        item = stack.pop()
+        if id(item) in seen:
+            continue
+        seen.add(id(item))
+        if isinstance(item, socket.gaierror) or type(item).__name__ == "NameResolutionError":
+            return True
+        if isinstance(item, BaseException):
+            stack.extend(a for a in item.args if isinstance(a, BaseException))
+            stack.extend(x for x in (item.__cause__, item.__context__) if x is not None)
+            reason = getattr(item, "reason", None)
+            if isinstance(reason, BaseException):
+                stack.append(reason)
+    text = str(exc).lower()
+    return any(marker in text for marker in _NOT_RESOLVED)
 
 
 def auth_object(auth: Any) -> Any:

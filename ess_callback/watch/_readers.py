@@ -33,7 +33,14 @@ PAAS_STATES = {
     "RUNNING": JobState.RUNNING,
     "SUCCEED": JobState.SUCCEEDED,
     "FAILED": JobState.FAILED,
+    # an operation that ended with warnings: a success, its raw value kept so that a relay
+    # posts WARNING
+    "WARN": JobState.SUCCEEDED,
 }
+#: the activity log's own bookkeeping lines, which say nothing about how the job went
+PAAS_BOOKKEEPING = frozenset({"activity submitted", "activity started", "activity ended"})
+#: RequestDetails fields that carry the message, in the order they are preferred
+ESS_MESSAGE_FIELDS = ("errorWarningMessage", "errorWarningDetail", "stateDescription")
 HUAWEI_STATES = {
     "RUNNING": JobState.RUNNING,
     "SUCCESS": JobState.SUCCEEDED,
@@ -75,27 +82,30 @@ class EssReader(HttpReader):
         return f"{self.base_url}/ess/rest/scheduler/v1/requests/{int(text)}"
 
     def parse(self, body: Any) -> JobStatus:
+        """A RequestDetails body: ``state``; the message from ``errorWarningMessage``, else
+        ``errorWarningDetail``, else ``stateDescription``, else (once ended) ``cause``; the
+        times from ``processStartTime`` and ``processEndTime`` (else ``completedTime``)."""
         if not isinstance(body, dict):
             raise self._malformed("not a JSON object", body)
-        # ``state`` is what ESS sends; the other keys are accepted defensively.
-        raw = next((body[k] for k in ("state", "requestState", "status") if body.get(k)), None)
-        if raw is None or isinstance(raw, dict | list):
+        raw = body.get("state")
+        if raw is None or isinstance(raw, dict | list) or not str(raw).strip():
             raise self._malformed("no state", body)
         raw_status = str(raw).strip()
+        state = ess_state(raw_status)
+        cause = text_or_none(body.get("cause"))
         message = next(
-            (
-                text_or_none(body[k])
-                for k in ("statusMessage", "message", "errorMessage")
-                if k in body
-            ),
+            (text_or_none(body[k]) for k in ESS_MESSAGE_FIELDS if text_or_none(body.get(k))),
             None,
         )
+        if message is None and state.is_terminal and cause != "NON_TERMINAL":
+            message = cause
         return JobStatus(
-            state=ess_state(raw_status),
+            state=state,
             raw_status=raw_status,
             message=message,
-            started=parse_time(body.get("processStart") or body.get("startTime")),
-            ended=parse_time(body.get("processEnd") or body.get("endTime")),
+            started=parse_time(body.get("processStartTime")),
+            ended=parse_time(body.get("processEndTime") or body.get("completedTime")),
+            cause=cause,
             raw=body,
         )
 
@@ -193,15 +203,10 @@ class PaasReader(HttpReader):
         raw = text_or_none(body.get("status"))
         if raw is None:
             raise self._malformed("no status", body)
-        messages = body.get("messages")
-        message = None
-        if isinstance(messages, list) and messages:
-            last = messages[-1]
-            message = text_or_none(last.get("message") if isinstance(last, dict) else last)
         return JobStatus(
             state=normalise(raw, PAAS_STATES),
             raw_status=raw,
-            message=message or text_or_none(body.get("summaryMessage")),
+            message=_paas_message(body),
             started=parse_time(body.get("startDate")),
             ended=parse_time(body.get("endDate")),
             raw=body,
@@ -209,8 +214,9 @@ class PaasReader(HttpReader):
 
 
 class HuaweiReader(HttpReader):
-    """Huawei Cloud jobs: ``GET {endpoint}/v3/{project_id}/jobs/{job_id}`` with
-    ``X-Auth-Token``."""
+    """Huawei Cloud Firewall (CFW) "List Job Status":
+    ``GET {endpoint}/v3/{project_id}/jobs/{job_id}`` with ``X-Auth-Token``; ``data.status``
+    is Running, Success or Failed."""
 
     api = "Huawei Cloud"
 
@@ -259,3 +265,14 @@ class HuaweiReader(HttpReader):
             ended=parse_time(data.get("end_time")),
             raw=body,
         )
+
+
+def _paas_message(body: dict[str, Any]) -> str | None:
+    """The last ``messages[]`` entry that is not a bookkeeping line, else ``summaryMessage``."""
+    messages = body.get("messages")
+    if isinstance(messages, list):
+        for entry in reversed(messages):
+            text = text_or_none(entry.get("message") if isinstance(entry, dict) else entry)
+            if text is not None and text.lower() not in PAAS_BOOKKEEPING:
+                return text
+    return text_or_none(body.get("summaryMessage"))

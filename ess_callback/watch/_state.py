@@ -34,7 +34,7 @@ class JobState(str, enum.Enum):
         return self in (JobState.SUCCEEDED, JobState.FAILED, JobState.CANCELLED)
 
 
-#: ESS request states (SPEC section 9); anything not listed is UNKNOWN
+#: ESS request states (``oracle.as.scheduler.State``, SPEC section 9); anything else is UNKNOWN
 ESS_STATES: dict[str, JobState] = {
     **dict.fromkeys(
         ("WAIT", "READY", "BLOCKED", "HOLD", "PENDING_VALIDATION", "ERROR_AUTO_RETRY"),
@@ -43,7 +43,7 @@ ESS_STATES: dict[str, JobState] = {
     **dict.fromkeys(("RUNNING", "COMPLETED", "PAUSED", "CANCELLING"), JobState.RUNNING),
     **dict.fromkeys(("SUCCEEDED", "WARNING", "FINISHED"), JobState.SUCCEEDED),
     **dict.fromkeys(("ERROR", "ERROR_MANUAL_RECOVERY", "VALIDATION_FAILED"), JobState.FAILED),
-    **dict.fromkeys(("CANCELLED", "EXPIRED"), JobState.CANCELLED),
+    **dict.fromkeys(("CANCELLED", "EXPIRED", "SCHEDULE_ENDED"), JobState.CANCELLED),
 }
 
 
@@ -75,7 +75,9 @@ class JobStatus:
 
     ``state`` is normalised; ``raw_status`` is the API's own word for it, always kept (a
     relay tells a WARNING end from a clean one by it). ``progress`` is 0..1 or None,
-    ``started``/``ended`` are timezone-aware, ``raw`` is the decoded body.
+    ``started``/``ended`` are timezone-aware, ``cause`` is why ESS says the request is where
+    it is (RequestDetails ``cause``, e.g. ``PROCESS_BIZ_ERROR``; None for the other APIs or
+    when absent), ``raw`` is the decoded body.
     """
 
     state: JobState = attrs.field(converter=JobState)
@@ -85,6 +87,7 @@ class JobStatus:
     started: dt.datetime | None = attrs.field(default=None, validator=_aware)
     ended: dt.datetime | None = attrs.field(default=None, validator=_aware)
     raw: Any = attrs.field(default=None, eq=False, repr=False)
+    cause: str | None = None
 
     @property
     def is_terminal(self) -> bool:
@@ -93,7 +96,8 @@ class JobStatus:
 
     @property
     def is_warning(self) -> bool:
-        """True for a success that the API reported as a warning (ESS ``WARNING``)."""
+        """True for a success that the API reported as a warning (ESS ``WARNING``, PaaS
+        ``WARN``)."""
         return self.state is JobState.SUCCEEDED and "WARN" in (self.raw_status or "").upper()
 
     @property

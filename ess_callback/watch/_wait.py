@@ -8,6 +8,7 @@ from collections.abc import Callable
 from typing import Protocol
 
 from .._errors import SchedulerUnavailableError
+from ._http import HostNotFoundError
 from ._state import JobStatus, WaitTimeout
 
 log = logging.getLogger("ess_callback")
@@ -49,7 +50,9 @@ def wait(
     brings it back to *poll*. ``on_change(status)`` is called for the first answer and
     whenever state, raw status, progress or message change.
 
-    Transient failures (5xx, 429, 408, network errors) are logged and ridden out. A 404
+    Transient failures (5xx, 429, 408, network errors) are logged and ridden out, except a
+    host name that cannot be resolved on the first poll (``HostNotFoundError``, raised at
+    once: a wrong URL does not fix itself). A 404
     raises ``RequestNotFoundError`` at once, as do other refusals (401, 403, ...) and a
     malformed answer (``MalformedAnswerError``): waiting longer would not fix them. When
     *timeout* seconds pass (None: no limit) it raises ``WaitTimeout``, whose
@@ -67,10 +70,13 @@ def wait(
     last: JobStatus | None = None
     last_error: SchedulerUnavailableError | None = None
     errors_logged_at = float("-inf")
+    first = True
     while True:
         try:
             status = reader.status(job)
         except SchedulerUnavailableError as error:
+            if first and isinstance(error, HostNotFoundError):
+                raise
             last_error = error
             now = clock()
             if now - errors_logged_at >= ERROR_LOG_EVERY:
@@ -90,6 +96,7 @@ def wait(
             last = status
             if status.is_terminal:
                 return status
+        first = False
         now = clock()
         if now >= deadline:
             raise _timeout(job, now - start, last, last_error)
