@@ -19,10 +19,10 @@ from ess_callback import (
     SchedulerClient,
     SchedulerUnavailableError,
     Status,
-    _outbox,
 )
 from ess_callback._client import RetryPolicy
 from ess_callback.cli import main
+from ess_callback.outbox import _outbox
 from ess_callback.testing import FakeScheduler
 
 pytestmark = pytest.mark.integration
