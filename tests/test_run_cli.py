@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from cli_runner import cli_runner
 from click.testing import CliRunner
 
 from ess_callback import Status
@@ -19,11 +20,8 @@ from ess_callback.testing import FakeScheduler
 
 @pytest.fixture
 def runner() -> CliRunner:
-    """A CliRunner with separate stderr (click 8.2+ always keeps it apart)."""
-    try:
-        return CliRunner(mix_stderr=False)  # type: ignore[call-arg]
-    except TypeError:
-        return CliRunner()
+    """A CliRunner with stderr apart from stdout."""
+    return cli_runner()
 
 
 @pytest.fixture

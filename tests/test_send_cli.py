@@ -12,7 +12,8 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner, Result
+from cli_runner import cli_runner
+from click.testing import Result
 
 from ess_callback import Callback, Status
 from ess_callback.cli import main
@@ -40,7 +41,7 @@ def env(fake: FakeScheduler) -> dict[str, str]:
 
 def send(args: list[str], env: Mapping[str, str] | None = None, input: str | None = None) -> Result:
     """Invoke ``ess-callback send ARGS`` in-process."""
-    return CliRunner().invoke(main, ["send", *args], env=env, input=input)
+    return cli_runner().invoke(main, ["send", *args], env=env, input=input)
 
 
 def one_line(result: Result) -> str:
@@ -538,7 +539,7 @@ def test_outbox_that_fails_at_spool_time_is_named(fake: FakeScheduler, tmp_path:
 @pytest.mark.parametrize("flag", ["--help", "-h"])
 def test_help_has_examples_and_exit_codes(flag: str) -> None:
     """send --help shows the statuses, the exit codes, every option and examples."""
-    result = CliRunner().invoke(main, ["send", flag])
+    result = cli_runner().invoke(main, ["send", flag])
     assert result.exit_code == 0
     text = result.stdout
     assert "Examples:" in text and "ess-callback send SUCCESS" in text

@@ -14,7 +14,8 @@ from pathlib import Path
 
 import pytest
 import responses
-from click.testing import CliRunner, Result
+from cli_runner import cli_runner
+from click.testing import Result
 
 from ess_callback import Status
 from ess_callback.cli import main
@@ -28,7 +29,7 @@ HW = "https://dataarts.example.com"
 
 
 def invoke(*args: str, env: dict[str, str] | None = None) -> Result:
-    return CliRunner().invoke(main, ["wait", *args], env=env, catch_exceptions=False)
+    return cli_runner().invoke(main, ["wait", *args], env=env, catch_exceptions=False)
 
 
 def fast(*args: str) -> list[str]:
@@ -67,7 +68,7 @@ def test_unknown_api_is_a_usage_error() -> None:
     """An API that is not one of the four is a click usage error (exit 2)."""
     result = invoke("jenkins", "1")
     assert result.exit_code == 2
-    assert "ess" in result.output and "saas-batch" in result.output
+    assert "ess" in result.stderr and "saas-batch" in result.stderr
 
 
 @pytest.mark.parametrize(
