@@ -105,14 +105,28 @@ def test_missing_setting_exits_2_before_the_command(
     assert fake.requests == []
 
 
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [
+        ("ESS_REQUEST_ID", "forty-two"),
+        ("ESS_BASE_URL", "https://[x]"),
+        ("ESS_BASE_URL", "http://ess.example.com"),
+    ],
+)
 def test_malformed_setting_exits_2_before_the_command(
-    runner: CliRunner, env: dict[str, str], fake: FakeScheduler, tmp_path: Path
+    runner: CliRunner,
+    env: dict[str, str],
+    fake: FakeScheduler,
+    tmp_path: Path,
+    variable: str,
+    value: str,
 ) -> None:
-    """A malformed request id is a configuration error: exit 2, nothing runs or is sent."""
-    env["ESS_REQUEST_ID"] = "forty-two"
+    """A malformed setting is a configuration error naming its variable: exit 2, nothing
+    runs or is sent."""
+    env[variable] = value
     result = runner.invoke(main, ["run", "--", *marker_command(tmp_path)], env=env)
     assert result.exit_code == 2
-    assert "ESS_REQUEST_ID" in result.stderr
+    assert variable in result.stderr
     assert not (tmp_path / "ran").exists()
     assert fake.requests == []
 

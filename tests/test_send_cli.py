@@ -446,7 +446,8 @@ def test_send_under_recording_still_validates_given_settings() -> None:
 
 
 @pytest.mark.parametrize(
-    "url", ["https://a..b.com", "https://exa mple.com", "https://ess.example.com:0"]
+    "url",
+    ["https://a..b.com", "https://exa mple.com", "https://ess.example.com:0", "https://[x]"],
 )
 def test_invalid_host_exits_2_before_any_network(fake: FakeScheduler, url: str) -> None:
     """A base URL with an invalid host: exit 2, one line naming ESS_BASE_URL."""

@@ -91,7 +91,10 @@ def test_unknown_api_is_a_usage_error() -> None:
             "paas reads with Basic auth",
         ),
         (["ess", "abc", "--base-url", "https://ess.example.com"], {}, "not an ESS request number"),
-        (["ess", "43", "--base-url", "http://ess.example.com"], {}, "http://"),
+        (["ess", "43", "--base-url", "http://ess.example.com"], {}, "https:// in --base-url"),
+        (["ess", "43"], {"ESS_BASE_URL": "http://ess.example.com"}, "https:// in ESS_BASE_URL"),
+        (["ess", "43", "--base-url", "https://[x]"], {}, "not a valid IPv6"),
+        (["ess", "43", "--base-url", "http://u:Zq9@ess.example.com"], {}, "credentials"),
         (["ess", "43", "--base-url", "ess.example.com"], {}, "not an http(s) URL"),
         (["ess", "43", "--base-url", "https://e.com"], {"WATCH_USERNAME": "u"}, "WATCH_PASSWORD"),
         (

@@ -17,7 +17,6 @@ import threading
 from collections.abc import Mapping
 from types import FrameType
 from typing import IO, TYPE_CHECKING, Any, TextIO
-from urllib.parse import urlsplit
 
 import attrs
 import click
@@ -35,6 +34,7 @@ from .._settings import (
     without_option_hints,
 )
 from .._status import Status
+from .._url import split_url
 from ._http import HttpReader
 from ._readers import EssReader, HuaweiReader, PaasReader, SaasBatchReader
 from ._relay import Relay, failure_text, final_status
@@ -100,11 +100,18 @@ def _base_url(options: WaitOptions, env: Mapping[str, str]) -> str:
         setting="allow http",
         variable="ESS_CALLBACK_ALLOW_HTTP",
     )
-    parts = urlsplit(url.strip())
-    if parts.scheme == "http" and not allow_http and not is_loopback(parts.hostname or ""):
+    try:
+        parts = split_url(url.strip())
+    except ValueError:
+        return url  # the reader's own check says what is wrong with it
+    if parts.userinfo is not None:
+        return url  # likewise, without quoting what may be a password
+    if parts.scheme == "http" and not allow_http and not is_loopback(parts.host):
+        source = "--base-url" if options.base_url else "ESS_BASE_URL"
         raise ConfigurationError(
             f"base URL: {url!r} uses http:// for a host that is not loopback, so credentials "
-            "would travel in clear; use https:// (or set ESS_CALLBACK_ALLOW_HTTP=1)"
+            f"would travel in clear; use https:// in {source} "
+            "(or set ESS_CALLBACK_ALLOW_HTTP=1)"
         )
     return url
 
