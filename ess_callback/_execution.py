@@ -322,7 +322,7 @@ class JobExecution:
         if isinstance(exc, Exception) and self.classify is not None:
             chosen = self._classified(exc)
             if chosen is not None:
-                consume = isinstance(exc, (BusinessError, JobWarning))
+                consume = isinstance(exc, BusinessError | JobWarning)
                 return chosen, describe_exception(exc, where=False), consume, None
         if isinstance(exc, BusinessError):
             return Status.BUSINESS_ERROR, describe_exception(exc, where=False), True, None

@@ -302,10 +302,12 @@ def _dry_run(paths: list[Path]) -> list[FlushResult]:
     """What a flush would send, through the dry-run sender (or the test recorder, when one
     is active); no file is claimed or touched."""
     from ._recording import active_recorder
-    from ._sender import DryRunSender, RecordingSender, Sender
+    from ._sender import DryRunSender, RecordingSender
 
     recorder = active_recorder()
-    sender: Sender = DryRunSender() if recorder is None else RecordingSender(recorder)
+    sender: DryRunSender | RecordingSender = (
+        DryRunSender() if recorder is None else RecordingSender(recorder)
+    )
     results = []
     for path in paths:
         try:

@@ -149,7 +149,7 @@ def test_py_typed_marker_present() -> None:
 def test_console_script_entry_point() -> None:
     """The ``ess-callback`` console script points at the click group."""
     scripts = importlib.metadata.entry_points(group="console_scripts")
-    (entry,) = [e for e in scripts if e.name == "ess-callback"]
+    (entry,) = (e for e in scripts if e.name == "ess-callback")
     assert entry.value == "ess_callback.cli:main"
     plugins = importlib.metadata.entry_points(group="pytest11")
     assert any(e.value == "ess_callback.testing._plugin" for e in plugins)

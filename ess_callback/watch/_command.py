@@ -290,7 +290,7 @@ def run_wait(options: WaitOptions, env: Mapping[str, str], *, tty: bool = False)
         # wait's --base-url is the watched API's, and it has no --request-id: name only
         # the variables of this job's own request.
         raise without_option_hints(exc) from None
-    display = _Bar(what) if tty else _Lines(what)
+    display: _Bar | _Lines = _Bar(what) if tty else _Lines(what)
     relay = (
         Relay(settings, what, update_interval=options.update_interval, secrets=secrets)
         if settings is not None
