@@ -23,6 +23,7 @@ from ._message import (
     truncate_message,
 )
 from ._model import Callback, Outcome
+from ._posix import CANCEL_SIGNALS
 from ._sender import HttpSender, Sender, make_sender, undelivered_text
 from ._settings import Settings, resolve_settings
 from ._status import Status
@@ -34,7 +35,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("ess_callback")
 
-HANDLED_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
+HANDLED_SIGNALS = CANCEL_SIGNALS
 
 
 class _SignalReceived(BaseException):

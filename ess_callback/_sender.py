@@ -105,7 +105,7 @@ class SignalStop:
         if threading.current_thread() is not threading.main_thread():
             return
         for name in self.SIGNALS:
-            number = getattr(signal, name)
+            number = getattr(signal, name)  # the send command is POSIX-only (cli imports _posix)
             self._previous[number] = signal.signal(number, self._on_signal)
 
     def restore(self) -> None:

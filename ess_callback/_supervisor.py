@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 import attrs
 
 from ._message import Redactor, signal_name
+from ._posix import CANCEL_SIGNALS
 from ._process_group import PYTHON_IGNORES, group_members, passed_signals
 from ._relay import LineReader, Relay, TailBuffer, make_pipe, open_standard_fds, progress_fd
 from ._run_report import ChildEnd, Reporter, environment_secrets, spawn_message
@@ -38,8 +39,6 @@ __all__ = ["RunOptions", "Supervisor", "environment_secrets"]
 
 log = logging.getLogger("ess_callback")
 
-#: signals that stop the job: passed on to its group, and the end is CANCEL
-CANCEL_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
 #: the streams relayed through a pipe (and their tail kept) for each --capture
 CAPTURED = {"none": (), "stderr": ((2, "stderr"),), "both": ((1, "stdout"), (2, "stderr"))}
 #: the longest single poll() (an hour): long timers are waited in pieces

@@ -240,6 +240,10 @@ class LazyGroup(click.Group):
             return None
         import importlib
 
+        try:  # every command needs POSIX signals, process groups or file locks
+            importlib.import_module("._posix", __package__)
+        except ImportError as exc:
+            fail(str(exc))
         module, _, name = target.partition(":")
         command = getattr(importlib.import_module(f"._commands.{module}", __package__), name)
         assert isinstance(command, click.Command)

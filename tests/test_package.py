@@ -248,3 +248,68 @@ def test_console_script_version() -> None:
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == f"ess-callback {ess_callback.__version__}"
     assert result.stderr == ""
+
+
+#: how a platform without POSIX signals or fcntl (Windows) is simulated in a fresh interpreter
+NO_POSIX = {
+    "SIGHUP": "import signal\ndel signal.SIGHUP\n",
+    "fcntl": "import sys\nsys.modules['fcntl'] = None\n",
+}
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize(("lacking", "named"), [("SIGHUP", "signal.SIGHUP"), ("fcntl", "fcntl")])
+@pytest.mark.parametrize(
+    "statement",
+    ["from ess_callback import JobExecution", "import ess_callback.outbox"],
+)
+def test_off_posix_the_import_error_says_what_is_posix_only(
+    lacking: str, named: str, statement: str
+) -> None:
+    """Without SIGHUP or fcntl, importing JobExecution or the outbox raises an ImportError
+    that says what is POSIX-only and what this Python lacks, not "cannot import name"."""
+    code = (
+        f"{NO_POSIX[lacking]}"
+        "try:\n"
+        f"    {statement}\n"
+        "except ImportError as exc:\n"
+        "    print(exc)\n"
+        "else:\n"
+        "    print('IMPORTED')\n"
+    )
+    result = run_python(code)
+    assert result.returncode == 0, result.stderr
+    message = result.stdout.strip()
+    assert "cannot import name" not in message
+    assert "need a POSIX system" in message
+    assert "JobExecution" in message and "ess-callback command" in message
+    assert named in message
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("lacking", ["SIGHUP", "fcntl"])
+def test_off_posix_the_portable_names_still_import(lacking: str) -> None:
+    """Without SIGHUP or fcntl, the value types, the errors, SchedulerClient and the
+    testing kit still import."""
+    portable = sorted(set(ess_callback.__all__) - {"JobExecution"})
+    code = (
+        f"{NO_POSIX[lacking]}"
+        f"from ess_callback import {', '.join(portable)}\n"
+        "from ess_callback.testing import FakeScheduler, record_callbacks\n"
+        "print('OK')\n"
+    )
+    result = run_python(code)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "OK"
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("lacking", ["SIGHUP", "fcntl"])
+def test_off_posix_a_command_is_one_line_and_exit_2(lacking: str) -> None:
+    """Without SIGHUP or fcntl, a command says in one line that it needs POSIX (exit 2)."""
+    code = f"{NO_POSIX[lacking]}from ess_callback.cli import main\nmain(['send', 'SUCCESS'])\n"
+    result = run_python(code)
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("ess-callback: ") and "need a POSIX system" in lines[0]

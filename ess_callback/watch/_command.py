@@ -22,6 +22,7 @@ import attrs
 import click
 
 from .._errors import ConfigurationError, EssCallbackError, RejectedError, RequestNotFoundError
+from .._posix import CANCEL_SIGNALS
 from .._sender import undelivered_text
 from .._settings import (
     BasicAuth,
@@ -48,7 +49,7 @@ log = logging.getLogger("ess_callback")
 
 APIS = ("ess", "saas-batch", "paas", "huawei")
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_TEMPFAIL = 0, 1, 2, 75
-HANDLED_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
+HANDLED_SIGNALS = CANCEL_SIGNALS
 WATCH_HINT = (
     "set WATCH_USERNAME and WATCH_PASSWORD (or WATCH_PASSWORD_FILE), "
     "or WATCH_TOKEN (or WATCH_TOKEN_FILE), for the watched API"
