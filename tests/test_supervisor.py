@@ -6,6 +6,7 @@ from __future__ import annotations
 import errno
 import os
 import signal
+from pathlib import Path
 
 import pytest
 
@@ -243,6 +244,28 @@ def test_not_found_is_127() -> None:
     end = ChildEnd("no-such-cmd", None, spawn_error=FileNotFoundError(errno.ENOENT, "x"))
     assert end_status(end) == (Status.ERROR, "cannot run 'no-such-cmd': command not found")
     assert exit_code(end) == 127
+
+
+def test_eacces_from_the_path_search_with_no_such_file_is_127(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """EACCES from searching PATH (a folder the user may not search) for a command that no
+    PATH folder visibly holds is "command not found", 127, as in bash."""
+    monkeypatch.setenv("PATH", str(tmp_path))
+    end = ChildEnd("no-such-cmd", None, spawn_error=PermissionError(errno.EACCES, "x"))
+    assert end_status(end) == (Status.ERROR, "cannot run 'no-such-cmd': command not found")
+    assert exit_code(end) == 127
+
+
+def test_eacces_for_a_file_found_on_path_is_126(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """EACCES for a command that a PATH folder holds (not executable) stays 126."""
+    (tmp_path / "data-cmd").write_text("not a program\n")
+    monkeypatch.setenv("PATH", f"{tmp_path / 'missing'}{os.pathsep}{tmp_path}")
+    end = ChildEnd("data-cmd", None, spawn_error=PermissionError(errno.EACCES, "x"))
+    assert exit_code(end) == 126
+    assert "permission denied" in spawn_message(end)
 
 
 def test_not_executable_is_126(tmp_path: os.PathLike[str]) -> None:
