@@ -223,7 +223,7 @@ class CancelWatcher:
         if loud:
             self._errors_logged_at = now
         # Our own errors are self-explaining; anything else is a bug worth a traceback.
-        expected = isinstance(error, (EssCallbackError, OSError))
+        expected = isinstance(error, EssCallbackError | OSError)
         log.log(
             logging.WARNING if loud else logging.DEBUG,
             "cannot check for cancellation in ESS: %s",

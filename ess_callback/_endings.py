@@ -70,7 +70,7 @@ def block_ending(
     if isinstance(exc, Exception) and classify is not None:
         chosen = _classified(classify, exc)
         if chosen is not None:
-            consume = isinstance(exc, (BusinessError, JobWarning))
+            consume = isinstance(exc, BusinessError | JobWarning)
             return Ending(chosen, describe_exception(exc, where=False), consume, None)
     if isinstance(exc, BusinessError):
         return Ending(Status.BUSINESS_ERROR, describe_exception(exc, where=False), True, None)
@@ -136,10 +136,23 @@ class ChildEnd:
 def not_found(end: ChildEnd) -> bool:
     """True when the command does not exist (exit 127) rather than cannot run (126)."""
     error = end.spawn_error
-    if error is None or error.errno not in (errno.ENOENT, errno.ENOTDIR):
+    if error is None:
+        return False
+    if error.errno == errno.EACCES and "/" not in end.command:
+        # The PATH search met a folder we may not search (or a file we may not run) and
+        # found nothing better. Like bash, count it as found only when a PATH folder
+        # visibly holds it; a name behind a folder we cannot search is "not found".
+        return not _on_path(end.command)
+    if error.errno not in (errno.ENOENT, errno.ENOTDIR):
         return False
     # ENOENT for a file that exists means its #! interpreter is missing: 126, as in sh.
     return not ("/" in end.command and os.path.exists(end.command))
+
+
+def _on_path(name: str) -> bool:
+    """True when a folder of PATH (as ``posix_spawnp`` read it: ours) holds *name*."""
+    folders = os.environ.get("PATH", os.defpath).split(os.pathsep)
+    return any(os.path.exists(os.path.join(folder or ".", name)) for folder in folders)
 
 
 def spawn_message(end: ChildEnd) -> str:

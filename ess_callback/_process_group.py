@@ -6,6 +6,8 @@ from __future__ import annotations
 import os
 import signal
 
+from ._posix import missing as missing  # imported first: a clear error off POSIX
+
 #: signals left at their default action: our SIGCHLD, the uncatchable, faults of the
 #: wrapper itself, SIGPIPE (our own write to a closed output) and SIGTTIN/SIGTTOU (how a
 #: terminal stops a background wrapper that reads or writes it; caught, the read or write

@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import fcntl
 import os
 import select
 import threading
 from collections.abc import Callable
+
+from ._posix import fcntl
 
 #: bytes read from a pipe at once; with a pipe this large, one read empties it
 READ_SIZE = 1 << 17

@@ -11,7 +11,6 @@ import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
-from urllib.parse import urlsplit
 
 if TYPE_CHECKING:
     pass
@@ -38,6 +37,7 @@ from ._credentials import auth_secrets
 from ._credentials import read_secret_file as read_secret_file
 from ._credentials import secret_from_env as secret_from_env
 from ._errors import ConfigurationError
+from ._url import UrlParts, split_url
 from ._url import is_loopback as is_loopback
 from ._url import parse_base_url as parse_base_url
 
@@ -325,6 +325,16 @@ class WatchSettings:
         return auth_secrets(self.auth)
 
 
+def _checked_http_parts(url: str) -> UrlParts | None:
+    """*url* split, or None when it cannot be split or holds credentials: the reader's own
+    check then says what is wrong with it, without quoting what may be a password."""
+    try:
+        parts = split_url(url.strip())
+    except ValueError:
+        return None
+    return None if parts.userinfo is not None else parts
+
+
 def resolve_watch_settings(
     *,
     base_url: str | None,
@@ -348,11 +358,13 @@ def resolve_watch_settings(
         setting="allow http",
         variable="ESS_CALLBACK_ALLOW_HTTP",
     )
-    parts = urlsplit(url.strip())
-    if parts.scheme == "http" and not allow_http and not is_loopback(parts.hostname or ""):
+    parts = _checked_http_parts(url)
+    if parts and parts.scheme == "http" and not allow_http and not is_loopback(parts.host):
+        source = "--base-url" if base_url else "ESS_BASE_URL"
         raise ConfigurationError(
             f"base URL: {url!r} uses http:// for a host that is not loopback, so credentials "
-            "would travel in clear; use https:// (or set ESS_CALLBACK_ALLOW_HTTP=1)"
+            f"would travel in clear; use https:// in {source} "
+            "(or set ESS_CALLBACK_ALLOW_HTTP=1)"
         )
     auth = auth_from_env(env, prefix="WATCH")
     hint = WATCH_HINT

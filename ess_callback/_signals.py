@@ -20,11 +20,12 @@ from types import FrameType
 from typing import Any
 
 from ._message import signal_name
+from ._posix import CANCEL_SIGNALS
 
 log = logging.getLogger("ess_callback")
 
 #: the signals that stop a job: passed on, and its end is CANCEL
-STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
+STOP_SIGNALS = CANCEL_SIGNALS
 
 
 class SignalReceived(BaseException):

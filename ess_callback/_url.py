@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
-from urllib.parse import urlsplit
+from typing import NamedTuple
 
 from ._errors import ConfigurationError
 
@@ -16,6 +16,62 @@ _DOTTED_NUMBERS = re.compile(r"[0-9.]+")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 #: the ESS REST API's own path, which the client appends: a base URL must stop before it
 _API_PATH = re.compile(r"/ess/rest/scheduler(?:/|$)", re.IGNORECASE)
+#: RFC 3986 appendix B: scheme, authority, path, query, fragment (each group None when absent)
+_URI = re.compile(r"(?:([^:/?#]+):)?(?://([^/?#]*))?([^?#]*)(?:\?([^#]*))?(?:#(.*))?", re.DOTALL)
+_PORT = re.compile(r"[0-9]{1,5}")
+
+
+class UrlParts(NamedTuple):
+    """A URL split as RFC 3986 says (see ``split_url``)."""
+
+    scheme: str  # lower case; "" when absent
+    userinfo: str | None  # what comes before an "@" in the authority
+    host: str  # without the brackets of an IPv6 address
+    bracketed: bool
+    port: int | None  # None when absent or empty
+    path: str
+    has_query_or_fragment: bool
+
+
+def split_url(text: str) -> UrlParts:
+    """Split *text* into the parts a base URL is checked on; ``ValueError`` when its
+    authority cannot be split (a bracket left open, text after the closing bracket, a
+    port that is not 0-65535 in ASCII digits, an IPv6 address without brackets).
+
+    Done here rather than with ``urllib.parse.urlsplit``: how that treats a bracketed
+    host changed in Python 3.11.4 (earlier versions take ``https://[x]`` for host ``x``),
+    and on every version it lets text after the closing bracket pass. Validation must
+    not depend on the interpreter.
+    """
+    match = _URI.fullmatch(text)
+    assert match is not None  # every group is optional: any text matches
+    scheme, authority, path, query, fragment = match.groups()
+    userinfo, at, hostport = (authority or "").rpartition("@")
+    if hostport.startswith("["):
+        close = hostport.find("]")
+        if close < 0:
+            raise ValueError("a bracket is left open")
+        host, rest = hostport[1:close], hostport[close + 1 :]
+        if rest and not rest.startswith(":"):
+            raise ValueError("text after the closing bracket")
+        port = rest[1:]
+    else:
+        if "[" in hostport or "]" in hostport:
+            raise ValueError("a bracket outside an IPv6 host")
+        host, _, port = hostport.partition(":")
+        if ":" in port:
+            raise ValueError("an IPv6 address must be in brackets")
+    if port and not (_PORT.fullmatch(port) and int(port) <= 65535):
+        raise ValueError("the port is not a number from 0 to 65535")
+    return UrlParts(
+        scheme=(scheme or "").lower(),
+        userinfo=userinfo if at else None,
+        host=host,
+        bracketed=hostport.startswith("["),
+        port=int(port) if port else None,
+        path=path,
+        has_query_or_fragment=query is not None or fragment is not None,
+    )
 
 
 def is_loopback(host: str) -> bool:
@@ -28,15 +84,14 @@ def is_loopback(host: str) -> bool:
         return False
 
 
-def host_problem(netloc_host: str) -> str | None:
-    """What is wrong with the host part of a URL (as in ``urlsplit().hostname``), or None.
+def host_problem(host: str, *, bracketed: bool = False) -> str | None:
+    """What is wrong with the host part of a URL (without brackets), or None.
 
     Valid: a DNS name (labels of 1-63 letters, digits, hyphens; an optional final dot;
     international names in their IDNA form or as Unicode), an IPv4 address, or an IPv6
-    address (given in brackets).
+    address (given in brackets, and only that in brackets).
     """
-    host = netloc_host
-    if ":" in host:  # only an IPv6 address has colons here (urlsplit removed the brackets)
+    if bracketed or ":" in host:
         try:
             ipaddress.IPv6Address(host)
         except ValueError:
@@ -91,26 +146,24 @@ def parse_base_url(
     shown = repr(_without_userinfo(text))
     hint = hint or f"set {variable} (or --base-url) to e.g. https://ess.example.com"
     try:
-        parts = urlsplit(text)
-        port = parts.port  # raises ValueError for a malformed port
+        parts = split_url(text)
     except ValueError:
         raise ConfigurationError(f"{setting}: {shown} is not a valid URL; {hint}") from None
-    if parts.username is not None or parts.password is not None:
+    if parts.userinfo is not None:
         raise ConfigurationError(
-            f"{setting}: credentials do not belong in {variable}; "
-            "use ESS_USERNAME/ESS_PASSWORD or ESS_TOKEN"
+            f"{setting}: credentials do not belong in {variable}; {credentials_hint}"
         )
-    if parts.scheme not in ("http", "https") or not parts.hostname:
+    if parts.scheme not in ("http", "https") or not parts.host:
         raise ConfigurationError(f"{setting}: {shown} is not an http(s) URL; {hint}")
     if _CONTROL.search(text):
-        # urlsplit quietly drops tabs and line breaks; the HTTP library would not.
+        # The HTTP library would refuse them, or (urlsplit) quietly drop tabs and line breaks.
         raise ConfigurationError(f"{setting}: {shown} contains a control character; {hint}")
-    if "?" in text or "#" in text:  # even an empty query or fragment would break the path
+    if parts.has_query_or_fragment:  # even an empty one would break the path
         raise ConfigurationError(f"{setting}: {shown} must not have a query or fragment; {hint}")
-    problem = host_problem(parts.hostname)
+    problem = host_problem(parts.host, bracketed=parts.bracketed)
     if problem is not None:
         raise ConfigurationError(f"{setting}: the host of {shown} {problem}; {hint}")
-    if port == 0:
+    if parts.port == 0:
         raise ConfigurationError(f"{setting}: {shown} has port 0; {hint}")
     api = _API_PATH.search(parts.path)
     if api is not None:
@@ -121,9 +174,10 @@ def parse_base_url(
             f"{setting}: {shown} already holds the API path /ess/rest/scheduler/...; set "
             f"{variable} to the server's base only, e.g. {_without_userinfo(base)!r}"
         )
-    if parts.scheme == "http" and not allow_http and not is_loopback(parts.hostname):
+    if parts.scheme == "http" and not allow_http and not is_loopback(parts.host):
         raise ConfigurationError(
             f"{setting}: {shown} uses http:// for a host that is not loopback, so credentials "
-            f"would travel in clear; use https:// (or set ESS_CALLBACK_ALLOW_HTTP=1)"
+            f"would travel in clear; use https:// in {variable} "
+            "(or set ESS_CALLBACK_ALLOW_HTTP=1)"
         )
     return text.rstrip("/")

@@ -12,7 +12,7 @@ from typing import Any
 import click
 
 from . import __version__
-from ._cli_options import CONTEXT_SETTINGS, pause_gc, resume_gc
+from ._cli_options import CONTEXT_SETTINGS, fail, pause_gc, resume_gc
 
 #: each command and the module (in ``_commands``) that defines it, in the order of --help
 COMMANDS = {
@@ -54,6 +54,10 @@ class LazyGroup(click.Group):
             return None
         import importlib
 
+        try:  # every command needs POSIX signals, process groups or file locks
+            importlib.import_module("._posix", __package__)
+        except ImportError as exc:
+            fail(str(exc))
         module, _, name = target.partition(":")
         command = getattr(importlib.import_module(f"._commands.{module}", __package__), name)
         assert isinstance(command, click.Command)

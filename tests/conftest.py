@@ -1,12 +1,15 @@
-"""Shared fixtures: a clean environment for every test, and the loopback fake scheduler."""
+"""Shared fixtures: a clean environment for every test, children that start with default
+signal dispositions, and the loopback fake scheduler."""
 
 from __future__ import annotations
 
 import logging
 import os
+import signal
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -25,6 +28,38 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if INTEGRATION_FIXTURES.intersection(getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.integration)
+
+
+#: signals whose SIG_IGN a child inherits but Python sets itself (subprocess and the
+#: wrapper give the child their default back), and those no process can catch
+_NOT_INHERITED = {signal.SIGPIPE, signal.SIGXFSZ, signal.SIGKILL, signal.SIGSTOP}
+_saved_dispositions: dict[int, Any] = {}
+
+
+def _ignore(signum: int, frame: object) -> None:
+    """A Python-level "ignore": the runner stays deaf to the signal, as its invoker asked,
+    but unlike SIG_IGN it is not inherited across exec."""
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Children the tests start get the default signal dispositions, however the runner
+    was started. Under ``nohup`` (SIGHUP) or as a background job of a script (SIGINT,
+    SIGQUIT) the runner inherits SIG_IGN, and an ignored signal stays ignored across exec:
+    the wrapper under test would then rightly ignore the signal a test sends it, and the
+    test would hang. Signals blocked by the invoker are unblocked for the same reason."""
+    for signum in signal.valid_signals():
+        if signum in _NOT_INHERITED or signal.getsignal(signum) != signal.SIG_IGN:
+            continue
+        default = signal.SIG_DFL if signum == signal.SIGCHLD else _ignore
+        _saved_dispositions[signum] = signal.signal(signum, default)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, signal.valid_signals())
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    """Give the runner back the dispositions it was started with."""
+    for signum, handler in _saved_dispositions.items():
+        signal.signal(signum, handler)
+    _saved_dispositions.clear()
 
 
 @pytest.fixture(autouse=True)

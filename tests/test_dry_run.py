@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from click.testing import CliRunner
+from cli_runner import cli_runner
 
 from ess_callback import Callback, ConfigurationError, JobExecution, JobPaused, Outcome, Status
 from ess_callback.cli import main
@@ -180,7 +180,7 @@ def test_long_message_is_truncated_in_dry_run(capsys: pytest.CaptureFixture[str]
 
 def test_send_dry_run_prints_the_line_and_sends_nothing(fake: FakeScheduler) -> None:
     """``send --dry-run`` prints the JSON line and exits 0 without any request."""
-    result = CliRunner().invoke(
+    result = cli_runner().invoke(
         main,
         ["send", "warning", "-m", "3 rows skipped", "--dry-run"],
         env=fake.env(42, "handle-42"),
@@ -201,7 +201,7 @@ def test_send_dry_run_prints_the_line_and_sends_nothing(fake: FakeScheduler) -> 
 
 def test_send_dry_run_needs_no_setting(tmp_path: Path) -> None:
     """ESS_CALLBACK_DRY_RUN=1 alone is enough for ``send``; nothing lands in the outbox."""
-    result = CliRunner().invoke(main, ["send", "SUCCESS"], env={"ESS_CALLBACK_DRY_RUN": "1"})
+    result = cli_runner().invoke(main, ["send", "SUCCESS"], env={"ESS_CALLBACK_DRY_RUN": "1"})
     assert result.exit_code == 0, result.stderr
     (line,) = json_lines(result.stderr)
     assert line["request_id"] is None and line["requestHandle"] is None
@@ -211,7 +211,7 @@ def test_send_dry_run_needs_no_setting(tmp_path: Path) -> None:
 
 def test_send_dry_run_still_validates_a_given_request_id() -> None:
     """A malformed request id is a configuration error (exit 2) even in dry run."""
-    result = CliRunner().invoke(main, ["send", "SUCCESS", "--dry-run", "--request-id", "x1"])
+    result = cli_runner().invoke(main, ["send", "SUCCESS", "--dry-run", "--request-id", "x1"])
     assert result.exit_code == 2
     assert "ESS_REQUEST_ID" in result.stderr
     assert "dry_run" not in result.stderr

@@ -17,7 +17,7 @@ from typing import IO
 
 import pytest
 import requests
-from click.testing import CliRunner
+from cli_runner import cli_runner
 
 from ess_callback.cli import main
 
@@ -225,9 +225,10 @@ def test_port_in_use_is_one_line_and_exit_2() -> None:
 @pytest.mark.integration
 def test_address_not_on_this_machine_is_one_line_and_exit_2() -> None:
     """--host with an address this machine does not have is one line, exit 2."""
-    result = CliRunner().invoke(main, ["fake-server", "--host", "192.0.2.1", "--port", "0"])
+    result = cli_runner().invoke(main, ["fake-server", "--host", "192.0.2.1", "--port", "0"])
     assert result.exit_code == 2
-    assert result.output.strip().splitlines() == [
+    assert result.stdout == ""
+    assert result.stderr.strip().splitlines() == [
         "ess-callback: fake-server: 192.0.2.1 is not an address of this machine; "
         "use --host 127.0.0.1"
     ]
@@ -245,19 +246,19 @@ def test_address_not_on_this_machine_is_one_line_and_exit_2() -> None:
 )
 def test_usage_errors_exit_2_without_traceback(args: list[str], message: str) -> None:
     """Half credentials, both kinds, or a bad port are usage errors: exit 2, a clear line."""
-    result = CliRunner().invoke(main, ["fake-server", *args])
+    result = cli_runner().invoke(main, ["fake-server", *args])
     assert result.exit_code == 2
-    assert message in result.output
-    assert "Traceback" not in result.output
+    assert message in result.stderr
+    assert "Traceback" not in result.stdout + result.stderr
 
 
 def test_help_shows_options_and_examples() -> None:
     """`fake-server --help` documents the options and shows examples; the group lists it."""
-    result = CliRunner().invoke(main, ["fake-server", "--help"])
+    result = cli_runner().invoke(main, ["fake-server", "--help"])
     assert result.exit_code == 0
     for word in ("--host", "--port", "--username", "--token", "Examples:", "8765"):
         assert word in result.output
-    assert "fake-server" in CliRunner().invoke(main, ["--help"]).output
+    assert "fake-server" in cli_runner().invoke(main, ["--help"]).output
 
 
 @pytest.mark.integration
@@ -328,7 +329,7 @@ def test_watched_jobs_answer_at_the_vendor_paths(server_factory: list[Server]) -
 )
 def test_bad_request_and_watched_options_are_usage_errors(args: list[str], message: str) -> None:
     """A malformed --request or --watched is a usage error (exit 2) naming the option."""
-    result = CliRunner().invoke(main, ["fake-server", "--port", "0", *args])
+    result = cli_runner().invoke(main, ["fake-server", "--port", "0", *args])
     assert result.exit_code == 2
-    assert message in result.output
-    assert "Traceback" not in result.output
+    assert message in result.stderr
+    assert "Traceback" not in result.output + result.stderr

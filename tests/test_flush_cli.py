@@ -9,7 +9,8 @@ import sys
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner, Result
+from cli_runner import cli_runner
+from click.testing import Result
 
 from ess_callback import Callback, SchedulerUnavailableError, Status
 from ess_callback.cli import main
@@ -30,7 +31,7 @@ def spool(folder: Path, base_url: str, request_id: int, status: str = "SUCCESS")
 
 
 def flush(*args: str, env: dict[str, str] | None = None) -> Result:
-    return CliRunner().invoke(main, ["flush", *args], env=env)
+    return cli_runner().invoke(main, ["flush", *args], env=env)
 
 
 @pytest.fixture

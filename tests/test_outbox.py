@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 import responses
+from cli_runner import cli_runner
 from helpers import outbox_files
 
 from ess_callback import (
@@ -280,8 +281,6 @@ def test_a_token_in_a_sent_message_never_reaches_the_outbox(
     box: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """``ess-callback send`` redacts the bearer token from a message it spools."""
-    from click.testing import CliRunner
-
     from ess_callback.cli import main
 
     responses.add(responses.POST, url(8), status=502)
@@ -293,7 +292,7 @@ def test_a_token_in_a_sent_message_never_reaches_the_outbox(
         "ESS_CALLBACK_RETRY_SECONDS": "0",
         "ESS_CALLBACK_OUTBOX": str(box),
     }
-    result = CliRunner().invoke(main, ["send", "ERROR", "-m", f"curl -H 'X: {TOKEN}'"], env=env)
+    result = cli_runner().invoke(main, ["send", "ERROR", "-m", f"curl -H 'X: {TOKEN}'"], env=env)
     assert result.exit_code == 75, result.output
     (path,) = _outbox.entry_paths(box)
     assert TOKEN not in path.read_text()

@@ -10,6 +10,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tarfile
 import zipfile
 from pathlib import Path
 
@@ -149,7 +150,7 @@ def test_py_typed_marker_present() -> None:
 def test_console_script_entry_point() -> None:
     """The ``ess-callback`` console script points at the click group."""
     scripts = importlib.metadata.entry_points(group="console_scripts")
-    (entry,) = [e for e in scripts if e.name == "ess-callback"]
+    (entry,) = (e for e in scripts if e.name == "ess-callback")
     assert entry.value == "ess_callback.cli:main"
     plugins = importlib.metadata.entry_points(group="pytest11")
     assert any(e.value == "ess_callback.testing._plugin" for e in plugins)
@@ -161,7 +162,7 @@ def test_wheel_ships_py_typed(tmp_path: Path) -> None:
     # Build from a copy: an in-tree build would leave build/ behind in the checkout.
     source = tmp_path / "src"
     source.mkdir()
-    for name in ("setup.cfg", "pyproject.toml", "README.md"):
+    for name in ("setup.cfg", "pyproject.toml", "README.md", "LICENSE"):
         shutil.copy2(ROOT / name, source / name)
     shutil.copytree(PACKAGE, source / "ess_callback", ignore=shutil.ignore_patterns("__pycache__"))
     result = subprocess.run(
@@ -179,7 +180,109 @@ def test_wheel_ships_py_typed(tmp_path: Path) -> None:
     assert "ess_callback/py.typed" in names
     assert "ess_callback/__init__.py" in names
     assert not any(n.startswith("tests/") for n in names)
-    assert f"ess_callback-{ess_callback.__version__}.dist-info/METADATA" in names
+    dist_info = f"ess_callback-{ess_callback.__version__}.dist-info"
+    assert f"{dist_info}/METADATA" in names
+    # setuptools 77 and later put license files under licenses/
+    shipped = {f"{dist_info}/LICENSE", f"{dist_info}/licenses/LICENSE"} & set(names)
+    assert len(shipped) == 1, names
+    assert zipfile.ZipFile(wheel).read(shipped.pop()) == (ROOT / "LICENSE").read_bytes()
+    metadata = zipfile.ZipFile(wheel).read(f"{dist_info}/METADATA").decode()
+    assert "License-File: LICENSE" in metadata.splitlines()
+
+
+#: what a checkout holds that is not source (virtual environments, caches, build output)
+NOT_SOURCE = shutil.ignore_patterns(
+    ".git", ".venv", ".ci-venv", "__pycache__", "*.py[cod]", ".*_cache", ".hypothesis",
+    "build", "dist", "*.egg-info", "results",
+)  # fmt: skip
+
+
+def build_sdist(tmp_path: Path) -> tarfile.TarFile:
+    """The sdist built from a copy of this source tree, opened."""
+    source = tmp_path / "src"
+    shutil.copytree(ROOT, source, ignore=NOT_SOURCE)
+    code = (
+        "import sys; from setuptools import build_meta; print(build_meta.build_sdist(sys.argv[1]))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code, str(tmp_path / "dist")],
+        cwd=source,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    name = result.stdout.strip().splitlines()[-1]
+    return tarfile.open(tmp_path / "dist" / name)
+
+
+def source_files(folder: Path) -> set[str]:
+    """The source files under *folder*, relative to the root, as an sdist must hold them
+    (caches, bytecode and hidden files left out)."""
+    found = set()
+    for path in folder.rglob("*"):
+        parts = path.relative_to(ROOT).parts
+        hidden = any(part == "__pycache__" or part.startswith(".") for part in parts)
+        if path.is_file() and not hidden and path.suffix not in (".pyc", ".pyo"):
+            found.add("/".join(parts))
+    return found
+
+
+@pytest.mark.integration
+def test_sdist_holds_the_whole_suite_and_the_license(tmp_path: Path) -> None:
+    """The sdist holds every file of tests/ and samples/ (conftest.py and the fixtures
+    included), the changelog and LICENSE, so the suite runs from the unpacked sdist."""
+    with build_sdist(tmp_path) as sdist:
+        top = sdist.getnames()[0].split("/")[0]
+        names = {n.partition("/")[2] for n in sdist.getnames()}
+        pkg_info = sdist.extractfile(f"{top}/PKG-INFO")
+        assert pkg_info is not None
+        metadata = pkg_info.read().decode()
+    expected = source_files(ROOT / "tests") | source_files(ROOT / "samples")
+    assert "tests/conftest.py" in expected
+    assert any(n.startswith("tests/fixtures/") for n in expected)
+    assert expected - names == set()
+    for name in ("LICENSE", "CHANGELOG.md", "README.md", "setup.cfg", "ess_callback/py.typed"):
+        assert name in names
+    assert "License-File: LICENSE" in metadata.splitlines()
+
+
+@pytest.mark.integration
+def test_tests_run_from_the_unpacked_sdist_without_touching_home(tmp_path: Path) -> None:
+    """Tests run from the unpacked sdist pass and write nothing under the user's home
+    (no outbox in ``~/.local/state``): its conftest.py gives each test its own folder."""
+    with build_sdist(tmp_path) as sdist:
+        top = sdist.getnames()[0].split("/")[0]
+        # the "data" filter (Python 3.12 warns without one) where this Python has it
+        safe: dict[str, str] = {"filter": "data"} if hasattr(tarfile, "data_filter") else {}
+        sdist.extractall(tmp_path / "unpacked", **safe)  # type: ignore[arg-type]
+    home = tmp_path / "home"
+    home.mkdir()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("ESS_", "XDG_", "PYTEST"))}
+    env["HOME"] = str(home)
+    result = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "tests/test_execution.py", "tests/test_outbox.py"],
+        cwd=tmp_path / "unpacked" / top,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert " passed" in result.stdout
+    assert list(home.rglob("*")) == []
+
+
+def test_license_is_the_apache_2_text() -> None:
+    """LICENSE holds the Apache License 2.0, the license setup.cfg declares."""
+    text = (ROOT / "LICENSE").read_text(encoding="utf-8")
+    assert "Apache License\n                           Version 2.0, January 2004" in text
+    assert "TERMS AND CONDITIONS FOR USE, REPRODUCTION, AND DISTRIBUTION" in text
+    assert "END OF TERMS AND CONDITIONS" in text
+    config = configparser.ConfigParser()
+    config.read(ROOT / "setup.cfg", encoding="utf-8")
+    assert config["metadata"]["license"] == "Apache-2.0"
+    assert config["metadata"]["license_files"].split() == ["LICENSE"]
 
 
 CHECK_MODULES = """
@@ -248,3 +351,68 @@ def test_console_script_version() -> None:
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == f"ess-callback {ess_callback.__version__}"
     assert result.stderr == ""
+
+
+#: how a platform without POSIX signals or fcntl (Windows) is simulated in a fresh interpreter
+NO_POSIX = {
+    "SIGHUP": "import signal\ndel signal.SIGHUP\n",
+    "fcntl": "import sys\nsys.modules['fcntl'] = None\n",
+}
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize(("lacking", "named"), [("SIGHUP", "signal.SIGHUP"), ("fcntl", "fcntl")])
+@pytest.mark.parametrize(
+    "statement",
+    ["from ess_callback import JobExecution", "import ess_callback.outbox"],
+)
+def test_off_posix_the_import_error_says_what_is_posix_only(
+    lacking: str, named: str, statement: str
+) -> None:
+    """Without SIGHUP or fcntl, importing JobExecution or the outbox raises an ImportError
+    that says what is POSIX-only and what this Python lacks, not "cannot import name"."""
+    code = (
+        f"{NO_POSIX[lacking]}"
+        "try:\n"
+        f"    {statement}\n"
+        "except ImportError as exc:\n"
+        "    print(exc)\n"
+        "else:\n"
+        "    print('IMPORTED')\n"
+    )
+    result = run_python(code)
+    assert result.returncode == 0, result.stderr
+    message = result.stdout.strip()
+    assert "cannot import name" not in message
+    assert "need a POSIX system" in message
+    assert "JobExecution" in message and "ess-callback command" in message
+    assert named in message
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("lacking", ["SIGHUP", "fcntl"])
+def test_off_posix_the_portable_names_still_import(lacking: str) -> None:
+    """Without SIGHUP or fcntl, the value types, the errors, SchedulerClient and the
+    testing kit still import."""
+    portable = sorted(set(ess_callback.__all__) - {"JobExecution"})
+    code = (
+        f"{NO_POSIX[lacking]}"
+        f"from ess_callback import {', '.join(portable)}\n"
+        "from ess_callback.testing import FakeScheduler, record_callbacks\n"
+        "print('OK')\n"
+    )
+    result = run_python(code)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "OK"
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("lacking", ["SIGHUP", "fcntl"])
+def test_off_posix_a_command_is_one_line_and_exit_2(lacking: str) -> None:
+    """Without SIGHUP or fcntl, a command says in one line that it needs POSIX (exit 2)."""
+    code = f"{NO_POSIX[lacking]}from ess_callback.cli import main\nmain(['send', 'SUCCESS'])\n"
+    result = run_python(code)
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("ess-callback: ") and "need a POSIX system" in lines[0]

@@ -9,7 +9,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
+from cli_runner import cli_runner
 
 from ess_callback import (
     BearerAuth,
@@ -165,7 +165,7 @@ def test_flush_of_a_status_that_arrived_before_counts_it_delivered(
         attempts=1,
         error=lost.value,
     )
-    result = CliRunner().invoke(main, ["flush"], env={"ESS_CALLBACK_OUTBOX": str(box)})
+    result = cli_runner().invoke(main, ["flush"], env={"ESS_CALLBACK_OUTBOX": str(box)})
     assert result.exit_code == 0, result.output
     assert "delivered 1, rejected 0, pending 0" in result.stdout
     assert not path.exists() and not (box / "rejected").exists()

@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from cli_runner import cli_runner
 from click.testing import CliRunner
 
 from ess_callback import Status
@@ -19,11 +20,8 @@ from ess_callback.testing import FakeScheduler
 
 @pytest.fixture
 def runner() -> CliRunner:
-    """A CliRunner with separate stderr (click 8.2+ always keeps it apart)."""
-    try:
-        return CliRunner(mix_stderr=False)  # type: ignore[call-arg]
-    except TypeError:
-        return CliRunner()
+    """A CliRunner with stderr apart from stdout."""
+    return cli_runner()
 
 
 @pytest.fixture
@@ -125,14 +123,28 @@ def test_base_url_holding_the_api_path_exits_2_before_the_command(
     assert fake.requests == []
 
 
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [
+        ("ESS_REQUEST_ID", "forty-two"),
+        ("ESS_BASE_URL", "https://[x]"),
+        ("ESS_BASE_URL", "http://ess.example.com"),
+    ],
+)
 def test_malformed_setting_exits_2_before_the_command(
-    runner: CliRunner, env: dict[str, str], fake: FakeScheduler, tmp_path: Path
+    runner: CliRunner,
+    env: dict[str, str],
+    fake: FakeScheduler,
+    tmp_path: Path,
+    variable: str,
+    value: str,
 ) -> None:
-    """A malformed request id is a configuration error: exit 2, nothing runs or is sent."""
-    env["ESS_REQUEST_ID"] = "forty-two"
+    """A malformed setting is a configuration error naming its variable: exit 2, nothing
+    runs or is sent."""
+    env[variable] = value
     result = runner.invoke(main, ["run", "--", *marker_command(tmp_path)], env=env)
     assert result.exit_code == 2
-    assert "ESS_REQUEST_ID" in result.stderr
+    assert variable in result.stderr
     assert not (tmp_path / "ran").exists()
     assert fake.requests == []
 

@@ -189,6 +189,64 @@ def test_command_not_found_is_127(job_env: dict[str, str], fake: FakeScheduler) 
     assert result.stderr == "ess-callback: cannot run 'no-such-command-4711': command not found\n"
 
 
+#: Runs argv[1:] without the two capabilities that let root search any folder, so that a
+#: folder with mode 000 refuses root as it refuses any user (dropped from the bounding set,
+#: they are gone after exec; exit 99 when the kernel does not let them be dropped).
+WITHOUT_ROOTS_FOLDER_SEARCH = """
+import ctypes, os, sys
+libc = ctypes.CDLL(None, use_errno=True)
+PR_CAPBSET_DROP, CAP_DAC_OVERRIDE, CAP_DAC_READ_SEARCH = 24, 1, 2
+for cap in (CAP_DAC_OVERRIDE, CAP_DAC_READ_SEARCH):
+    if libc.prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) != 0:
+        sys.exit(99)
+os.execv(sys.argv[1], sys.argv[1:])
+"""
+
+
+@pytest.fixture
+def unsearchable(tmp_path: Path) -> Iterator[tuple[Path, list[str]]]:
+    """A folder this test's children may not search, and the argv prefix that runs a
+    child so (as root: without the capabilities that would let it search anyway)."""
+    folder = tmp_path / "locked"
+    folder.mkdir()
+    folder.chmod(0)
+    prefix = [sys.executable, "-c", WITHOUT_ROOTS_FOLDER_SEARCH] if os.geteuid() == 0 else []
+    try:
+        probe = subprocess.run(
+            [*prefix, sys.executable, "-c", f"import os; os.listdir({str(folder)!r})"],
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+        if probe.returncode == 99 or "PermissionError" not in probe.stderr:
+            pytest.skip("cannot run a child that is refused a folder here (no CAP_SETPCAP?)")
+        yield folder, prefix
+    finally:
+        folder.chmod(0o700)
+
+
+def test_command_not_found_behind_an_unsearchable_path_folder_is_127(
+    job_env: dict[str, str], fake: FakeScheduler, unsearchable: tuple[Path, list[str]]
+) -> None:
+    """A PATH folder the user may not search does not turn "not found" into "permission
+    denied": ERROR "command not found" and exit 127, as bash says."""
+    folder, prefix = unsearchable
+    env = {**job_env, "PATH": f"{folder}{os.pathsep}{job_env.get('PATH', os.defpath)}"}
+    shell = subprocess.run(
+        [*prefix, "/bin/sh", "-c", "no-such-command-4711"], env=env, capture_output=True
+    )
+    assert shell.returncode == 127  # the shell's own verdict, for comparison
+    result = subprocess.run(
+        [*prefix, WRAPPER, "run", "--", "no-such-command-4711"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert result.returncode == 127, result.stderr
+    assert final(fake).message == "cannot run 'no-such-command-4711': command not found"
+
+
 def test_command_not_executable_is_126(
     job_env: dict[str, str], fake: FakeScheduler, tmp_path: Path
 ) -> None:

@@ -12,7 +12,8 @@ from collections.abc import Mapping
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner, Result
+from cli_runner import cli_runner
+from click.testing import Result
 from helpers import outbox_files
 
 from ess_callback import Callback, Status
@@ -30,7 +31,7 @@ def env(fake: FakeScheduler) -> dict[str, str]:
 
 def send(args: list[str], env: Mapping[str, str] | None = None, input: str | None = None) -> Result:
     """Invoke ``ess-callback send ARGS`` in-process."""
-    return CliRunner().invoke(main, ["send", *args], env=env, input=input)
+    return cli_runner().invoke(main, ["send", *args], env=env, input=input)
 
 
 def one_line(result: Result) -> str:
@@ -433,7 +434,8 @@ def test_send_under_recording_still_validates_given_settings() -> None:
 
 
 @pytest.mark.parametrize(
-    "url", ["https://a..b.com", "https://exa mple.com", "https://ess.example.com:0"]
+    "url",
+    ["https://a..b.com", "https://exa mple.com", "https://ess.example.com:0", "https://[x]"],
 )
 def test_invalid_host_exits_2_before_any_network(fake: FakeScheduler, url: str) -> None:
     """A base URL with an invalid host: exit 2, one line naming ESS_BASE_URL."""
@@ -526,7 +528,7 @@ def test_outbox_that_fails_at_spool_time_is_named(fake: FakeScheduler, tmp_path:
 @pytest.mark.parametrize("flag", ["--help", "-h"])
 def test_help_has_examples_and_exit_codes(flag: str) -> None:
     """send --help shows the statuses, the exit codes, every option and examples."""
-    result = CliRunner().invoke(main, ["send", flag])
+    result = cli_runner().invoke(main, ["send", flag])
     assert result.exit_code == 0
     text = result.stdout
     assert "Examples:" in text and "ess-callback send SUCCESS" in text

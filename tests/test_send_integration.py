@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from click.testing import CliRunner
+from cli_runner import cli_runner
 from helpers import outbox_files, wait_until
 
 from ess_callback.cli import main
@@ -183,7 +183,7 @@ def test_untrusted_certificate_fails_at_once_and_flush_delivers_with_the_bundle(
         "ESS_CALLBACK_OUTBOX": str(tmp_path / "outbox"),
     }
     started = time.monotonic()
-    result = CliRunner().invoke(main, ["send", "SUCCESS", "-m", "done"], env=env)
+    result = cli_runner().invoke(main, ["send", "SUCCESS", "-m", "done"], env=env)
     assert result.exit_code == 75, result.stderr
     assert time.monotonic() - started < 20
     lines = result.stderr.splitlines()
@@ -192,7 +192,7 @@ def test_untrusted_certificate_fails_at_once_and_flush_delivers_with_the_bundle(
     assert received == []
     assert len(outbox_files(tmp_path / "outbox")) == 1
 
-    flushed = CliRunner().invoke(main, ["flush"], env={**env, "ESS_CA_BUNDLE": str(cert)})
+    flushed = cli_runner().invoke(main, ["flush"], env={**env, "ESS_CA_BUNDLE": str(cert)})
     assert flushed.exit_code == 0, flushed.stderr
     assert received == [
         {"requestHandle": "handle-42", "status": "SUCCESS", "statusMessage": "done"}

@@ -203,6 +203,7 @@ def test_plain_http_refused_for_remote_hosts(url: str) -> None:
     message = config_error({**BASE, "ESS_BASE_URL": url})
     assert "base URL" in message
     assert "https://" in message
+    assert "ESS_BASE_URL" in message
     assert "ESS_CALLBACK_ALLOW_HTTP" in message
 
 
@@ -261,7 +262,18 @@ def test_malformed_base_url_refused(url: str) -> None:
         "https://1.2.3.999",
         "https://10.0.0",
         "https://[not-an-address]",
+        "https://[x]",
+        "https://[127.0.0.1]",
+        "https://[ess.example.com]:8443",
+        "https://[v1.fe]",
+        "https://[::1]x",
+        "https://[::1]]",
         "https://[::1::2]:8443",
+        "https://::1",
+        "https://ess.example.com:+443",
+        "https://ess.example.com:4_43",
+        "https://ess.example.com:\u0664\u0664\u0663",
+        "https://ess.example.com:65536",
         "https://ess.example.com:0",
         "https://ess.example.com/?",
         "https://ess.example.com/#",
@@ -279,6 +291,50 @@ def test_base_url_with_an_invalid_host_refused(url: str) -> None:
 
 
 @pytest.mark.parametrize(
+    ("url", "parts"),
+    [
+        ("https://ess.example.com", ("https", None, "ess.example.com", False, None)),
+        ("HTTP://u:p@Host:8080/x", ("http", "u:p", "Host", False, 8080)),
+        ("https://[::1]:8443/p?q#f", ("https", None, "::1", True, 8443)),
+        ("https://[x]", ("https", None, "x", True, None)),
+        ("https://host:/", ("https", None, "host", False, None)),
+        ("https://a@b@host", ("https", "a@b", "host", False, None)),
+        ("ess.example.com", ("", None, "", False, None)),
+    ],
+)
+def test_urls_are_split_without_the_interpreters_urlsplit(
+    monkeypatch: pytest.MonkeyPatch, url: str, parts: tuple[object, ...]
+) -> None:
+    """Base URLs are split by the package itself (Python 3.10's urlsplit takes
+    ``https://[x]`` for host ``x``, 3.11.4 and later refuse it), so that every interpreter
+    accepts and refuses the same URLs with the same message."""
+    import urllib.parse
+
+    from ess_callback._url import split_url
+
+    def no_urlsplit(*args: object, **kwargs: object) -> None:
+        raise AssertionError("urlsplit must not decide what a base URL is")
+
+    monkeypatch.setattr(urllib.parse, "urlsplit", no_urlsplit)
+    split = split_url(url)
+    assert (split.scheme, split.userinfo, split.host, split.bracketed, split.port) == parts
+    message = config_error({**BASE, "ESS_BASE_URL": "https://[x]"})
+    assert message.startswith("base URL: the host of 'https://[x]' is not a valid IPv6 address")
+
+
+@pytest.mark.parametrize(
+    "url", ["https://[::1", "https://[::1]x", "https://a]b", "https://::1", "https://h:4_43"]
+)
+def test_authority_that_cannot_be_split_is_a_value_error(url: str) -> None:
+    """An authority with a bracket left open, text after it, an IPv6 address without
+    brackets or a port that is not ASCII digits cannot be split."""
+    from ess_callback._url import split_url
+
+    with pytest.raises(ValueError):
+        split_url(url)
+
+
+@pytest.mark.parametrize(
     "url",
     [
         "https://ess.example.com.",
@@ -288,6 +344,10 @@ def test_base_url_with_an_invalid_host_refused(url: str) -> None:
         "https://bücher.example",
         "https://10.0.0.5:8443",
         "https://[2001:db8::1]:8443/prefix",
+        "https://[::1]:/prefix",
+        "https://ess.example.com:/prefix",
+        "https://ess.example.com:65535",
+        "HTTPS://ess.example.com",
         "https://ESS.Example.COM",
         "https://localhost:1/ess proxy",
     ],

@@ -15,7 +15,8 @@ from pathlib import Path
 
 import pytest
 import responses
-from click.testing import CliRunner, Result
+from cli_runner import cli_runner
+from click.testing import Result
 
 from ess_callback import Status
 from ess_callback.cli import main
@@ -29,7 +30,7 @@ HW = "https://cfw.cn-north-4.myhuaweicloud.com"
 
 
 def invoke(*args: str, env: dict[str, str] | None = None) -> Result:
-    return CliRunner().invoke(main, ["wait", *args], env=env, catch_exceptions=False)
+    return cli_runner().invoke(main, ["wait", *args], env=env, catch_exceptions=False)
 
 
 def fast(*args: str) -> list[str]:
@@ -75,7 +76,7 @@ def test_unknown_api_is_a_usage_error() -> None:
     """An API that is not one of the four is a click usage error (exit 2)."""
     result = invoke("jenkins", "1")
     assert result.exit_code == 2
-    assert "ess" in result.output and "saas-batch" in result.output
+    assert "ess" in result.stderr and "saas-batch" in result.stderr
 
 
 @pytest.mark.parametrize(
@@ -98,7 +99,10 @@ def test_unknown_api_is_a_usage_error() -> None:
             "paas reads with Basic auth",
         ),
         (["ess", "abc", "--base-url", "https://ess.example.com"], {}, "not an ESS request number"),
-        (["ess", "43", "--base-url", "http://ess.example.com"], {}, "http://"),
+        (["ess", "43", "--base-url", "http://ess.example.com"], {}, "https:// in --base-url"),
+        (["ess", "43"], {"ESS_BASE_URL": "http://ess.example.com"}, "https:// in ESS_BASE_URL"),
+        (["ess", "43", "--base-url", "https://[x]"], {}, "not a valid IPv6"),
+        (["ess", "43", "--base-url", "http://u:Zq9@ess.example.com"], {}, "credentials"),
         (["ess", "43", "--base-url", "ess.example.com"], {}, "not an http(s) URL"),
         (["ess", "43", "--base-url", "https://e.com"], {"WATCH_USERNAME": "u"}, "WATCH_PASSWORD"),
         (
@@ -705,7 +709,7 @@ def test_readme_wait_examples_work_as_pasted_against_fake_server(tmp_path: Path)
 def test_unresolvable_host_ends_the_wait_at_once_exit_75() -> None:
     """A watched host whose name does not resolve ends the wait on the first poll: exit 75,
     one line saying "cannot resolve HOST", long before the timeout."""
-    result = CliRunner().invoke(
+    result = cli_runner().invoke(
         main,
         ["wait", "ess", "43", "--base-url", "https://no-such-host.invalid", "--timeout", "600"],
         env={"WATCH_TOKEN": "watch-token-1"},

@@ -13,7 +13,6 @@ file at most once, and a flush killed by a signal drops its claims with its desc
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import json
 import os
 import secrets
@@ -27,6 +26,7 @@ import attrs
 from .._checks import parse_request_id
 from .._errors import DeliveryError, EssCallbackError
 from .._model import Callback
+from .._posix import fcntl
 from .._settings import parse_base_url
 from .._status import Status
 from ._folders import private_folder

@@ -19,6 +19,7 @@ from typing import IO, Any
 
 from .._errors import EssCallbackError
 from .._model import Callback
+from .._posix import missing as missing  # imported first: a clear error off POSIX
 from .._settings import is_loopback
 from ._fake import FakeScheduler, ReceivedRequest, SubmittedRequest, describe
 from ._watched import Step
