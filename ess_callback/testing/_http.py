@@ -22,6 +22,7 @@ import attrs
 
 from .._status import Status
 from ._watched import PATHS as WATCHED_PATHS
+from ._watched import TOKEN_HEADERS as WATCHED_TOKEN_HEADERS
 from ._watched import not_found
 
 if TYPE_CHECKING:
@@ -473,10 +474,9 @@ class Handler(BaseHTTPRequestHandler):
 
     def _get_watched(self, seen: ReceivedRequest, api: str, match: re.Match[str]) -> None:
         """A watched API's job status, in its vendor's shape (SPEC section 8)."""
-        if api == "huawei":
-            allowed = (
-                self.fake._token is None or self.headers.get("X-Auth-Token") == self.fake._token
-            )
+        token_header = WATCHED_TOKEN_HEADERS.get(api)
+        if token_header is not None:
+            allowed = self.fake._token is None or self.headers.get(token_header) == self.fake._token
         else:
             allowed = self.fake._authorized(self.headers.get("Authorization"))
         if not allowed:
