@@ -1,9 +1,9 @@
 """HTTP plumbing shared by the status readers: one session, a GET, typed errors, JSON.
 
 Every reader keeps one ``requests.Session`` (created on first use, so importing stays
-cheap), never follows redirects (a token in a custom header would follow them to another
-host), and maps HTTP errors to the typed errors of ``ess_callback._errors`` through the
-same ``error_for_response`` the callback client uses.
+cheap) and reads through ``_reading.get_json``: no redirects followed (a token in a custom
+header would follow them to another host), HTTP errors mapped to the typed errors of
+``ess_callback._errors`` through the same ``error_for_response`` the callback client uses.
 """
 
 from __future__ import annotations
