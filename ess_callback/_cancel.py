@@ -3,8 +3,8 @@
 ESS cannot signal a process it did not start: a cancelled asynchronous request goes to
 CANCELLING and waits for the job to report CANCEL. So the job looks, in a daemon thread,
 with Oracle's job-side call ``POST .../requests/{id}/checkInCancelling`` (which also counts
-as the job's check-in for ``forceCancel``), or, from an ESS without that call, with the ESS
-reader of ``ess_callback.watch`` (SPEC section 10).
+as the job's check-in for ``forceCancel``), or, from an ESS without that call, by reading
+the request's state (``_request_state.py``; SPEC section 10).
 """
 
 from __future__ import annotations
@@ -18,8 +18,8 @@ from typing import TYPE_CHECKING, Any
 from ._errors import DeliveryError, EssCallbackError
 
 if TYPE_CHECKING:
+    from ._request_state import RequestStateReader
     from ._settings import Settings
-    from .watch import EssReader
 
 log = logging.getLogger("ess_callback")
 
@@ -98,12 +98,13 @@ class CancelWatcher:
                 "cancel polling needs ESS_BASE_URL, ESS_REQUEST_ID and a poll interval; it is off"
             )
             return
-        from ._client import CREDENTIAL_HINT
-        from .watch import EssReader
+        from ._client import CREDENTIAL_HINT, new_session
+        from ._reading import auth_object
+        from ._request_state import RequestStateReader
 
-        reader = EssReader(
+        reader = RequestStateReader(
             settings.base_url,
-            auth=settings.auth,
+            new_session(auth_object(settings.auth)),
             ca_bundle=settings.ca_bundle,
             timeout=min(READ_TIMEOUT, max(1.0, self.interval)),
             credential_hint=CREDENTIAL_HINT,
@@ -132,7 +133,7 @@ class CancelWatcher:
         self.stop()
 
     # -- the thread ----------------------------------------------------------------------
-    def _run(self, reader: EssReader) -> None:
+    def _run(self, reader: RequestStateReader) -> None:
         assert self.interval is not None and self.settings.request_id is not None
         try:
             while not self._stop.wait(self.interval):
@@ -150,7 +151,7 @@ class CancelWatcher:
         finally:
             reader.close()
 
-    def _poll(self, reader: EssReader, request_id: int) -> str | None:
+    def _poll(self, reader: RequestStateReader, request_id: int) -> str | None:
         """The request's state as far as this poll tells: CANCELLING when checkInCancelling
         answered true, RUNNING when it answered false, else what a GET reads."""
         if self.check_in:
@@ -168,7 +169,7 @@ class CancelWatcher:
                 return None
         return self._read_state(reader, request_id)
 
-    def _check_in(self, reader: EssReader, request_id: int) -> bool:
+    def _check_in(self, reader: RequestStateReader, request_id: int) -> bool:
         """``POST .../checkInCancelling`` with the handle: ESS's JSON boolean answer."""
         import json
 
@@ -209,9 +210,9 @@ class CancelWatcher:
             )
         return answer
 
-    def _read_state(self, reader: EssReader, request_id: int) -> str | None:
+    def _read_state(self, reader: RequestStateReader, request_id: int) -> str | None:
         try:
-            return reader.status(request_id).raw_status
+            return reader.state(request_id)
         except Exception as error:  # whatever goes wrong here, the job carries on
             self._log_error(error)
             return None

@@ -43,9 +43,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("ess_callback")
 
-#: the status readers of ``ess_callback.watch`` word network failures the same way
-_network_reason = network_reason
-
 MAX_SINGLE_WAIT = 30.0
 STATUS_PATH = "/ess/rest/scheduler/v1/requests/{request_id}/executionStatus"
 #: the request states a final status leads to (SPEC section 5): a retried final status
@@ -376,20 +373,20 @@ class SchedulerClient:
         expected = LEADS_TO.get(callback.status)
         if expected is None or callback.request_id is None:
             return False
-        from .watch import EssReader
+        from ._request_state import RequestStateReader
 
         auth: Any = self._auth
         if isinstance(auth, BasicAuth):
             auth = _basic_auth(auth)
         try:
-            with EssReader(
+            with RequestStateReader(
                 self.base_url,
-                auth=auth,
+                new_session(auth),
                 ca_bundle=self.ca_bundle,
                 timeout=policy.timeout,
                 credential_hint=CREDENTIAL_HINT,
             ) as reader:
-                state = (reader.status(callback.request_id).raw_status or "").upper()
+                state = reader.state(callback.request_id).upper()
         except Exception as exc:  # the refusal then stands; say why the check failed
             log.info(
                 "%s refused with %d after an earlier attempt went unanswered; its state could "

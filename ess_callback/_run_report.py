@@ -9,7 +9,7 @@ keeps secrets out of the ``ess_callback`` logger while ``run`` works.
 from __future__ import annotations
 
 import logging
-from collections.abc import Collection, Mapping
+from collections.abc import Collection
 from typing import TYPE_CHECKING
 
 import attrs
@@ -25,22 +25,6 @@ if TYPE_CHECKING:
     from ._settings import Settings
 
 log = logging.getLogger("ess_callback")
-
-SECRET_SUFFIXES = ("PASSWORD", "TOKEN", "SECRET", "KEY")
-MIN_SECRET_LENGTH = 4
-
-
-def environment_secrets(environ: Mapping[str, str]) -> tuple[str, ...]:
-    """Values of the variables named ``*PASSWORD``, ``*TOKEN``, ``*SECRET`` or ``*KEY``.
-
-    Values shorter than four characters are flags (``1``, ``yes``), not secrets: hiding
-    them would turn every "exit code 1" into "exit code ***".
-    """
-    return tuple(
-        value
-        for name, value in environ.items()
-        if name.upper().endswith(SECRET_SUFFIXES) and len(value) >= MIN_SECRET_LENGTH
-    )
 
 
 class _RedactingFilter(logging.Filter):

@@ -376,3 +376,20 @@ def resolve_watch_settings(
         raw = env.get("ESS_CA_BUNDLE") or None
         bundle = check_ca_bundle(raw) if raw else None  # its error names the variable
     return WatchSettings(url, auth, hint, bundle)
+
+
+SECRET_SUFFIXES = ("PASSWORD", "TOKEN", "SECRET", "KEY")
+MIN_SECRET_LENGTH = 4
+
+
+def environment_secrets(environ: Mapping[str, str]) -> tuple[str, ...]:
+    """Values of the variables named ``*PASSWORD``, ``*TOKEN``, ``*SECRET`` or ``*KEY``.
+
+    Values shorter than four characters are flags (``1``, ``yes``), not secrets: hiding
+    them would turn every "exit code 1" into "exit code ***".
+    """
+    return tuple(
+        value
+        for name, value in environ.items()
+        if name.upper().endswith(SECRET_SUFFIXES) and len(value) >= MIN_SECRET_LENGTH
+    )

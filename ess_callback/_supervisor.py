@@ -28,7 +28,7 @@ from ._endings import ChildEnd, spawn_message
 from ._message import Redactor, signal_name
 from ._process_group import PYTHON_IGNORES, group_members, passed_signals
 from ._relay import LineReader, OutputPipe, TailBuffer, make_pipe, open_standard_fds, progress_fd
-from ._run_report import Reporter, environment_secrets
+from ._run_report import Reporter
 from ._signals import STOP_SIGNALS, give_back
 from ._status import Status
 
@@ -36,7 +36,7 @@ if TYPE_CHECKING:
     from ._cancel import CancelWatcher
     from ._settings import Settings
 
-__all__ = ["RunOptions", "Supervisor", "environment_secrets"]
+__all__ = ["RunOptions", "Supervisor"]
 
 log = logging.getLogger("ess_callback")
 
@@ -65,7 +65,7 @@ class RunOptions:
     capture: str = "stderr"
     redact: tuple[str, ...] = ()
     update_interval: float = 10.0
-    #: literal values to hide besides the credentials (see ``environment_secrets``)
+    #: literal values to hide besides the credentials (see ``_settings.environment_secrets``)
     secrets: tuple[str, ...] = attrs.field(default=(), repr=False)
 
 

@@ -20,6 +20,7 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
+from helpers import outbox_files
 
 from ess_callback import Callback, SchedulerUnavailableError, Status
 from ess_callback.outbox import _outbox, read_entry
@@ -83,10 +84,6 @@ def run_flush(outbox: Path, **extra: str) -> subprocess.CompletedProcess[str]:
     )
 
 
-def kept(outbox: Path) -> list[Path]:
-    return sorted(outbox.glob("*.json")) if outbox.exists() else []
-
-
 def write_job(tmp_path: Path) -> Path:
     script = tmp_path / "job.py"
     script.write_text(textwrap.dedent(JOB))
@@ -114,7 +111,7 @@ def test_send_while_the_scheduler_drops_connections_is_kept_then_flushed(tmp_pat
         assert proc.returncode == 75, proc.stderr
         assert "kept in the outbox" in proc.stderr and "Traceback" not in proc.stderr
         assert fake.received == []
-        (path,) = kept(outbox)
+        (path,) = outbox_files(outbox)
         attempts = read_entry(path).attempts
         assert attempts >= 2  # it was retried before being kept
 
@@ -125,7 +122,7 @@ def test_send_while_the_scheduler_drops_connections_is_kept_then_flushed(tmp_pat
         assert [(c.request_id, c.status, c.message) for c in fake.received] == [
             (101, Status.WARNING, "3 rows skipped")
         ]
-    assert kept(outbox) == []
+    assert outbox_files(outbox) == []
     figures("scheduler resetting", send_attempts=attempts, lost=0)
 
 
@@ -145,7 +142,7 @@ def test_a_python_job_facing_a_stopped_scheduler_is_kept_then_flushed(tmp_path: 
     )
     assert proc.returncode == 75, proc.stderr
     assert "Traceback" not in proc.stderr
-    (path,) = kept(outbox)
+    (path,) = outbox_files(outbox)
     assert proc.stdout.strip() == str(path)
     assert read_entry(path).status is Status.BUSINESS_ERROR
 
@@ -158,7 +155,7 @@ def test_a_python_job_facing_a_stopped_scheduler_is_kept_then_flushed(tmp_path: 
         assert flushed.returncode == 0, flushed.stderr
         assert [(c.request_id, c.status) for c in back.received] == [(102, Status.BUSINESS_ERROR)]
         assert back.received[0].message == "BusinessError: period closed"
-    assert kept(outbox) == []
+    assert outbox_files(outbox) == []
 
 
 def test_the_run_wrapper_facing_a_down_scheduler_keeps_the_end_then_flush_sends_it(
@@ -179,14 +176,14 @@ def test_the_run_wrapper_facing_a_down_scheduler_keeps_the_end_then_flush_sends_
         assert proc.returncode == 75, proc.stderr
         assert proc.stdout == "extracted\n"
         assert "Traceback" not in proc.stderr
-        (path,) = kept(outbox)
+        (path,) = outbox_files(outbox)
         assert read_entry(path).status is Status.SUCCESS
 
         fake.clear()
         flushed = run_flush(outbox)
         assert flushed.returncode == 0, flushed.stderr
         assert [(c.request_id, c.status) for c in fake.received] == [(103, Status.SUCCESS)]
-    assert kept(outbox) == []
+    assert outbox_files(outbox) == []
 
 
 # -- load with random faults -----------------------------------------------------------------
@@ -252,7 +249,7 @@ def test_forty_concurrent_jobs_under_chaos_lose_no_final_status(tmp_path: Path) 
         fake.chaos(0)  # the scheduler recovers
         requests = fake.requests
         faults = sum(1 for r in requests if r.answer is None or r.answer >= 500)
-        spooled = kept(outbox)
+        spooled = outbox_files(outbox)
         python_kept = {p for p in spooled if jobs[read_entry(p).request_id][0] == "python"}
         assert python_kept == said_kept  # each Python job knew where its end was kept
         assert all(
@@ -264,7 +261,7 @@ def test_forty_concurrent_jobs_under_chaos_lose_no_final_status(tmp_path: Path) 
         assert f"delivered {len(spooled)}, rejected 0, pending 0" in flushed.stdout
         received = fake.received
 
-    assert kept(outbox) == []
+    assert outbox_files(outbox) == []
     finals = [c for c in received if c.status is not Status.UPDATE]
     by_request: dict[int, set[tuple[Status, str | None]]] = {}
     for c in finals:
@@ -336,7 +333,7 @@ def test_four_concurrent_flushes_deliver_each_status_exactly_once(tmp_path: Path
     assert sorted(counts) == list(range(1, 21))
     assert set(counts.values()) == {1}, f"sent twice: {counts}"
     assert sum(delivered) == 20
-    assert kept(outbox) == []
+    assert outbox_files(outbox) == []
     figures("4 concurrent flushes", statuses=20, per_flush=delivered, duplicates=0)
 
 
@@ -389,7 +386,7 @@ def test_flushes_racing_jobs_that_spool_send_every_status_once(tmp_path: Path) -
     counts = Counter(c.request_id for c in received)
     assert sorted(counts) == list(range(1, 61)), "a status is missing"
     assert set(counts.values()) == {1}, f"sent twice: {counts}"
-    assert kept(outbox) == [] and not (outbox / "corrupt").exists()
+    assert outbox_files(outbox) == [] and not (outbox / "corrupt").exists()
     figures("flushes racing a spooling job", statuses=60, flush_rounds=rounds, duplicates=0)
 
 
@@ -428,7 +425,7 @@ def test_a_writer_killed_mid_write_leaves_nothing_half_written_to_send(tmp_path:
             deadline = time.monotonic() + 20
             while time.monotonic() < deadline:
                 temps = list(outbox.glob(".*.tmp")) if outbox.exists() else []
-                if len(kept(outbox)) >= 5 and temps and temps[0].stat().st_size > 0:
+                if len(outbox_files(outbox)) >= 5 and temps and temps[0].stat().st_size > 0:
                     break
                 time.sleep(0.005)  # polling the folder; nothing to await here
             else:
@@ -439,7 +436,7 @@ def test_a_writer_killed_mid_write_leaves_nothing_half_written_to_send(tmp_path:
             child.wait(10)
         assert child.returncode == -signal.SIGKILL
 
-        complete = kept(outbox)
+        complete = outbox_files(outbox)
         partial = list(outbox.glob(".*.tmp"))
         assert partial, "the kill did not land mid-write"
         half_written = 0

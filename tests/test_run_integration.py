@@ -887,10 +887,11 @@ def test_cancel_in_ess_stops_the_command_and_posts_cancel(
     )
     sleep_pid = read_pid(pidfile)
     leftovers.append(sleep_pid)
-    deadline = time.monotonic() + 10
-    while not any(r.path.endswith("/checkInCancelling") for r in fake.requests):
-        assert time.monotonic() < deadline, "the wrapper never polled"
-        time.sleep(0.01)
+    wait_until(
+        lambda: any(r.path.endswith("/checkInCancelling") for r in fake.requests),
+        10,
+        "the wrapper to poll",
+    )
     fake.cancel(42)
     _, stderr = proc.communicate(timeout=20)
     assert (fake.last_check_in(42) is not None) is check_in

@@ -15,8 +15,8 @@ from ess_callback import Status
 from ess_callback._endings import ChildEnd, Ending, command_ending, exit_code, spawn_message
 from ess_callback._process_group import group_members, passed_signals
 from ess_callback._relay import LineReader, TailBuffer, make_pipe, parse_progress, progress_fd
-from ess_callback._run_report import environment_secrets
 from ess_callback._session import WarningList
+from ess_callback._settings import environment_secrets
 
 
 def exited(code: int) -> int:

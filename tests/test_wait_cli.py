@@ -17,6 +17,7 @@ import pytest
 import responses
 from cli_runner import cli_runner
 from click.testing import Result
+from helpers import saas_body
 
 from ess_callback import Status
 from ess_callback.cli import main
@@ -332,8 +333,8 @@ def test_unreachable_exits_75() -> None:
 @responses.activate
 def test_saas_batch_wait_reads_with_the_watch_token() -> None:
     """saas-batch reads jobRequests/{id} with WATCH_TOKEN and follows its percentage."""
-    responses.get(FA + SAAS_PATH, json=_saas("RUNNING", "50"))
-    responses.get(FA + SAAS_PATH, json=_saas("SUCCEEDED", "100", completed=True))
+    responses.get(FA + SAAS_PATH, json=saas_body("RUNNING", "50", message="m"))
+    responses.get(FA + SAAS_PATH, json=saas_body("SUCCEEDED", "100", completed=True, message="m"))
     result = invoke(*fast("saas-batch", "44046", "--base-url", FA), env={"WATCH_TOKEN": "fa-tok"})
     assert result.exit_code == 0, result.output
     assert result.stdout.splitlines() == [
@@ -356,19 +357,6 @@ def test_huawei_wait_reads_with_x_auth_token(tmp_path: Path) -> None:
     assert result.exit_code == 1
     assert result.stdout == "huawei job j-1: FAILED - bad\n"
     assert responses.calls[0].request.headers["X-Auth-Token"] == "hw-tok"
-
-
-def _saas(status: str, pct: str, *, completed: bool = False) -> dict[str, object]:
-    return {
-        "jobDetails": {
-            "jobProgress": {
-                "status": status,
-                "completedPercentage": pct,
-                "completed": completed,
-                "message": "m",
-            }
-        }
-    }
 
 
 def test_progress_bar_on_a_terminal_shows_percentage_and_state() -> None:
@@ -419,7 +407,7 @@ def test_relay_posts_the_matching_final_status(
 def test_relay_carries_progress_and_the_failure_message(own: FakeScheduler) -> None:
     """UPDATEs carry the other job's percentage; FAILED becomes ERROR with its message."""
     responses.add_passthru(own.url)
-    responses.get(FA + SAAS_PATH, json=_saas("RUNNING", "50"))
+    responses.get(FA + SAAS_PATH, json=saas_body("RUNNING", "50", message="m"))
     failed = {"jobDetails": {"jobProgress": {"status": "FAILED", "message": "ORA-00942"}}}
     responses.get(FA + SAAS_PATH, json=failed)
     result = invoke(

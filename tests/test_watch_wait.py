@@ -11,6 +11,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
+from helpers import saas_body
 
 from ess_callback import (
     AuthenticationError,
@@ -266,30 +267,17 @@ class ScriptedServer:
         self.server.server_close()
 
 
-def saas(status: str, pct: str, completed: bool = False, message: str = "") -> dict[str, Any]:
-    return {
-        "jobDetails": {
-            "jobProgress": {
-                "status": status,
-                "completedPercentage": pct,
-                "completed": completed,
-                "message": message,
-            }
-        }
-    }
-
-
 @pytest.mark.integration
 def test_saas_wait_over_http_rides_out_503s() -> None:
     """Over real HTTP: 503s between answers are ridden out and the progress is reported."""
     script = [
         (503, {"title": "Service Unavailable"}),
-        (200, saas("ENQUEUED", "0")),
-        (200, saas("RUNNING", "50")),
+        (200, saas_body("ENQUEUED", "0")),
+        (200, saas_body("RUNNING", "50")),
         (503, {"title": "Service Unavailable"}),
         (502, {}),
-        (200, saas("RUNNING", "50")),
-        (200, saas("SUCCEEDED", "100", completed=True, message="done")),
+        (200, saas_body("RUNNING", "50")),
+        (200, saas_body("SUCCEEDED", "100", completed=True, message="done")),
     ]
     seen: list[JobStatus] = []
     with ScriptedServer(script) as server:

@@ -12,6 +12,7 @@ from .._cli_options import (
     setup_logging,
 )
 from .._errors import EXIT_OK, EssCallbackError
+from ..testing._watched import APIS as WATCHED_APIS
 
 
 @click.command("fake-server", context_settings=CONTEXT_SETTINGS)
@@ -46,7 +47,7 @@ from .._errors import EXIT_OK, EssCallbackError
     "--watched",
     multiple=True,
     metavar="API:JOB_ID:STATUS[@PERCENT],...",
-    help="Fake a job of a watched API (saas-batch, paas, huawei) for 'ess-callback wait': "
+    help=f"Fake a job of a watched API ({', '.join(WATCHED_APIS)}) for 'ess-callback wait': "
     "each GET answers the next status (the last repeats). Repeatable.",
 )
 @click.option("--username", metavar="USER", help="Require HTTP Basic auth with this user.")

@@ -184,7 +184,8 @@ def run_command(
         cancel_poll=cancel_poll,
         require=active_recorder() is None,  # as in dry run, recording needs no setting
     )
-    from .._supervisor import RunOptions, Supervisor, environment_secrets
+    from .._settings import environment_secrets
+    from .._supervisor import RunOptions, Supervisor
 
     options = RunOptions(
         command=command,

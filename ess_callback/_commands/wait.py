@@ -13,12 +13,11 @@ from .._cli_options import (
     setup_logging,
 )
 from .._errors import EssCallbackError
+from ..watch._registry import APIS as WATCHED_APIS
 
 
 @click.command("wait", context_settings=CONTEXT_SETTINGS)
-@click.argument(
-    "api", metavar="API", type=click.Choice(["ess", "saas-batch", "paas", "huawei"], False)
-)
+@click.argument("api", metavar="API", type=click.Choice(list(WATCHED_APIS), case_sensitive=False))
 @click.argument("job_id", metavar="JOB_ID")
 @click.option(
     "--base-url",

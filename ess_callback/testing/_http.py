@@ -15,17 +15,18 @@ import threading
 import time
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import unquote
 
 import attrs
 
 from .._status import Status
 from ._watched import PATHS as WATCHED_PATHS
+from ._watched import TOKEN_HEADERS as WATCHED_TOKEN_HEADERS
 from ._watched import not_found
 
 if TYPE_CHECKING:
-    from ._fake import FakeScheduler
+    from ._watched import WatchedJob
 
 STATUS_PATH = re.compile(r"^/ess/rest/scheduler/v1/requests/([^/]+)/executionStatus/?$")
 REQUEST_PATH = re.compile(r"^/ess/rest/scheduler/v1/requests/([^/]+)/?$")
@@ -153,11 +154,33 @@ class FakeServer(ThreadingHTTPServer):
         pass
 
 
+class Backend(Protocol):
+    """What the handler asks of the fake behind it (``FakeScheduler`` is one): the
+    handler speaks HTTP, the backend keeps the state."""
+
+    _token: str | None
+    _lock: threading.Condition
+
+    def _next_fault(self, method: str) -> Fault | None: ...
+    def _take_reset_after_accept(self) -> bool: ...
+    def _log_request(self, request: ReceivedRequest) -> None: ...
+    def _answered(self, request: ReceivedRequest) -> None: ...
+    def _authorized(self, header: str | None) -> bool: ...
+    def _accept(
+        self, request_id: int, handle: str, status: Status, message: str | None
+    ) -> tuple[int, str | None]: ...
+    def _submit_over_http(self) -> dict[str, Any]: ...
+    def _check_in(self, request_id: int, handle: object) -> tuple[int, str | bool]: ...
+    def _cancel_over_http(self, request_id: int) -> tuple[int, str | dict[str, Any]]: ...
+    def _watched_job(self, api: str, job_id: str) -> WatchedJob | None: ...
+    def details(self, request_id: int) -> dict[str, Any] | None: ...
+
+
 class Handler(BaseHTTPRequestHandler):
     """Speaks the executionStatus POST and the request-state GET; anything else is refused
     with a ``SimpleExceptionDetail`` body, and a malformed request never kills the server."""
 
-    fake: FakeScheduler
+    fake: Backend
     #: the request being served, until ``on_request`` has seen it
     _pending: ReceivedRequest | None = None
     protocol_version = "HTTP/1.1"
@@ -451,10 +474,9 @@ class Handler(BaseHTTPRequestHandler):
 
     def _get_watched(self, seen: ReceivedRequest, api: str, match: re.Match[str]) -> None:
         """A watched API's job status, in its vendor's shape (SPEC section 8)."""
-        if api == "huawei":
-            allowed = (
-                self.fake._token is None or self.headers.get("X-Auth-Token") == self.fake._token
-            )
+        token_header = WATCHED_TOKEN_HEADERS.get(api)
+        if token_header is not None:
+            allowed = self.fake._token is None or self.headers.get(token_header) == self.fake._token
         else:
             allowed = self.fake._authorized(self.headers.get("Authorization"))
         if not allowed:

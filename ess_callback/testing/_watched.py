@@ -15,7 +15,7 @@ import attrs
 
 from ._requests import iso, now
 
-APIS = ("saas-batch", "paas", "huawei")
+#: each faked API's job-status path (its names: every API of ``watch/_registry.py`` but ess)
 PATHS = {
     "saas-batch": re.compile(r"^/api/saas-batch/jobscheduler/v1/jobRequests/([^/]+)/?$"),
     "paas": re.compile(r"^/paas/api/v1\.1/activitylog/([^/]+)/job/([^/]+)/?$"),
@@ -32,6 +32,10 @@ ENDED = {
     "paas": ("SUCCEED", "FAILED", "WARN"),
     "huawei": ("Success", "Failed"),
 }
+
+#: the APIs that take a token in a header of their own, not in ``Authorization``
+TOKEN_HEADERS = {"huawei": "X-Auth-Token"}
+APIS = tuple(PATHS)
 
 Step = tuple[str, "int | float | None", "str | None"]
 

@@ -31,14 +31,13 @@ from .._errors import (
 )
 from .._message import signal_name
 from .._settings import (
-    BearerAuth,
     resolve_settings,
     resolve_watch_settings,
 )
 from .._signals import SignalGuard, SignalReceived
 from .._status import Status
 from ._http import HttpReader
-from ._readers import EssReader, HuaweiReader, PaasReader, SaasBatchReader
+from ._registry import APIS
 from ._relay import Relay, failure_text, final_status
 from ._state import JobState, JobStatus
 from ._wait import wait
@@ -47,8 +46,6 @@ if TYPE_CHECKING:
     from click._termui_impl import ProgressBar
 
 log = logging.getLogger("ess_callback")
-
-APIS = ("ess", "saas-batch", "paas", "huawei")
 
 
 @attrs.frozen
@@ -71,16 +68,6 @@ class WaitOptions:
         return f"{self.api} job {self.job_id}"
 
 
-#: where the base URL of each API comes from, when it is missing
-URL_HINTS = {
-    "ess": "give --base-url (or set ESS_BASE_URL) to the ESS server to read",
-    "saas-batch": "give --base-url for the Fusion Applications host, e.g. https://fa.example.com",
-    "paas": "give --base-url for the PaaS host, e.g. https://apaas.us.oraclecloud.com",
-    "huawei": "give --base-url for the service endpoint, "
-    "e.g. https://cfw.cn-north-4.myhuaweicloud.com",
-}
-
-
 def build_reader(
     options: WaitOptions, env: Mapping[str, str] | None = None
 ) -> tuple[HttpReader, list[str]]:
@@ -90,52 +77,16 @@ def build_reader(
     default ``os.environ``). Raises ``ConfigurationError`` naming what is missing (base URL,
     identity domain, project id, token) before any network.
     """
-    api = options.api
-    if api not in APIS:
-        raise ConfigurationError(f"API {api!r} is not one of {', '.join(APIS)}")
+    entry = APIS.get(options.api)
+    if entry is None:
+        raise ConfigurationError(f"API {options.api!r} is not one of {', '.join(APIS)}")
     watched = resolve_watch_settings(
         base_url=options.base_url,
-        ess_fallback=api == "ess",
-        missing_url_hint=URL_HINTS[api],
+        ess_fallback=entry.ess_fallback,
+        missing_url_hint=entry.url_hint,
         env=env,
     )
-    url, auth, hint = watched.base_url, watched.auth, watched.credential_hint
-    reader: HttpReader
-    if api == "ess":
-        reader = EssReader(url, auth=auth, ca_bundle=watched.ca_bundle, credential_hint=hint)
-    elif api in ("saas-batch", "huawei"):
-        if not isinstance(auth, BearerAuth):
-            raise ConfigurationError(
-                f"token is missing: {api} reads with a token; set WATCH_TOKEN or WATCH_TOKEN_FILE"
-                + (" (WATCH_USERNAME/WATCH_PASSWORD do not apply)" if auth else "")
-            )
-        if api == "saas-batch":
-            reader = SaasBatchReader(url, auth.token, credential_hint=hint)
-        else:
-            if not (options.project_id or "").strip():
-                raise ConfigurationError(
-                    "project id is missing: give --project-id for huawei (the project_id "
-                    "of the /v3/{project_id}/jobs/{job_id} path)"
-                )
-            reader = HuaweiReader(url, auth.token, str(options.project_id), credential_hint=hint)
-    else:
-        if not (options.identity_domain or "").strip():
-            raise ConfigurationError(
-                "identity domain is missing: give --identity-domain for paas "
-                "(sent as X-ID-TENANT-NAME and in the path)"
-            )
-        if isinstance(auth, BearerAuth):
-            raise ConfigurationError(
-                "credentials: paas reads with Basic auth; set WATCH_USERNAME and "
-                "WATCH_PASSWORD (or WATCH_PASSWORD_FILE) instead of WATCH_TOKEN"
-            )
-        reader = PaasReader(
-            url,
-            auth.username if auth else None,
-            auth.password if auth else None,
-            str(options.identity_domain),
-            credential_hint=hint,
-        )
+    reader = entry.build(watched, options.identity_domain, options.project_id)
     reader.url_for(options.job_id)  # a malformed job id is a usage error, found now
     return reader, watched.secrets()
 

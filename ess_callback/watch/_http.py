@@ -1,31 +1,27 @@
 """HTTP plumbing shared by the status readers: one session, a GET, typed errors, JSON.
 
 Every reader keeps one ``requests.Session`` (created on first use, so importing stays
-cheap), never follows redirects (a token in a custom header would follow them to another
-host), and maps HTTP errors to the typed errors of ``ess_callback._errors`` through the
-same ``error_for_response`` the callback client uses.
+cheap) and reads through ``_reading.get_json``: no redirects followed (a token in a custom
+header would follow them to another host), HTTP errors mapped to the typed errors of
+``ess_callback._errors`` through the same ``error_for_response`` the callback client uses.
 """
 
 from __future__ import annotations
 
 import abc
-import json
-import socket
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, ClassVar
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote
 
 from .._checks import check_ca_bundle
-from .._client import _network_reason, error_for_response, new_session
-from .._errors import (
-    ConfigurationError,
-    DeliveryError,
-    EssCallbackError,
-    SchedulerUnavailableError,
-)
-from .._settings import BasicAuth, BearerAuth
+from .._client import new_session
+from .._errors import ConfigurationError
+from .._reading import HostNotFoundError as HostNotFoundError
+from .._reading import MalformedAnswerError, get_json, malformed
+from .._reading import auth_object as auth_object
+from .._reading import name_not_resolved as name_not_resolved
 from .._url import parse_base_url
-from ._state import JobStatus, MalformedAnswerError
+from ._state import JobStatus
 
 if TYPE_CHECKING:
     import requests
@@ -116,118 +112,15 @@ class HttpReader(abc.ABC):
         """Turn a decoded answer body into a ``JobStatus``."""
 
     def _get_json(self, url: str) -> Any:
-        import requests
-
-        try:
-            response = self.session.get(
-                url,
-                timeout=self.timeout,
-                verify=self.ca_bundle or True,
-                allow_redirects=False,
-            )
-        except requests.ConnectionError as exc:
-            if name_not_resolved(exc):
-                host = urlsplit(url).hostname or url
-                raise HostNotFoundError(
-                    f"cannot resolve {host}: no such host for {self.api} at {self.base_url}",
-                    host=host,
-                ) from None
-            raise SchedulerUnavailableError(
-                f"cannot reach {self.api} at {self.base_url}: {_network_reason(exc)}",
-                attempts=1,
-            ) from None
-        except requests.Timeout as exc:
-            raise SchedulerUnavailableError(
-                f"cannot reach {self.api} at {self.base_url}: {_network_reason(exc)}",
-                attempts=1,
-            ) from None
-        except requests.RequestException as exc:
-            raise SchedulerUnavailableError(
-                f"cannot read from {self.api} at {self.base_url}: {type(exc).__name__}",
-                attempts=1,
-            ) from None
-        except OSError as exc:
-            # requests raises a bare OSError for an unusable CA bundle (REQUESTS_CA_BUNDLE):
-            # not transient, so not SchedulerUnavailableError, and never a traceback.
-            raise EssCallbackError(
-                f"cannot read from {self.api} at {self.base_url}: {exc}"
-            ) from None
-        if not 200 <= response.status_code < 300:
-            raise self._error(response)
-        try:
-            return json.loads(response.content.decode("utf-8"))
-        except (UnicodeDecodeError, ValueError):
-            excerpt = " ".join(response.content.decode("utf-8", "replace").split())[:120]
-            raise MalformedAnswerError(
-                f"{self.api} at {self.base_url} answered {response.status_code} with a body "
-                f"that is not JSON: {excerpt!r}"
-            ) from None
-
-    def _error(self, response: requests.Response) -> DeliveryError:
-        """The typed error for a non-2xx answer, worded for this API."""
-        return error_for_response(
-            response.status_code,
-            response.reason or "",
-            response.content,
-            attempts=1,
-            server=self.api,
+        return get_json(
+            self.session,
+            url,
+            api=self.api,
+            base_url=self.base_url,
+            timeout=self.timeout,
+            ca_bundle=self.ca_bundle,
             credential_hint=self.credential_hint,
-            forbidden_hint=self.credential_hint,
-            redirect_fix="use the final address",
         )
 
     def _malformed(self, why: str, body: Any) -> MalformedAnswerError:
-        shown = json.dumps(body)[:160] if body is not None else "nothing"
-        return MalformedAnswerError(f"{self.api} answered without a job status ({why}): {shown}")
-
-
-class HostNotFoundError(SchedulerUnavailableError):
-    """The watched API's host name cannot be resolved. On the first poll it ends a wait at
-    once (a typo in the URL will not fix itself); later it is as transient as any failure."""
-
-    def __init__(self, message: str, *, host: str) -> None:
-        super().__init__(message, attempts=1)
-        self.host = host
-
-
-#: how resolvers word "no such name" (glibc, musl, macOS, Windows)
-_NOT_RESOLVED = (
-    "name or service not known",
-    "temporary failure in name resolution",
-    "nodename nor servname provided",
-    "no address associated with hostname",
-    "getaddrinfo failed",
-    "failed to resolve",
-)
-
-
-def name_not_resolved(exc: BaseException) -> bool:
-    """True when a connection error comes from a failed name look-up."""
-    seen: set[int] = set()
-    stack: list[object] = [exc]
-    while stack:
-        item = stack.pop()
-        if id(item) in seen:
-            continue
-        seen.add(id(item))
-        if isinstance(item, socket.gaierror) or type(item).__name__ == "NameResolutionError":
-            return True
-        if isinstance(item, BaseException):
-            stack.extend(a for a in item.args if isinstance(a, BaseException))
-            stack.extend(x for x in (item.__cause__, item.__context__) if x is not None)
-            reason = getattr(item, "reason", None)
-            if isinstance(reason, BaseException):
-                stack.append(reason)
-    text = str(exc).lower()
-    return any(marker in text for marker in _NOT_RESOLVED)
-
-
-def auth_object(auth: Any) -> Any:
-    """Accept a ``(username, password)`` tuple, ``BasicAuth`` or ``BearerAuth``."""
-    if isinstance(auth, tuple):
-        auth = BasicAuth(*auth)
-    if isinstance(auth, BasicAuth):
-        return auth.as_tuple()
-    if auth is None or isinstance(auth, BearerAuth) or callable(auth):
-        return auth
-    raise TypeError(f"auth must be (username, password), BasicAuth or BearerAuth, not {auth!r}")
+        return malformed(self.api, why, body)

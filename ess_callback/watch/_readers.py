@@ -9,6 +9,8 @@ from __future__ import annotations
 from typing import Any
 
 from .._errors import ConfigurationError
+from .._request_state import API as ESS_API
+from .._request_state import raw_state, request_url
 from .._settings import BasicAuth, BearerAuth
 from ._http import DEFAULT_TIMEOUT, HttpReader, auth_object, path_part
 from ._state import (
@@ -54,7 +56,7 @@ class EssReader(HttpReader):
     ``auth`` is a ``(username, password)`` tuple, ``BasicAuth``, ``BearerAuth`` or None.
     """
 
-    api = "ESS"
+    api = ESS_API
 
     def __init__(
         self,
@@ -74,23 +76,13 @@ class EssReader(HttpReader):
         )
 
     def url_for(self, job_id: object) -> str:
-        text = str(job_id).strip()
-        if not text.isdigit() or int(text) <= 0:
-            raise ConfigurationError(
-                f"job id: {str(job_id)!r} is not an ESS request number (a positive integer)"
-            )
-        return f"{self.base_url}/ess/rest/scheduler/v1/requests/{int(text)}"
+        return request_url(self.base_url, job_id)
 
     def parse(self, body: Any) -> JobStatus:
         """A RequestDetails body: ``state``; the message from ``errorWarningMessage``, else
         ``errorWarningDetail``, else ``stateDescription``, else (once ended) ``cause``; the
         times from ``processStartTime`` and ``processEndTime`` (else ``completedTime``)."""
-        if not isinstance(body, dict):
-            raise self._malformed("not a JSON object", body)
-        raw = body.get("state")
-        if raw is None or isinstance(raw, dict | list) or not str(raw).strip():
-            raise self._malformed("no state", body)
-        raw_status = str(raw).strip()
+        raw_status = raw_state(body)
         state = ess_state(raw_status)
         cause = text_or_none(body.get("cause"))
         message = next(

@@ -12,7 +12,8 @@ from typing import Any
 
 import attrs
 
-from .._errors import EssCallbackError
+from .._errors import EXIT_TEMPFAIL, EssCallbackError
+from .._reading import MalformedAnswerError as MalformedAnswerError
 
 
 class JobState(str, enum.Enum):
@@ -124,7 +125,7 @@ class WaitTimeout(EssCallbackError, TimeoutError):
     poll when it failed: then the API was unreachable rather than the job slow.
     """
 
-    exit_code = 75
+    exit_code = EXIT_TEMPFAIL
 
     def __init__(
         self,
@@ -145,12 +146,6 @@ class WaitTimeout(EssCallbackError, TimeoutError):
     def unreachable(self) -> bool:
         """True when the last poll failed: the API, not the job, is the problem."""
         return self.last_error is not None
-
-
-class MalformedAnswerError(EssCallbackError):
-    """The API answered 2xx with a body that is not a job status we can read."""
-
-    exit_code = 75
 
 
 # -- shared parsers --------------------------------------------------------------------

@@ -1,0 +1,93 @@
+"""An ESS request's state: ``GET {base}/ess/rest/scheduler/v1/requests/{id}``.
+
+The one reading of a RequestDetails body's ``state``: the job's cancellation check
+(SPEC section 10), the retried final status (SPEC section 5) and ``watch``'s ``EssReader``
+all go through it.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from ._errors import ConfigurationError
+from ._reading import get_json, malformed
+
+if TYPE_CHECKING:
+    import requests
+
+REQUEST_PATH = "/ess/rest/scheduler/v1/requests/{request_id}"
+#: how ESS is named in messages
+API = "ESS"
+
+
+def request_url(base_url: str, request_id: object) -> str:
+    """The RequestDetails URL of one request; *request_id* must be a positive integer."""
+    text = str(request_id).strip()
+    if not text.isdigit() or int(text) <= 0:
+        raise ConfigurationError(
+            f"job id: {str(request_id)!r} is not an ESS request number (a positive integer)"
+        )
+    return base_url + REQUEST_PATH.format(request_id=int(text))
+
+
+def raw_state(body: Any) -> str:
+    """A RequestDetails body's ``state``, as ESS wrote it (stripped); a
+    ``MalformedAnswerError`` when the body has none."""
+    if not isinstance(body, dict):
+        raise malformed(API, "not a JSON object", body)
+    raw = body.get("state")
+    if raw is None or isinstance(raw, dict | list) or not str(raw).strip():
+        raise malformed(API, "no state", body)
+    return str(raw).strip()
+
+
+class RequestStateReader:
+    """Reads the state of ESS requests over one ``requests.Session`` (given, and closed
+    with the reader): ``state(request_id)`` is the raw RequestDetails ``state``.
+
+    >>> with RequestStateReader(base_url, session, timeout=5.0, ca_bundle=None,
+    ...                         credential_hint=hint) as reader:
+    ...     reader.state(4711)
+    'RUNNING'
+    """
+
+    def __init__(
+        self,
+        base_url: str,
+        session: requests.Session,
+        *,
+        timeout: float,
+        ca_bundle: str | None,
+        credential_hint: str,
+    ) -> None:
+        self.base_url = base_url
+        self.session = session
+        self.timeout = timeout
+        self.ca_bundle = ca_bundle
+        self.credential_hint = credential_hint
+
+    def __repr__(self) -> str:
+        return f"RequestStateReader({self.base_url!r})"
+
+    def __enter__(self) -> RequestStateReader:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Close the session's pooled connections."""
+        self.session.close()
+
+    def state(self, request_id: object) -> str:
+        """Read the request's raw state once; raise a typed error when it cannot be read."""
+        body = get_json(
+            self.session,
+            request_url(self.base_url, request_id),
+            api=API,
+            base_url=self.base_url,
+            timeout=self.timeout,
+            ca_bundle=self.ca_bundle,
+            credential_hint=self.credential_hint,
+        )
+        return raw_state(body)
