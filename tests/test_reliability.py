@@ -557,7 +557,10 @@ def test_a_full_disk_is_reported_naming_the_folder_and_leaves_no_temp_file(
     assert f"cannot write to outbox folder {outbox}: No space left on device" in proc.stderr
     assert "SUCCESS status is lost" in proc.stderr
     assert "Traceback" not in proc.stderr
-    assert list(outbox.iterdir()) == []
+    # Nothing anywhere in the outbox: no entry, no temp file, and no lease (its write
+    # failed on the same full disk, and said so).
+    assert [p for p in outbox.rglob("*") if p.is_file()] == []
+    assert "nothing will report it" in proc.stderr
 
 
 @pytest.mark.skipif(os.geteuid() == 0, reason="root writes into a 0500 folder anyway")
