@@ -16,10 +16,11 @@ main thread, which lives as long as the wrapper.
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import signal
 import sys
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 
 from . import _host
 
@@ -44,13 +45,14 @@ def fork_exec(
     dups = list(dups)
     resets = list(default_signals)
     parent = os.getpid()
+    set_death_signal = _prctl()  # looked up here: an import in the child costs far more
     read_end, write_end = os.pipe()  # both close-on-exec: the write end closes at exec
     # No signal runs a handler of ours in the child before it resets them.
     old_mask = signal.pthread_sigmask(signal.SIG_BLOCK, signal.valid_signals())
     try:
         pid = os.fork()
         if pid == 0:  # pragma: no cover  (the child: measured by its effects)
-            _child(argv, env, dups, resets, parent, old_mask, write_end)
+            _child(argv, env, dups, resets, parent, old_mask, write_end, set_death_signal)
     except BaseException:
         os.close(read_end)
         os.close(write_end)
@@ -74,6 +76,7 @@ def _child(
     parent: int,
     old_mask: Iterable[int],
     report: int,
+    set_death_signal: Callable[[], object] | None,
 ) -> None:  # pragma: no cover  (runs in the child only)
     code = 127
     try:
@@ -83,13 +86,9 @@ def _child(
         for signum in resets:
             with contextlib.suppress(OSError, ValueError):
                 signal.signal(signum, signal.SIG_DFL)
-        try:
-            import ctypes
-
-            libc = ctypes.CDLL(None, use_errno=True)
-            libc.prctl(PR_SET_PDEATHSIG, int(signal.SIGKILL), 0, 0, 0)
-        except Exception:
-            pass  # without it the command still runs; the next flush stops what is left
+        if set_death_signal is not None:
+            # Without it the command still runs; the next flush stops what is left.
+            set_death_signal()
         if os.getppid() != parent:  # the wrapper died before the signal was asked for
             code = 128 + int(signal.SIGKILL)
             raise SystemExit
@@ -101,6 +100,23 @@ def _child(
     except BaseException:
         pass
     os._exit(code)
+
+
+def _prctl() -> Callable[[], object] | None:
+    """A call that sets SIGKILL as this process's parent-death signal, or None."""
+    global _death_signal
+    if _death_signal is None:
+        try:
+            import ctypes
+
+            prctl = ctypes.CDLL(None, use_errno=True).prctl
+        except (ImportError, OSError, AttributeError):
+            return None
+        _death_signal = functools.partial(prctl, PR_SET_PDEATHSIG, int(signal.SIGKILL), 0, 0, 0)
+    return _death_signal
+
+
+_death_signal: Callable[[], object] | None = None
 
 
 def exec_result(read_end: int) -> OSError | None:

@@ -191,7 +191,11 @@ class Supervisor:
         lease = self.reporter.session.lease
         if lease is not None:
             lease.set_group(self.pid)
-            threading.Thread(target=lease.make_durable, name="ess-callback-lease").start()
+            # In the background: a short job need not wait for the disk (the lease is
+            # removed at its end anyway); a long one has it on disk within moments.
+            threading.Thread(
+                target=lease.make_durable, name="ess-callback-lease", daemon=True
+            ).start()
         if opts.timeout is not None:
             self._deadline = time.monotonic() + opts.timeout
         log.info("started %s (pid %d)", " ".join(opts.command), self.pid)
