@@ -18,7 +18,7 @@ import pytest
 from helpers import outbox_files, wait_until
 
 from ess_callback import JobExecution, SchedulerUnavailableError, Status, _host
-from ess_callback.outbox import _leases, flush_outbox
+from ess_callback.outbox import _leases, flush_outbox, list_leases
 from ess_callback.testing import FakeScheduler, record_callbacks
 
 pytestmark = pytest.mark.integration
@@ -317,3 +317,19 @@ def plant(
     }
     name = f"{time.time_ns():020d}-{request_id}-python-abcdef.json"
     return _leases._outbox.write_atomic(outbox / "running", name, record)
+
+
+def test_wait_relay_holds_a_relay_lease_until_its_end(tmp_path: Path, fake: FakeScheduler) -> None:
+    """The relay of ``wait --relay`` holds a lease from before its first poll to its end."""
+    from ess_callback._settings import resolve_settings
+    from ess_callback.watch._relay import Relay
+
+    outbox = tmp_path / "outbox"
+    settings = resolve_settings(
+        base_url=fake.url, request_id=42, request_handle="handle-42", outbox=outbox
+    )
+    relay = Relay(settings, "ess job 7")
+    (lease,) = list_leases(outbox)
+    assert (lease.kind, lease.request_id, lease.pid) == ("relay", 42, os.getpid())
+    relay.finish(Status.SUCCESS, None)
+    assert list_leases(outbox) == []

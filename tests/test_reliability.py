@@ -653,9 +653,9 @@ def test_a_hundred_jobs_killed_at_random_points_are_each_reported_once(tmp_path:
     with FakeScheduler(auto_submit=True) as fake:
         fake.chaos(0.3, seed=20261204)
         rids = sorted(jobs)
-        for wave in range(0, len(rids), 20):  # 20 at once: bounded memory on a small host
+        for wave in range(0, len(rids), 25):  # 25 at once: bounded memory on a small host
             procs: dict[int, subprocess.Popen[str]] = {}
-            for rid in rids[wave : wave + 20]:
+            for rid in rids[wave : wave + 25]:
                 kind, end, pause, _kill = jobs[rid]
                 env = job_env(fake.url, outbox, rid, ESS_CALLBACK_RETRY_SECONDS="1")
                 procs[rid] = start_killable(kind, end, pause, env, script)

@@ -8,7 +8,8 @@ Python API of ``ess-callback flush``::
     print(report.summary())      # delivered 2, rejected 0, pending 0 (outbox ...)
     raise SystemExit(report.exit_code)   # 1 rejected, 75 pending, 0 all done
 
-``list_outbox()`` and ``read_entry()`` show what is waiting without sending anything.
+``list_outbox()`` and ``read_entry()`` show what is waiting without sending anything,
+``list_leases()`` the executions running (or dead, until a flush reports them).
 
 The names are loaded on first use: a job writing its lease (``_leases``) when it starts
 must not pay for the flush.
@@ -25,7 +26,7 @@ if TYPE_CHECKING:
     from .._settings import outbox_folder
     from ._flush import flush_outbox
     from ._flush_report import FlushReport, FlushResult
-    from ._listing import list_outbox
+    from ._listing import list_leases, list_outbox
     from ._outbox import FORMAT_VERSION, CorruptEntryError, OutboxEntry, OutboxError, read_entry
 
 #: public name -> the module that holds it
@@ -37,6 +38,7 @@ _WHERE = {
     "OutboxEntry": "._outbox",
     "OutboxError": "._outbox",
     "flush_outbox": "._flush",
+    "list_leases": "._listing",
     "list_outbox": "._listing",
     "outbox_folder": ".._settings",
     "read_entry": "._outbox",
@@ -50,6 +52,7 @@ __all__ = [
     "OutboxEntry",
     "OutboxError",
     "flush_outbox",
+    "list_leases",
     "list_outbox",
     "outbox_folder",
     "read_entry",
