@@ -64,8 +64,12 @@ def thread_count() -> int | None:
 
 
 def process_state(pid: int, started: int | None) -> str:
-    """``alive``, ``gone`` (no such process) or ``reused`` (the pid belongs to a process
-    that started at another time than *started*)."""
+    """``alive``, ``gone`` (no such process, or a zombie: it ended and only waits to be
+    reaped) or ``reused`` (the pid belongs to a process that started at another time than
+    *started*)."""
+    fields = _stat_fields(pid)
+    if fields is not None and fields and fields[0] in (b"Z", b"X"):
+        return "gone"
     now = start_time(pid)
     if now is None:
         try:

@@ -333,3 +333,22 @@ def test_wait_relay_holds_a_relay_lease_until_its_end(tmp_path: Path, fake: Fake
     assert (lease.kind, lease.request_id, lease.pid) == ("relay", 42, os.getpid())
     relay.finish(Status.SUCCESS, None)
     assert list_leases(outbox) == []
+
+
+def test_a_killed_job_not_yet_reaped_is_dead(tmp_path: Path, fake: FakeScheduler) -> None:
+    """A zombie (killed, its parent not yet waiting for it) counts as gone."""
+    outbox = tmp_path / "outbox"
+    script = tmp_path / "job.py"
+    script.write_text(PYTHON_JOB)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("ESS_", "WATCH_"))}
+    env.update(fake.env(request_id=42, request_handle="handle-42"), ESS_CALLBACK_OUTBOX=str(outbox))
+    job = subprocess.Popen([sys.executable, str(script)], env=env, stdout=subprocess.PIPE)
+    assert job.stdout is not None and job.stdout.readline() == b"inside\n"
+    os.kill(job.pid, signal.SIGKILL)  # not job.kill(): Popen would reap it at once
+    wait_until(lambda: not alive(job.pid), what="the job to be a zombie")
+    try:
+        assert flush_outbox(outbox).dead_reported == 1
+    finally:
+        job.wait(10)
+        job.stdout.close()
+    assert [c.status for c in fake.received if c.status is not Status.UPDATE] == [Status.ERROR]
