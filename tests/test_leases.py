@@ -352,3 +352,31 @@ def test_a_killed_job_not_yet_reaped_is_dead(tmp_path: Path, fake: FakeScheduler
         job.wait(10)
         job.stdout.close()
     assert [c.status for c in fake.received if c.status is not Status.UPDATE] == [Status.ERROR]
+
+
+def test_a_run_lease_keeps_the_command_line_redacted_and_short(tmp_path: Path) -> None:
+    """The command line in a run lease is redacted and cut to 200 characters."""
+    from ess_callback._message import Redactor
+    from ess_callback._settings import resolve_settings
+
+    settings = resolve_settings(
+        base_url="https://ess.example.com",
+        request_id=5,
+        request_handle="handle-5",
+        outbox=tmp_path / "outbox",
+        env={},
+    )
+    command = ("./load.sh", "--password=hunter2-secret", "x" * 300)
+    lease = _leases.open_lease(
+        settings, "run", command=command, redact=Redactor(["hunter2-secret"]), durable=False
+    )
+    assert lease is not None
+    text = lease.path.read_text()
+    record = json.loads(text)
+    assert record["command"] == ("./load.sh --password=*** " + "x" * 300)[:200]
+    assert "hunter2" not in text
+    lease.set_group(4242)
+    assert json.loads(lease.path.read_text())["pgid"] == 4242
+    assert stat.S_IMODE(lease.path.stat().st_mode) == 0o600
+    lease.remove()
+    assert leases(tmp_path / "outbox") == []
