@@ -131,6 +131,8 @@ class ChildEnd:
     warnings: tuple[str, ...] = ()
     #: ``--- stderr ---`` sections holding the tail of the captured output
     tails: tuple[str, ...] = ()
+    #: killed by SIGKILL while the cgroup's OOM killer fired (``memory.events``)
+    out_of_memory: bool = False
 
 
 def not_found(end: ChildEnd) -> bool:
@@ -200,6 +202,8 @@ def command_ending(
     word = end.wait_status
     if os.WIFSIGNALED(word):
         reason = f"killed by {signal_name(os.WTERMSIG(word))}"
+        if end.out_of_memory:
+            reason += " (out of memory: the OOM killer fired)"
         if os.WCOREDUMP(word):
             reason += " (core dumped)"
         return Ending(Status.ERROR, _compose(reason, end))

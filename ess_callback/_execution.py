@@ -196,6 +196,7 @@ class JobExecution:
             sent=self.sent,
             owns_sender=self._client is None,  # a client handed in stays open
         )
+        session.hold_lease("python")  # a kill of this process is then reported by a flush
         self._offer = session.start_updates()
         self._session = session
         if self.handle_signals:

@@ -16,7 +16,7 @@ import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from ._errors import EXIT_FAILED, EXIT_TEMPFAIL
+from ._errors import EXIT_FAILED, EXIT_TEMPFAIL, DeliveryError
 from ._message import DEFAULT_MAX_MESSAGE_BYTES, Redactor, truncate_message
 from ._model import Callback, Outcome
 from ._status import Status
@@ -25,6 +25,7 @@ from ._updates import UpdatePump
 if TYPE_CHECKING:
     from ._seam import Sender
     from ._settings import Settings
+    from .outbox._leases import Lease
 
 log = logging.getLogger("ess_callback")
 
@@ -145,6 +146,8 @@ class ReportingSession:
         self._finished = False
         #: how the final status went, once ``finish`` returned
         self.outcome: Outcome | None = None
+        #: the execution's lease in the outbox's ``running/`` (SPEC 11), once held
+        self.lease: Lease | None = None
 
     def __repr__(self) -> str:
         return (
@@ -158,6 +161,17 @@ class ReportingSession:
         return self._sender
 
     # -- while the job runs ----------------------------------------------------------------
+    def hold_lease(
+        self, kind: str, *, command: tuple[str, ...] | None = None, durable: bool = True
+    ) -> None:
+        """Write the execution's lease (not in dry run or recording), so that a flush can
+        report it should the process die without reporting (SPEC 11)."""
+        from .outbox._leases import open_lease
+
+        self.lease = open_lease(
+            self.settings, kind, command=command, redact=self.redact, durable=durable
+        )
+
     def start_updates(self) -> Callable[[str], None]:
         """Start the UPDATE throttle now (else the first ``update`` does); return its
         ``offer``, which does what ``update`` does with one call less, for a caller whose
@@ -225,7 +239,22 @@ class ReportingSession:
         if outcome.delivered and self.sent is not None:
             self.sent.append(callback)
         self.outcome = outcome
+        self._settle_lease(outcome)
         return outcome
+
+    def _settle_lease(self, outcome: Outcome) -> None:
+        """Remove the lease once the end is safe: delivered, in the outbox, or refused for
+        good. An end the outbox could not keep leaves it, for a flush to report."""
+        lease, self.lease = self.lease, None
+        if lease is None:
+            return
+        if not (outcome.delivered or outcome.spooled_to is not None):
+            from ._client import is_spoolable
+
+            refused = isinstance(outcome.error, DeliveryError) and not is_spoolable(outcome.error)
+            if not refused:
+                return
+        lease.remove()
 
     def end(self, status: Status, message: str | None, *, child_status: int = 0) -> int:
         """``finish``, one line on stderr when the status was not delivered, and the exit

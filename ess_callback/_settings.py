@@ -58,6 +58,9 @@ class Settings:
     cancel_poll: float | None = None
     #: ``http://`` to a host that is not loopback allowed (``ESS_CALLBACK_ALLOW_HTTP=1``)
     allow_http: bool = False
+    #: the cgroup folder whose ``memory.events`` tells an OOM kill (``ESS_CALLBACK_CGROUP_DIR``;
+    #: None: this process's own cgroup)
+    cgroup_dir: Path | None = None
 
     def __repr__(self) -> str:
         # The handle identifies a live execution; keep it out of logs like the credentials.
@@ -205,6 +208,9 @@ def resolve_settings(
         retry_seconds=float(retry_seconds),
         cancel_poll=cancel_poll,
         allow_http=allow_http,
+        cgroup_dir=Path(env["ESS_CALLBACK_CGROUP_DIR"])
+        if env.get("ESS_CALLBACK_CGROUP_DIR")
+        else None,
     )
 
 
@@ -221,6 +227,8 @@ class FlushSettings:
     allow_http: bool = False
     dry_run: bool = False
     outbox: Path = attrs.field(factory=lambda: default_outbox({}))
+    #: the server the credentials belong to (required with them): only its files are sent
+    base_url: str | None = None
 
     def secrets(self) -> list[str]:
         """The secret values held (for redaction)."""
@@ -230,6 +238,7 @@ class FlushSettings:
 def resolve_flush_settings(
     outbox: str | os.PathLike[str] | None = None,
     *,
+    base_url: str | None = None,
     username: str | None = None,
     password: str | None = None,
     token: str | None = None,
@@ -241,10 +250,26 @@ def resolve_flush_settings(
 ) -> FlushSettings:
     """Explicit values first, then ``ESS_*`` variables; ``ConfigurationError`` if malformed.
 
-    Nothing per file: each outbox file names its own base URL.
+    Nothing per file: each outbox file names its own base URL. With credentials, the base
+    URL of their server (*base_url*, else ``ESS_BASE_URL``) is required: they go nowhere else.
     """
     env = os.environ if env is None else env
     auth = auth_from_env(env, username=username, password=password, token=token)
+    allow_http = parse_bool(
+        env.get("ESS_CALLBACK_ALLOW_HTTP", ""),
+        setting="allow http",
+        variable="ESS_CALLBACK_ALLOW_HTTP",
+    )
+    server = None
+    if auth is not None:
+        raw_url = base_url if base_url is not None else (env.get("ESS_BASE_URL") or None)
+        if not raw_url:
+            raise ConfigurationError(
+                "base URL is missing: with credentials set, flush sends only the statuses "
+                "kept for their own server; set ESS_BASE_URL to it, e.g. "
+                "https://ess.example.com (statuses for other servers stay in the outbox)"
+            )
+        server = parse_base_url(raw_url, allow_http=allow_http)
     raw_media = media_type if media_type is not None else (env.get("ESS_MEDIA_TYPE") or None)
     try:
         media = parse_media_type(raw_media) if raw_media else DEFAULT_MEDIA_TYPE
@@ -269,11 +294,6 @@ def resolve_flush_settings(
             if raw
             else DEFAULT_RETRY_SECONDS
         )
-    allow_http = parse_bool(
-        env.get("ESS_CALLBACK_ALLOW_HTTP", ""),
-        setting="allow http",
-        variable="ESS_CALLBACK_ALLOW_HTTP",
-    )
     if dry_run is None:
         dry_run = parse_bool(
             env.get("ESS_CALLBACK_DRY_RUN", ""),
@@ -288,6 +308,7 @@ def resolve_flush_settings(
         allow_http=allow_http,
         dry_run=dry_run,
         outbox=outbox_folder(outbox, env),
+        base_url=server,
     )
 
 

@@ -24,12 +24,14 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 
+from . import _host
 from ._endings import ChildEnd, spawn_message
 from ._message import Redactor, signal_name
 from ._process_group import PYTHON_IGNORES, group_members, passed_signals
 from ._relay import LineReader, OutputPipe, TailBuffer, make_pipe, open_standard_fds, progress_fd
 from ._run_report import Reporter
 from ._signals import STOP_SIGNALS, give_back
+from ._spawn import exec_result, fork_exec, parent_death_available
 from ._status import Status
 
 if TYPE_CHECKING:
@@ -107,6 +109,10 @@ class Supervisor:
         self._group_done = False
         self._look_at_child = True  # set again by each SIGCHLD
         self._watcher: CancelWatcher | None = None
+        self._exec_pipe = -1  # a forked command's exec result (see _spawn.py)
+        #: the cgroup whose memory.events tells an OOM kill (SPEC 11)
+        self._cgroup = _host.cgroup_folder(settings.cgroup_dir)
+        self._oom_before: int | None = None
 
     # -- the whole run -------------------------------------------------------------------
     def run(self) -> int:
@@ -115,15 +121,20 @@ class Supervisor:
         try:
             open_standard_fds()
             self._install_signals()
+            # The lease before the command: from now on a kill is reported by a flush.
+            self.reporter.session.hold_lease("run", command=self.options.command, durable=False)
             try:
                 self._spawn()
             except OSError as exc:
                 self._spawn_error = exc
-                self.reporter.say(spawn_message(self._end()))
             else:
                 if self._on_started is not None:
                     self._on_started()
                 self.reporter.prepare()
+                self._spawn_error = self._exec_result()  # the sender is built meanwhile
+            if self._spawn_error is not None:
+                self.reporter.say(spawn_message(self._end()))
+            else:
                 self._start_watcher()
                 self._supervise()
             self._close_pipes()  # a daemon still writing now gets EPIPE, not a full pipe
@@ -154,21 +165,52 @@ class Supervisor:
             target = progress_fd()
             actions.append((os.POSIX_SPAWN_DUP2, write_end, target))
             env = {**self._environ, "ESS_CALLBACK_FD": str(target)}
-            self.pid = os.posix_spawnp(
-                opts.command[0],
-                list(opts.command),
-                env,
-                file_actions=actions,
-                setpgroup=0,
-                # Python ignores these; a child expects the defaults (as Popen restores them)
-                setsigdef=(signal.SIGPIPE, signal.SIGXFSZ, signal.SIGCHLD),
-            )
+            # Python ignores these; a child expects the defaults (as Popen restores them)
+            defaults = (signal.SIGPIPE, signal.SIGXFSZ, signal.SIGCHLD)
+            self._oom_before = _host.oom_kills(self._cgroup)
+            if parent_death_available():
+                # Forked, to die with the wrapper even when it is killed (see _spawn).
+                self.pid, self._exec_pipe = fork_exec(
+                    opts.command,
+                    env,
+                    [(a[1], a[2]) for a in actions],
+                    (*defaults, *self._old_handlers),
+                )
+            else:
+                self.pid = os.posix_spawnp(
+                    opts.command[0],
+                    list(opts.command),
+                    env,
+                    file_actions=actions,
+                    setpgroup=0,
+                    setsigdef=defaults,
+                )
         finally:
             for fd in child_ends:
                 os.close(fd)
+        lease = self.reporter.session.lease
+        if lease is not None:
+            lease.set_group(self.pid)
+            # In the background: a short job need not wait for the disk (the lease is
+            # removed at its end anyway); a long one has it on disk within moments.
+            threading.Thread(
+                target=lease.make_durable, name="ess-callback-lease", daemon=True
+            ).start()
         if opts.timeout is not None:
             self._deadline = time.monotonic() + opts.timeout
         log.info("started %s (pid %d)", " ".join(opts.command), self.pid)
+
+    def _exec_result(self) -> OSError | None:
+        """Wait until a forked command exec'd; when it could not, reap it and say why."""
+        if self._exec_pipe < 0:
+            return None
+        error = exec_result(self._exec_pipe)
+        self._exec_pipe = -1
+        if error is not None and self.pid is not None:
+            with contextlib.suppress(ChildProcessError):
+                os.waitpid(self.pid, 0)
+            self.pid = None
+        return error
 
     # -- the loop ------------------------------------------------------------------------
     def _supervise(self) -> None:
@@ -349,11 +391,21 @@ class Supervisor:
         tails = (relay.section() for relay in self._relays)
         return ChildEnd(
             command=self.options.command[0],
-            wait_status=self._wait_status,
+            wait_status=self._wait_status if self._spawn_error is None else None,
             spawn_error=self._spawn_error,
             stopped=self._stopping,
             tails=tuple(t for t in tails if t is not None),
+            out_of_memory=self._oom_fired(),
         )
+
+    def _oom_fired(self) -> bool:
+        """True when the command was killed by SIGKILL while the cgroup's ``oom_kill``
+        count rose."""
+        word = self._wait_status
+        if word is None or not os.WIFSIGNALED(word) or os.WTERMSIG(word) != signal.SIGKILL:
+            return False
+        after = _host.oom_kills(self._cgroup)
+        return self._oom_before is not None and after is not None and after > self._oom_before
 
     # -- helpers -------------------------------------------------------------------------
     def _start_watcher(self) -> None:
@@ -384,6 +436,10 @@ class Supervisor:
         self._old_wakeup = signal.set_wakeup_fd(self._wake_w, warn_on_full_buffer=False)
 
     def _cleanup(self) -> None:
+        if self._exec_pipe >= 0:
+            with contextlib.suppress(OSError):
+                os.close(self._exec_pipe)
+            self._exec_pipe = -1
         if self.pid is not None and self._wait_status is None:
             self._signal_group(signal.SIGKILL)  # never leave the job running
             with contextlib.suppress(ChildProcessError):

@@ -135,7 +135,9 @@ def test_wrong_credentials_keep_the_file_until_fixed(tmp_path: Path, box: Path) 
     with FakeScheduler(username="batch", password="right-pw") as ess:
         ess.submit(7, "handle-7")
         path = spool(box, ess.url, 7, "WARNING")
-        wrong = flush(env={"ESS_USERNAME": "batch", "ESS_PASSWORD": "old-pw"})
+        wrong = flush(
+            env={"ESS_USERNAME": "batch", "ESS_PASSWORD": "old-pw", "ESS_BASE_URL": ess.url}
+        )
         assert wrong.exit_code == 75
         assert "delivered 0, rejected 0, pending 1" in wrong.stdout
         assert "ESS_PASSWORD" in wrong.stderr and "old-pw" not in wrong.output
@@ -143,7 +145,9 @@ def test_wrong_credentials_keep_the_file_until_fixed(tmp_path: Path, box: Path) 
 
         secret = tmp_path / "pw"
         secret.write_text("right-pw\n")
-        fixed = flush(env={"ESS_USERNAME": "batch", "ESS_PASSWORD_FILE": str(secret)})
+        fixed = flush(
+            env={"ESS_USERNAME": "batch", "ESS_PASSWORD_FILE": str(secret), "ESS_BASE_URL": ess.url}
+        )
         assert fixed.exit_code == 0, fixed.output
         assert [c.status for c in ess.received] == [Status.WARNING]
         assert not path.exists()

@@ -522,6 +522,7 @@ def test_flush_uses_its_own_basic_credentials_and_media_type(
     secret.write_text(PASSWORD + "\n")
     monkeypatch.setenv("ESS_USERNAME", "batch")
     monkeypatch.setenv("ESS_PASSWORD_FILE", str(secret))
+    monkeypatch.setenv("ESS_BASE_URL", BASE)  # the server these credentials belong to
     monkeypatch.setenv("ESS_MEDIA_TYPE", "application/vnd.oracle.resource+json")
     spool(box, 9, message=f"echoed {PASSWORD}")
     responses.add(responses.POST, url(9), status=200)
@@ -541,6 +542,7 @@ def test_explicit_arguments_win_over_the_environment(
 ) -> None:
     """flush_outbox(token=...) and outbox= beat ESS_TOKEN and ESS_CALLBACK_OUTBOX."""
     monkeypatch.setenv("ESS_TOKEN", "from-env")
+    monkeypatch.setenv("ESS_BASE_URL", BASE)
     monkeypatch.setenv("ESS_CALLBACK_OUTBOX", str(box / "elsewhere"))
     spool(box, 4)
     responses.add(responses.POST, url(4), status=200)

@@ -554,7 +554,10 @@ def test_a_full_disk_is_reported_naming_the_folder_and_leaves_no_temp_file(
     assert f"cannot write to outbox folder {outbox}: No space left on device" in proc.stderr
     assert "SUCCESS status is lost" in proc.stderr
     assert "Traceback" not in proc.stderr
-    assert list(outbox.iterdir()) == []
+    # Nothing anywhere in the outbox: no entry, no temp file, and no lease (its write
+    # failed on the same full disk, and said so).
+    assert [p for p in outbox.rglob("*") if p.is_file()] == []
+    assert "nothing will report it" in proc.stderr
 
 
 @pytest.mark.skipif(os.geteuid() == 0, reason="root writes into a 0500 folder anyway")
@@ -578,3 +581,137 @@ def test_send_with_a_read_only_outbox_says_so_and_keeps_its_exit_code(tmp_path: 
     assert proc.returncode == 1
     assert f"cannot write to outbox folder {outbox}" in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+# -- jobs killed at random points ------------------------------------------------------------
+#: a Python job that says when its block runs, works a moment, then ends as asked
+KILLABLE_JOB = """
+import sys, time
+from ess_callback import BusinessError, DeliveryError, JobExecution
+
+end, pause = sys.argv[1], float(sys.argv[2])
+try:
+    with JobExecution(update_interval=0) as job:
+        print("inside", flush=True)
+        time.sleep(pause)
+        if end == "WARNING":
+            job.warn("2 rows skipped")
+        elif end == "ERROR":
+            raise RuntimeError("disk on fire")
+        elif end == "BUSINESS_ERROR":
+            raise BusinessError("period closed")
+except (DeliveryError, RuntimeError):
+    pass
+"""
+
+
+def start_killable(
+    kind: str, end: str, pause: float, env: dict[str, str], script: Path
+) -> subprocess.Popen[str]:
+    """A job that prints "inside" once its execution started (its lease is written)."""
+    if kind == "python":
+        argv = [sys.executable, str(script), end, f"{pause:.3f}"]
+    else:
+        options, command, _code = RUN_JOBS[end]
+        argv = [
+            SCRIPT,
+            "run",
+            *options,
+            "--",
+            "sh",
+            "-c",
+            f"echo inside; sleep {pause:.3f}; {command}",
+        ]
+    return subprocess.Popen(
+        argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True
+    )
+
+
+def test_a_hundred_jobs_killed_at_random_points_are_each_reported_once(tmp_path: Path) -> None:
+    """100 jobs (Python and ``run``), half of them killed with SIGKILL at a random point of
+    their life, against a scheduler failing 30% of calls at random: after one flush every
+    execution has exactly one final status, none lost, none contradicted."""
+    import random
+
+    rng = random.Random(20261204)
+    outbox = tmp_path / "outbox"
+    script = tmp_path / "job.py"
+    script.write_text(textwrap.dedent(KILLABLE_JOB))
+    jobs = {
+        rid: (
+            "python" if rid % 2 else "run",
+            ENDS[rid % len(ENDS)],
+            rng.uniform(0.0, 0.3),  # how long the job works once started
+            rng.uniform(0.0, 0.6) if rng.random() < 0.5 else None,  # when it is killed
+        )
+        for rid in range(1, 101)
+    }
+    started = time.monotonic()
+    with FakeScheduler(auto_submit=True) as fake:
+        fake.chaos(0.3, seed=20261204)
+        rids = sorted(jobs)
+        for wave in range(0, len(rids), 25):  # 25 at once: bounded memory on a small host
+            procs: dict[int, subprocess.Popen[str]] = {}
+            for rid in rids[wave : wave + 25]:
+                kind, end, pause, _kill = jobs[rid]
+                env = job_env(fake.url, outbox, rid, ESS_CALLBACK_RETRY_SECONDS="1")
+                procs[rid] = start_killable(kind, end, pause, env, script)
+            born = {}
+            for rid, proc in procs.items():
+                assert proc.stdout is not None
+                assert proc.stdout.readline() == "inside\n", f"job {rid} never started"
+                born[rid] = time.monotonic()
+            for rid in sorted(procs, key=lambda r: jobs[r][3] or 0.0):
+                kill = jobs[rid][3]
+                if kill is None:
+                    continue
+                left = born[rid] + kill - time.monotonic()
+                if left > 0:
+                    time.sleep(left)  # the random point of its life where it is killed
+                procs[rid].send_signal(signal.SIGKILL)
+            for proc in procs.values():
+                proc.communicate(timeout=120)
+        jobs_seconds = time.monotonic() - started
+        leases_left = len(list((outbox / "running").glob("*.json")))
+        kept_before = len(kept(outbox))
+        fake.chaos(0)  # the scheduler recovers; one flush
+        flushed = run_flush(outbox)
+        assert flushed.returncode in (0, 1), flushed.stderr
+        received = fake.received
+        faults = sum(1 for r in fake.requests if r.answer is None or r.answer >= 500)
+
+    assert list((outbox / "running").glob("*.json")) == [], "a lease was left behind"
+    assert kept(outbox) == [], "a status is still pending"
+    finals: dict[int, set[Status]] = {}
+    for c in received:
+        if c.status is not Status.UPDATE:
+            assert c.request_id is not None
+            finals.setdefault(c.request_id, set()).add(c.status)
+    assert sorted(finals) == rids, f"lost: {sorted(set(rids) - set(finals))}"
+    for rid, (_kind, end, _pause, kill) in jobs.items():
+        assert len(finals[rid]) == 1, f"request {rid} got contradicting ends: {finals[rid]}"
+        (status,) = finals[rid]
+        # A job killed before its end was safe is reported dead: ERROR.
+        assert status in ({Status(end)} if kill is None else {Status(end), Status.ERROR})
+    # Anything ESS refused was a second report of an execution it had already ended.
+    refused = list((outbox / "rejected").glob("*.json")) if (outbox / "rejected").exists() else []
+    assert all(read_entry(p).request_id in finals for p in refused)
+    dead = (
+        int(re.search(r"(\d+) dead execution", flushed.stdout).group(1))
+        if "dead" in flushed.stdout
+        else 0
+    )
+    figures(
+        "100 jobs killed at random",
+        jobs=len(jobs),
+        killed=sum(1 for j in jobs.values() if j[3] is not None),
+        http_faults=faults,
+        leases_left_by_the_dead=leases_left,
+        kept_by_jobs=kept_before,
+        dead_reported=dead,
+        refused_as_already_ended=len(refused),
+        lost=0,
+        contradicting=0,
+        seconds=f"{time.monotonic() - started:.1f}",
+        jobs_seconds=f"{jobs_seconds:.1f}",
+    )

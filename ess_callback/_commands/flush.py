@@ -36,7 +36,10 @@ def flush(outbox: str | None, dry_run: bool | None, verbose: int, quiet: bool) -
 
     Each goes to the base URL it was meant for, with the credentials of this environment
     (ESS_USERNAME + ESS_PASSWORD(_FILE) or ESS_TOKEN(_FILE); ESS_CA_BUNDLE, ESS_MEDIA_TYPE,
-    ESS_CALLBACK_RETRY_SECONDS). Delivered files are deleted; refused ones (400, 403, 404)
+    ESS_CALLBACK_RETRY_SECONDS); with credentials, only the files for ESS_BASE_URL's
+    server are sent, the others wait for their own server's settings. First, each job of
+    this host that died without reporting (a lease in running/ whose process is gone) is
+    reported as ERROR. Delivered files are deleted; refused ones (400, 403, 404)
     move to rejected/, unreadable ones to corrupt/; 401 or an unreachable scheduler keep
     them. Safe to run concurrently and from cron. Prints one summary line. Exit 0 all
     delivered (or nothing to do), 1 something was rejected or unreadable, 75 something is

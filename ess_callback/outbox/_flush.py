@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Mapping
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -19,9 +20,11 @@ import attrs
 
 from .. import _recording
 from .._errors import AuthenticationError, DeliveryError, RejectedError
-from .._message import Redactor
+from .._message import DEFAULT_MAX_MESSAGE_BYTES, Redactor, truncate_message
 from .._settings import FlushSettings, parse_base_url, resolve_flush_settings
-from . import _outbox
+from .._status import Status
+from .._url import split_url
+from . import _leases, _outbox
 from ._flush_report import (
     CORRUPT,
     DELIVERED,
@@ -42,6 +45,45 @@ log = logging.getLogger("ess_callback")
 STALE_TEMP_SECONDS = 3600.0
 #: 4xx answers that a later retry may turn around: the flush's own setup is at fault
 FIXABLE_STATUSES = frozenset({401, 407, 415})
+#: a final status sent this long after it was kept says when the job ended (SPEC 11)
+LATE_SECONDS = 60.0
+LATE_STATUSES = frozenset({Status.ERROR, Status.BUSINESS_ERROR, Status.WARNING})
+DEFAULT_PORTS = {"https": 443, "http": 80}
+
+
+def origin(url: str) -> tuple[str, str, int | None]:
+    """Scheme, host and port of *url* (the port its scheme's default when absent)."""
+    parts = split_url(url)
+    port = parts.port if parts.port is not None else DEFAULT_PORTS.get(parts.scheme)
+    return parts.scheme, parts.host.lower(), port
+
+
+def shown_origin(url: str) -> str:
+    """``https://other.example.com``: the scheme, host and port of *url*, as written."""
+    parts = split_url(url)
+    host = f"[{parts.host}]" if parts.bracketed else parts.host
+    port = f":{parts.port}" if parts.port is not None else ""
+    return f"{parts.scheme}://{host}{port}"
+
+
+def late_message(entry: OutboxEntry, message: str | None) -> str | None:
+    """An ERROR, BUSINESS_ERROR or WARNING sent more than LATE_SECONDS after it was kept
+    ends with `` [ended <UTC time>; reported late]``, within the message's byte limit (the
+    text is cut, never the suffix). ESS ignores the message of SUCCESS and CANCEL."""
+    if entry.status not in LATE_STATUSES or entry.created is None:
+        return message
+    try:
+        created = datetime.fromisoformat(entry.created)
+    except ValueError:
+        return message
+    if created.tzinfo is None:
+        created = created.replace(tzinfo=timezone.utc)
+    if (datetime.now(timezone.utc) - created).total_seconds() <= LATE_SECONDS:
+        return message
+    when = created.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    suffix = f" [ended {when}; reported late]"
+    room = DEFAULT_MAX_MESSAGE_BYTES - len(suffix.encode("utf-8"))
+    return truncate_message(message or "", room) + suffix
 
 
 def _rejection(error: DeliveryError) -> dict[str, Any]:
@@ -78,6 +120,13 @@ class _Flush:
                 allow_http=self.config.allow_http,
             )
         return self.clients[base_url]
+
+    def other_server(self, base_url: str) -> str | None:
+        """The origin of *base_url* when credentials are set and it is not theirs, else None."""
+        if self.config.auth is None or self.config.base_url is None:
+            return None
+        theirs = origin(base_url)
+        return None if theirs == origin(self.config.base_url) else shown_origin(base_url)
 
     def close(self) -> None:
         for held in self.held:
@@ -131,6 +180,13 @@ class _Flush:
         if stop is not None:
             log.info("%s kept, not tried: %s", path.name, stop)
             return FlushResult(path, PENDING, entry, now_at=path, reason=f"not tried: {stop}")
+        server = self.other_server(entry.base_url)
+        if server is not None:
+            # Credentials go only to their own server (SPEC 6): this one waits for a flush
+            # with that server's settings, untouched.
+            log.info("%s kept: it is for another server, %s", path.name, server)
+            why = f"for another server, {server}"
+            return FlushResult(path, PENDING, entry, now_at=path, reason=why, server=server)
         try:
             parse_base_url(entry.base_url, allow_http=self.config.allow_http)
         except ValueError as exc:
@@ -138,6 +194,7 @@ class _Flush:
             log.warning("%s kept: %s", path.name, exc)
             return FlushResult(path, PENDING, entry, now_at=path, reason=str(exc))
         message = self.redact(entry.message) if entry.message else entry.message
+        message = late_message(entry, message)
         try:
             outcome = self.client(entry.base_url).post_status(
                 entry.request_id,
@@ -203,14 +260,17 @@ class _Flush:
         return FlushResult(path, PENDING, entry, now_at=path, reason=str(error), error=error)
 
 
-def _dry_run(paths: list[Path]) -> list[FlushResult]:
+def _dry_run(paths: list[Path], dead: list[_leases.DeadExecution]) -> list[FlushResult]:
     """What a flush would send, through the dry-run sender (or the test recorder, when one
-    is active); no file is claimed or touched."""
+    is active); no file is claimed or touched, no process stopped."""
     from .._recording import active_recorder
     from .._seam import DryRunSender, RecordingSender, Sender
 
     recorder = active_recorder()
     sender: Sender = DryRunSender() if recorder is None else RecordingSender(recorder)
+    for found in dead:
+        log.info("%s is a dead execution; it would be reported", found.lease.path.name)
+        sender.send(found.callback, final=True)
     results = []
     for path in paths:
         try:
@@ -260,6 +320,7 @@ def _check_folder(folder: Path, *, write: bool = True) -> list[Path] | None:
 def flush_outbox(
     outbox: str | os.PathLike[str] | None = None,
     *,
+    base_url: str | None = None,
     username: str | None = None,
     password: str | None = None,
     token: str | None = None,
@@ -274,6 +335,13 @@ def flush_outbox(
     *outbox* defaults to ``ESS_CALLBACK_OUTBOX``, else ``$XDG_STATE_HOME/ess-callback/outbox``.
     Credentials, CA bundle, media type and retry budget are the explicit values, else the
     ``ESS_*`` variables of *env* (default ``os.environ``) — never anything from the files.
+    With credentials, *base_url* (else ``ESS_BASE_URL``) is required, and only the files
+    for its scheme, host and port are sent: the others wait for a flush with their own
+    server's settings. Without credentials, each file goes to its own base URL.
+
+    First, each dead execution of this host (a lease in ``running/`` whose process is gone,
+    SPEC 11) has what is left of it stopped and becomes an ERROR entry, sent with the rest;
+    ``report.dead_reported`` counts them.
     Raises ``ConfigurationError`` for malformed settings and ``OutboxError`` when the folder
     cannot be read or written; every per-file trouble ends up in the report instead.
 
@@ -284,6 +352,7 @@ def flush_outbox(
     """
     config = resolve_flush_settings(
         outbox,
+        base_url=base_url,
         username=username,
         password=password,
         token=token,
@@ -300,7 +369,14 @@ def flush_outbox(
     if paths is None:
         return FlushReport(folder, existed=False, dry_run=config.dry_run)
     if config.dry_run:
-        return FlushReport(folder, tuple(_dry_run(paths)), dry_run=True)
+        dead = _leases.find_dead(folder)
+        return FlushReport(
+            folder, tuple(_dry_run(paths, dead)), dry_run=True, dead_reported=len(dead)
+        )
+    # The dead first: each becomes an ERROR entry of the outbox, sent below like any other.
+    dead = _leases.report_dead(folder)
+    if dead:
+        paths = _check_folder(folder) or []
     removed = _outbox.remove_stale_temp_files(folder, older_than=STALE_TEMP_SECONDS)
     if removed:
         log.info("removed %d temp file(s) left by interrupted writers", removed)
@@ -311,4 +387,4 @@ def flush_outbox(
             results.append(flush.one(path))
     finally:
         flush.close()
-    return FlushReport(folder, tuple(results))
+    return FlushReport(folder, tuple(results), dead_reported=len(dead))

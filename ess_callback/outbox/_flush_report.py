@@ -32,6 +32,8 @@ class FlushResult:
     #: why it was not delivered
     reason: str | None = None
     error: BaseException | None = attrs.field(default=None, eq=False, repr=False)
+    #: the server it is for, when kept because the credentials are another server's
+    server: str | None = None
 
 
 @attrs.frozen
@@ -44,6 +46,8 @@ class FlushReport:
     existed: bool = True
     #: True when nothing was sent: ``pending`` lists what would have been
     dry_run: bool = False
+    #: dead executions (SPEC 11) reported as ERROR: each became an entry of ``results``
+    dead_reported: int = 0
 
     def _pick(self, result: str) -> list[FlushResult]:
         return [r for r in self.results if r.result == result]
@@ -86,21 +90,40 @@ class FlushReport:
             return EXIT_TEMPFAIL
         return EXIT_OK
 
+    @property
+    def other_servers(self) -> dict[str, int]:
+        """Server -> how many files were kept because the credentials are not theirs."""
+        counts: dict[str, int] = {}
+        for result in self.pending:
+            if result.server is not None:
+                counts[result.server] = counts.get(result.server, 0) + 1
+        return counts
+
     def summary(self) -> str:
         """One line for the operator."""
         if not self.existed:
             return f"no outbox at {self.outbox}: nothing to send"
+        if self.dry_run:
+            if not self.results and not self.dead_reported:
+                return f"outbox {self.outbox} is empty: nothing to send"
+            dead = f", {self.dead_reported} dead execution(s)" if self.dead_reported else ""
+            return (
+                f"dry run: would send {len(self.pending) + self.dead_reported}{dead}, "
+                f"{len(self.corrupt)} unreadable, nothing sent or changed (outbox {self.outbox})"
+            )
         if not self.results:
             return f"outbox {self.outbox} is empty: nothing to send"
-        if self.dry_run:
-            return (
-                f"dry run: would send {len(self.pending)}, {len(self.corrupt)} unreadable, "
-                f"nothing sent or changed (outbox {self.outbox})"
-            )
         text = (
             f"delivered {len(self.delivered)}, rejected {len(self.rejected)}, "
             f"pending {len(self.pending)} (outbox {self.outbox})"
         )
+        if self.dead_reported:
+            text += (
+                f"; {self.dead_reported} dead execution(s) reported as ERROR "
+                "(the job ended without reporting)"
+            )
+        for server, count in self.other_servers.items():
+            text += f"; {count} kept for another server, {server}: flush them with its settings"
         if self.corrupt:
             text += f"; {len(self.corrupt)} unreadable moved to {self.outbox / CORRUPT_FOLDER}"
         if self.elsewhere:

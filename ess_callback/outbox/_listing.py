@@ -6,6 +6,7 @@ import os
 from collections.abc import Mapping
 
 from .._settings import outbox_folder
+from ._leases import LeaseRecord, lease_paths, read_lease
 from ._outbox import OutboxEntry, OutboxError, entry_paths, read_entry
 
 
@@ -30,3 +31,18 @@ def list_outbox(
         except (OSError, ValueError):
             continue
     return entries
+
+
+def list_leases(
+    outbox: str | os.PathLike[str] | None = None, *, env: Mapping[str, str] | None = None
+) -> list[LeaseRecord]:
+    """The leases of running executions in the outbox's ``running/`` (SPEC 11), oldest
+    first (unreadable files left out); nothing is checked or changed."""
+    folder = outbox_folder(outbox, env)
+    leases = []
+    for path in lease_paths(folder):
+        try:
+            leases.append(read_lease(path))
+        except (OSError, ValueError):
+            continue
+    return leases

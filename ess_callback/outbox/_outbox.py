@@ -15,7 +15,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import secrets
 import time
 from datetime import datetime, timezone
 from pathlib import Path
@@ -94,9 +93,12 @@ def ensure_folder(path: Path) -> Path:
     return path
 
 
-def _write_temp(folder: Path, name: str, data: dict[str, Any], *, lock: bool) -> tuple[Path, int]:
-    """Write *data* to a fresh temp file next to ``folder/name``; return it and its open fd."""
-    tmp = folder / f".{name}.{secrets.token_hex(4)}{TMP_SUFFIX}"
+def _write_temp(
+    folder: Path, name: str, data: dict[str, Any], *, lock: bool, durable: bool = True
+) -> tuple[Path, int]:
+    """Write *data* to a fresh temp file next to ``folder/name``; return it and its open fd
+    (synced to disk unless not *durable*)."""
+    tmp = folder / f".{name}.{os.urandom(4).hex()}{TMP_SUFFIX}"
     payload = (json.dumps(data, indent=2, sort_keys=True) + "\n").encode("utf-8")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
     try:
@@ -108,7 +110,8 @@ def _write_temp(folder: Path, name: str, data: dict[str, Any], *, lock: bool) ->
         while view:
             written = os.write(fd, view)
             view = view[written:]
-        os.fsync(fd)
+        if durable:
+            os.fsync(fd)
     except BaseException:
         os.close(fd)
         with contextlib.suppress(OSError):
@@ -117,15 +120,18 @@ def _write_temp(folder: Path, name: str, data: dict[str, Any], *, lock: bool) ->
     return tmp, fd
 
 
-def _install(folder: Path, name: str, data: dict[str, Any], *, lock: bool) -> tuple[Path, int]:
+def _install(
+    folder: Path, name: str, data: dict[str, Any], *, lock: bool, durable: bool = True
+) -> tuple[Path, int]:
     ensure_folder(folder)
     final = folder / name
     tmp: Path | None = None
     try:
-        tmp, fd = _write_temp(folder, name, data, lock=lock)
+        tmp, fd = _write_temp(folder, name, data, lock=lock, durable=durable)
         try:
             os.replace(tmp, final)
-            fsync_dir(folder)
+            if durable:
+                fsync_dir(folder)
         except BaseException:
             os.close(fd)
             raise
@@ -137,11 +143,22 @@ def _install(folder: Path, name: str, data: dict[str, Any], *, lock: bool) -> tu
     return final, fd
 
 
-def write_atomic(folder: Path, name: str, data: dict[str, Any]) -> Path:
-    """Write *data* as ``folder/name`` so that a reader sees all of it or nothing."""
-    final, fd = _install(folder, name, data, lock=False)
+def write_atomic(folder: Path, name: str, data: dict[str, Any], *, durable: bool = True) -> Path:
+    """Write *data* as ``folder/name`` so that a reader sees all of it or nothing; with
+    *durable* (the default) it is on disk too before this returns (else see ``make_durable``)."""
+    final, fd = _install(folder, name, data, lock=False, durable=durable)
     os.close(fd)
     return final
+
+
+def make_durable(path: Path) -> None:
+    """Put a file written with ``durable=False`` on disk: its bytes, then its name."""
+    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    fsync_dir(path.parent)
 
 
 def spool(
@@ -151,16 +168,18 @@ def spool(
     base_url: str | None,
     attempts: int,
     error: BaseException | None,
+    name: str | None = None,
 ) -> Path:
     """Keep one undelivered final callback in the outbox; return the file written.
 
     File names start with the creation time in nanoseconds, so sorting by name is
-    oldest first.
+    oldest first. A given *name* (a dead execution's, made from its lease) replaces a file
+    of that name: writing the same entry twice keeps one.
     """
     now_ns = time.time_ns()
-    name = (
+    name = name or (
         f"{now_ns:020d}-{callback.request_id or 0}-{callback.status.value.lower()}-"
-        f"{secrets.token_hex(3)}{SUFFIX}"
+        f"{os.urandom(3).hex()}{SUFFIX}"
     )
     record = {
         "format": FORMAT_VERSION,

@@ -1,0 +1,136 @@
+"""Starting ``run``'s command so that it dies with the wrapper (Linux: parent-death signal).
+
+``posix_spawn`` cannot ask the kernel for a parent-death signal, which only the child
+itself can set (``prctl(PR_SET_PDEATHSIG)``) between fork and exec. So on Linux, in a
+wrapper with one thread (a fork of a threaded process may deadlock in the child), the
+command is forked: the child puts itself in its own process group, takes its file
+descriptors and default signal dispositions, asks for SIGKILL on its parent's death,
+makes sure that parent is still there, and execs. It reports an exec failure's errno
+through a close-on-exec pipe, as ``subprocess`` does. Elsewhere, or with other threads
+running, ``posix_spawn`` starts it as before (no parent-death signal).
+
+The kernel sends the signal when the *thread* that forked ends: ``run`` forks from its
+main thread, which lives as long as the wrapper.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import os
+import signal
+import sys
+from collections.abc import Callable, Iterable, Sequence
+
+from . import _host
+
+PR_SET_PDEATHSIG = 1
+
+
+def parent_death_available() -> bool:
+    """True when the command can be started with a parent-death signal here and now."""
+    return sys.platform.startswith("linux") and _host.thread_count() == 1
+
+
+def fork_exec(
+    argv: Sequence[str],
+    env: dict[str, str],
+    dups: Iterable[tuple[int, int]],
+    default_signals: Iterable[int],
+) -> tuple[int, int]:
+    """Fork and exec *argv* in a process group of its own, with SIGKILL as its
+    parent-death signal; return its pid and the read end of the exec-result pipe (for
+    :func:`exec_result`). *dups* are ``(fd, target)`` pairs; *default_signals* are set to
+    their default action in the child."""
+    dups = list(dups)
+    resets = list(default_signals)
+    parent = os.getpid()
+    set_death_signal = _prctl()  # looked up here: an import in the child costs far more
+    read_end, write_end = os.pipe()  # both close-on-exec: the write end closes at exec
+    # No signal runs a handler of ours in the child before it resets them.
+    old_mask = signal.pthread_sigmask(signal.SIG_BLOCK, signal.valid_signals())
+    try:
+        pid = os.fork()
+        if pid == 0:  # pragma: no cover  (the child: measured by its effects)
+            _child(argv, env, dups, resets, parent, old_mask, write_end, set_death_signal)
+    except BaseException:
+        os.close(read_end)
+        os.close(write_end)
+        raise
+    finally:
+        if os.getpid() == parent:
+            signal.pthread_sigmask(signal.SIG_SETMASK, old_mask)
+    os.close(write_end)
+    # As the child does, so that the group exists whichever runs first; an error means
+    # that the child exec'd (it did it itself) or died (exec_result says why).
+    with contextlib.suppress(OSError):
+        os.setpgid(pid, pid)
+    return pid, read_end
+
+
+def _child(
+    argv: Sequence[str],
+    env: dict[str, str],
+    dups: list[tuple[int, int]],
+    resets: list[int],
+    parent: int,
+    old_mask: Iterable[int],
+    report: int,
+    set_death_signal: Callable[[], object] | None,
+) -> None:  # pragma: no cover  (runs in the child only)
+    code = 127
+    try:
+        os.setpgid(0, 0)
+        for fd, target in dups:
+            os.dup2(fd, target)
+        for signum in resets:
+            with contextlib.suppress(OSError, ValueError):
+                signal.signal(signum, signal.SIG_DFL)
+        if set_death_signal is not None:
+            # Without it the command still runs; the next flush stops what is left.
+            set_death_signal()
+        if os.getppid() != parent:  # the wrapper died before the signal was asked for
+            code = 128 + int(signal.SIGKILL)
+            raise SystemExit
+        signal.pthread_sigmask(signal.SIG_SETMASK, old_mask)
+        os.execvpe(argv[0], list(argv), env)
+    except OSError as exc:
+        with contextlib.suppress(OSError):
+            os.write(report, str(exc.errno or 0).encode("ascii"))
+    except BaseException:
+        pass
+    os._exit(code)
+
+
+def _prctl() -> Callable[[], object] | None:
+    """A call that sets SIGKILL as this process's parent-death signal, or None."""
+    global _death_signal
+    if _death_signal is None:
+        try:
+            import ctypes
+
+            prctl = ctypes.CDLL(None, use_errno=True).prctl
+        except (ImportError, OSError, AttributeError):
+            return None
+        _death_signal = functools.partial(prctl, PR_SET_PDEATHSIG, int(signal.SIGKILL), 0, 0, 0)
+    return _death_signal
+
+
+_death_signal: Callable[[], object] | None = None
+
+
+def exec_result(read_end: int) -> OSError | None:
+    """Wait until the forked child exec'd (None) or failed to (the error); closes the pipe."""
+    data = b""
+    try:
+        while True:
+            chunk = os.read(read_end, 64)
+            if not chunk:
+                break
+            data += chunk
+    finally:
+        os.close(read_end)
+    if not data:
+        return None
+    number = int(data)
+    return OSError(number, os.strerror(number))
