@@ -90,12 +90,23 @@ Auth = BasicAuth | BearerAuth
 
 
 def auth_secrets(auth: object) -> list[str]:
-    """The secret values an auth object holds (for redaction)."""
+    """The secret values an auth object holds."""
     if isinstance(auth, BasicAuth):
         return [auth.password]
     if isinstance(auth, BearerAuth):
         return [auth.token]
     return []
+
+
+def redaction_secrets(auth: object) -> list[str]:
+    """What a redactor must hide for *auth*: its secrets and, for Basic, also
+    ``username:password``, whose base64 form is what the ``Authorization`` header carries
+    (and what ``curl -v`` prints)."""
+    if isinstance(auth, tuple) and len(auth) == 2 and all(isinstance(p, str) for p in auth):
+        return [auth[1], f"{auth[0]}:{auth[1]}"]
+    if isinstance(auth, BasicAuth):
+        return [auth.password, f"{auth.username}:{auth.password}"]
+    return auth_secrets(auth)
 
 
 def read_secret_file(path: str, *, setting: str, variable: str) -> str:

@@ -33,8 +33,8 @@ from ._credentials import Auth as Auth
 from ._credentials import BasicAuth as BasicAuth
 from ._credentials import BearerAuth as BearerAuth
 from ._credentials import auth_from_env as auth_from_env
-from ._credentials import auth_secrets
 from ._credentials import read_secret_file as read_secret_file
+from ._credentials import redaction_secrets
 from ._credentials import secret_from_env as secret_from_env
 from ._errors import ConfigurationError
 from ._url import UrlParts, split_url
@@ -69,7 +69,7 @@ class Settings:
 
     def secrets(self) -> list[str]:
         """The secret values these settings hold (for redaction)."""
-        return auth_secrets(self.auth)
+        return redaction_secrets(self.auth)
 
 
 def default_outbox(env: Mapping[str, str]) -> Path:
@@ -224,7 +224,7 @@ class FlushSettings:
 
     def secrets(self) -> list[str]:
         """The secret values held (for redaction)."""
-        return auth_secrets(self.auth)
+        return redaction_secrets(self.auth)
 
 
 def resolve_flush_settings(
@@ -322,7 +322,7 @@ class WatchSettings:
 
     def secrets(self) -> list[str]:
         """The secret values held (for redaction)."""
-        return auth_secrets(self.auth)
+        return redaction_secrets(self.auth)
 
 
 def _checked_http_parts(url: str) -> UrlParts | None:

@@ -15,15 +15,19 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, ClassVar
 from urllib.parse import quote, urlsplit
 
+from .._answers import proxy_text, tls_text
 from .._checks import check_ca_bundle
 from .._client import _network_reason, error_for_response, new_session
+from .._credentials import redaction_secrets
 from .._errors import (
     ConfigurationError,
     DeliveryError,
     EssCallbackError,
     SchedulerUnavailableError,
 )
+from .._message import Redactor
 from .._settings import BasicAuth, BearerAuth
+from .._transport import Answer, exchange
 from .._url import parse_base_url
 from ._state import JobStatus, MalformedAnswerError
 
@@ -78,6 +82,13 @@ class HttpReader(abc.ABC):
         self.credential_hint = credential_hint or "check the credentials given to the reader"
         self._auth = auth
         self._headers = dict(headers or {})
+        #: hides the credentials (and a token header's value) in what a server quotes back
+        self.redact = Redactor(
+            [
+                *redaction_secrets(auth),
+                *(v for k, v in self._headers.items() if _is_secret_header(k)),
+            ]
+        )
         self._session: requests.Session | None = None
 
     def __repr__(self) -> str:
@@ -116,15 +127,39 @@ class HttpReader(abc.ABC):
         """Turn a decoded answer body into a ``JobStatus``."""
 
     def _get_json(self, url: str) -> Any:
+        response = self.request("GET", url)
+        if not 200 <= response.status_code < 300:
+            raise self._error(response)
+        try:
+            return json.loads(response.body.decode("utf-8"))
+        except (UnicodeDecodeError, ValueError):
+            excerpt = " ".join(response.body.decode("utf-8", "replace").split())[:120]
+            raise MalformedAnswerError(
+                f"{self.api} at {self.base_url} answered {response.status_code} with a body "
+                f"that is not JSON: {self.redact(excerpt)!r}"
+            ) from None
+
+    def request(self, method: str, url: str, **kwargs: Any) -> Answer:
+        """One exchange with the API, within ``timeout`` seconds, its body capped; a typed
+        error when no answer came."""
         import requests
 
         try:
-            response = self.session.get(
+            return exchange(
+                self.session,
+                method,
                 url,
-                timeout=self.timeout,
+                seconds=self.timeout,
                 verify=self.ca_bundle or True,
-                allow_redirects=False,
+                **kwargs,
             )
+        except requests.exceptions.SSLError as exc:
+            text = tls_text(exc, self.base_url, self.ca_bundle)
+            text = text.replace("the scheduler", self.api).replace("ESS_BASE_URL", "the URL")
+            raise SchedulerUnavailableError(self.redact(text), attempts=1) from None
+        except requests.exceptions.ProxyError as exc:
+            text = proxy_text(exc, url).replace("the scheduler", self.api)
+            raise SchedulerUnavailableError(self.redact(text), attempts=1) from None
         except requests.ConnectionError as exc:
             if name_not_resolved(exc):
                 host = urlsplit(url).hostname or url
@@ -133,7 +168,7 @@ class HttpReader(abc.ABC):
                     host=host,
                 ) from None
             raise SchedulerUnavailableError(
-                f"cannot reach {self.api} at {self.base_url}: {_network_reason(exc)}",
+                f"cannot reach {self.api} at {self.base_url}: {self.redact(_network_reason(exc))}",
                 attempts=1,
             ) from None
         except requests.Timeout as exc:
@@ -150,30 +185,22 @@ class HttpReader(abc.ABC):
             # requests raises a bare OSError for an unusable CA bundle (REQUESTS_CA_BUNDLE):
             # not transient, so not SchedulerUnavailableError, and never a traceback.
             raise EssCallbackError(
-                f"cannot read from {self.api} at {self.base_url}: {exc}"
-            ) from None
-        if not 200 <= response.status_code < 300:
-            raise self._error(response)
-        try:
-            return json.loads(response.content.decode("utf-8"))
-        except (UnicodeDecodeError, ValueError):
-            excerpt = " ".join(response.content.decode("utf-8", "replace").split())[:120]
-            raise MalformedAnswerError(
-                f"{self.api} at {self.base_url} answered {response.status_code} with a body "
-                f"that is not JSON: {excerpt!r}"
+                f"cannot read from {self.api} at {self.base_url}: {exc.strerror or exc}"
             ) from None
 
-    def _error(self, response: requests.Response) -> DeliveryError:
+    def _error(self, response: Answer) -> DeliveryError:
         """The typed error for a non-2xx answer, worded for this API."""
         return error_for_response(
             response.status_code,
-            response.reason or "",
-            response.content,
+            response.reason,
+            response.body,
             attempts=1,
             server=self.api,
             credential_hint=self.credential_hint,
             forbidden_hint=self.credential_hint,
             redirect_fix="use the final address",
+            location=response.headers.get("Location"),
+            redact=self.redact,
         )
 
     def _malformed(self, why: str, body: Any) -> MalformedAnswerError:
@@ -220,6 +247,11 @@ def name_not_resolved(exc: BaseException) -> bool:
                 stack.append(reason)
     text = str(exc).lower()
     return any(marker in text for marker in _NOT_RESOLVED)
+
+
+def _is_secret_header(name: str) -> bool:
+    lowered = name.lower()
+    return any(word in lowered for word in ("token", "auth", "key", "secret", "password"))
 
 
 def auth_object(auth: Any) -> Any:

@@ -1,0 +1,211 @@
+"""Hostile servers (issue 14, SPEC 2, 3 and 5): bounded time and memory against endless,
+huge and dripping answers, and no secret echoed back by a gateway reaches any output."""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import subprocess
+import sys
+import time
+import tracemalloc
+from pathlib import Path
+
+import pytest
+from cli_runner import cli_runner
+from helpers import outbox_files
+from hostile import HostileServer, drip, echoing_gateway, endless_chunked, huge_body
+
+from ess_callback import DeliveryError, SchedulerClient, Status
+from ess_callback._client import RetryPolicy
+from ess_callback.cli import main
+from ess_callback.watch import EssReader
+
+pytestmark = pytest.mark.integration
+
+TOKEN = "tok-5ecret-Value"
+PASSWORD = "pa ss/wörd+?&"
+WRAPPER = os.path.join(os.path.dirname(sys.executable), "ess-callback")
+QUICK = RetryPolicy(attempts=2, budget=3, timeout=2, backoff=0.01)
+
+
+def forms_of(secret: str, user: str = "ops") -> list[str]:
+    """The forms a secret must never appear in: literal, base64 Basic, URL-encoded."""
+    from urllib.parse import quote, quote_plus
+
+    pair = f"{user}:{secret}".encode()
+    return [
+        secret,
+        base64.b64encode(pair).decode(),
+        quote(secret, safe=""),
+        quote_plus(secret),
+    ]
+
+
+def assert_hidden(text: str, secret: str = TOKEN) -> None:
+    """None of *secret*'s forms is in *text*."""
+    for form in forms_of(secret):
+        assert form not in text, (form, text)
+
+
+@pytest.mark.parametrize("status", [200, 500])
+def test_an_endless_chunked_body_is_read_only_up_to_the_cap(status: int) -> None:
+    """An endless chunked body on a 200 or a 500 ends in bounded time and memory."""
+    with HostileServer(endless_chunked(status)) as server:
+        client = SchedulerClient(server.url, retry=QUICK)
+        tracemalloc.start()
+        started = time.monotonic()
+        try:
+            if status == 200:
+                assert client.post_status(42, "h", Status.SUCCESS).delivered
+            else:
+                with pytest.raises(DeliveryError, match="500"):
+                    client.post_status(42, "h", Status.SUCCESS)
+        finally:
+            peak = tracemalloc.get_traced_memory()[1]
+            tracemalloc.stop()
+        assert time.monotonic() - started < 5
+        assert peak < 20_000_000
+
+
+def test_a_2_gb_declared_body_is_not_read_whole() -> None:
+    """A 500 declaring a 2 GB body costs a few KB, and its excerpt is short."""
+    with HostileServer(huge_body(500)) as server:
+        tracemalloc.start()
+        try:
+            with pytest.raises(DeliveryError) as info:
+                SchedulerClient(server.url, retry=QUICK).post_status(42, "h", Status.ERROR)
+        finally:
+            peak = tracemalloc.get_traced_memory()[1]
+            tracemalloc.stop()
+    assert peak < 20_000_000
+    assert len(str(info.value)) < 400
+
+
+def test_a_slow_drip_cannot_hold_an_attempt_past_its_deadline() -> None:
+    """One byte every 2 s, each under the read timeout: the budget still ends the call."""
+    policy = RetryPolicy(attempts=8, budget=3, timeout=10)
+    with HostileServer(drip(2.0)) as server:
+        started = time.monotonic()
+        with pytest.raises(DeliveryError, match="timed out"):
+            SchedulerClient(server.url, retry=policy).post_status(42, "h", Status.SUCCESS)
+        assert time.monotonic() - started < 5
+
+
+def test_the_readers_and_the_check_in_read_a_capped_body() -> None:
+    """The watched-API readers and the cancel poller's reads are capped and bounded too."""
+    with HostileServer(endless_chunked(200)) as server:
+        started = time.monotonic()
+        with pytest.raises(Exception, match="not JSON"):
+            EssReader(server.url, timeout=3).status(42)
+        assert time.monotonic() - started < 5
+    with HostileServer(drip(2.0)) as server:
+        started = time.monotonic()
+        with pytest.raises(DeliveryError, match="timed out"):
+            EssReader(server.url, timeout=2).status(42)
+        assert time.monotonic() - started < 4
+
+
+def run_cli(args: list[str], env: dict[str, str], timeout: float = 30) -> tuple[int, str, float]:
+    """``ess-callback ARGS`` in a child process: exit status, stderr and seconds taken."""
+    full = {k: v for k, v in os.environ.items() if not k.startswith(("ESS_", "WATCH_"))}
+    full.update(env)
+    started = time.monotonic()
+    done = subprocess.run(
+        [WRAPPER, *args],
+        env=full,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+    return done.returncode, done.stderr, time.monotonic() - started
+
+
+@pytest.fixture
+def drip_env(tmp_path: Path) -> tuple[HostileServer, dict[str, str]]:
+    """A drip server (a byte every 3 s) and a job environment that reports to it."""
+    server = HostileServer(drip(3.0)).__enter__()
+    env = {
+        "ESS_BASE_URL": server.url,
+        "ESS_REQUEST_ID": "42",
+        "ESS_REQUEST_HANDLE": "h-42",
+        "ESS_CALLBACK_RETRY_SECONDS": "5",
+        "ESS_CALLBACK_OUTBOX": str(tmp_path / "outbox"),
+    }
+    yield server, env
+    server.__exit__(None, None, None)
+
+
+def test_send_run_and_wait_end_within_the_budget_against_a_drip(
+    drip_env: tuple[HostileServer, dict[str, str]], tmp_path: Path
+) -> None:
+    """send, run -- true and wait --timeout 5 end within their budget; the status is spooled."""
+    _, env = drip_env
+    code, err, took = run_cli(["send", "SUCCESS"], env)
+    assert code == 75 and took < 9, (code, err, took)
+    code, err, took = run_cli(["run", "--", "true"], env)
+    assert code == 75 and took < 9, (code, err, took)
+    assert len(outbox_files(tmp_path / "outbox")) == 2
+    code, err, took = run_cli(["wait", "ess", "42", "--timeout", "5", "--poll", "1"], env)
+    assert code == 75 and took < 12, (code, err, took)
+    assert "Traceback" not in err
+
+
+def test_a_gateway_quoting_the_token_never_shows_it(tmp_path: Path) -> None:
+    """str/repr/detail/title of the error, send's stderr, the spooled and flushed files and
+    flush's warnings hold no form of the token a gateway quoted back."""
+    with HostileServer(echoing_gateway(503)) as server:
+        client = SchedulerClient(server.url, auth=_bearer(), retry=QUICK)
+        with pytest.raises(DeliveryError) as info:
+            client.post_status(42, "h", Status.SUCCESS)
+        error = info.value
+        assert "Bearer" in str(server.requests[0])
+        for text in (str(error), repr(error), error.detail or "", error.title or ""):
+            assert_hidden(text)
+        assert "***" in str(error)
+        outbox = tmp_path / "outbox"
+        env = {
+            "ESS_BASE_URL": server.url,
+            "ESS_REQUEST_ID": "42",
+            "ESS_REQUEST_HANDLE": "h-42",
+            "ESS_TOKEN": TOKEN,
+            "ESS_CALLBACK_RETRY_SECONDS": "0",
+            "ESS_CALLBACK_OUTBOX": str(outbox),
+        }
+        result = cli_runner().invoke(main, ["send", "SUCCESS"], env=env)
+        assert result.exit_code == 75, result.stderr
+        assert_hidden(result.stderr)
+        result = cli_runner().invoke(main, ["flush"], env=env)
+        assert_hidden(result.stderr + result.stdout)
+        for path in outbox.rglob("*.json"):
+            assert_hidden(path.read_text(encoding="utf-8"))
+            assert json.loads(path.read_text(encoding="utf-8"))["last_error"]
+
+
+def test_a_gateway_quoting_basic_credentials_never_shows_them(tmp_path: Path) -> None:
+    """The base64 Basic header and the URL-encoded password are hidden like the password."""
+    with HostileServer(echoing_gateway(503)) as server:
+        client = SchedulerClient(server.url, auth=("ops", PASSWORD), retry=QUICK)
+        with pytest.raises(DeliveryError) as info:
+            client.post_status(42, "h", Status.SUCCESS)
+    assert "Basic" in str(info.value)
+    for form in forms_of(PASSWORD):
+        assert form not in str(info.value) + repr(info.value)
+
+
+def test_wait_never_shows_a_quoted_token() -> None:
+    """wait's output hides a token the watched API quotes back."""
+    with HostileServer(echoing_gateway(401)) as server:
+        env = {"WATCH_TOKEN": TOKEN}
+        result = cli_runner().invoke(
+            main, ["wait", "ess", "42", "--base-url", server.url, "--timeout", "2"], env=env
+        )
+    assert result.exit_code in (1, 2, 75), result.stderr
+    assert_hidden(result.stderr + result.stdout)
+
+
+def _bearer() -> object:
+    from ess_callback import BearerAuth
+
+    return BearerAuth(TOKEN)
