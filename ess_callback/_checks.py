@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import re
+import stat
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -104,11 +105,41 @@ def _folder_holds_a_certificate(path: str, ssl: ModuleType, limit: int = 500) ->
     return False
 
 
+def folder_problem(info: os.stat_result) -> str | None:
+    """What makes a folder (its ``lstat``/``fstat``) unfit to hold outbox files, or None:
+    a symbolic link, not a folder, another user's, or writable by group or others."""
+    if stat.S_ISLNK(info.st_mode):
+        return "is a symbolic link"
+    if not stat.S_ISDIR(info.st_mode):
+        return "is not a folder"
+    if info.st_uid != os.geteuid():
+        return f"belongs to another user (uid {info.st_uid})"
+    mode = stat.S_IMODE(info.st_mode)
+    if mode & 0o022:
+        who = " and ".join(w for w, bit in (("group", 0o020), ("others", 0o002)) if mode & bit)
+        return f"is writable by {who} (mode {mode:o})"
+    return None
+
+
+#: the outbox's own subfolders (outbox/_outbox.py names them too)
+OUTBOX_SUBFOLDERS = ("rejected", "corrupt")
+
+
 def check_outbox(path: Path, *, variable: str = "ESS_CALLBACK_OUTBOX") -> Path:
     """Refuse an outbox path that can never be a folder (it, or the nearest existing parent,
-    is a file), naming *variable*. Other trouble (permissions) shows at spool time."""
+    is a file), or that exists but is unsafe (a symbolic link, another user's, writable by
+    others: see ``folder_problem``; its subfolders too), naming *variable*. Other trouble
+    (permissions) shows at spool time."""
     hint = f"set {variable} to a folder the job may write"
     try:
+        for folder in (path, *(path / name for name in OUTBOX_SUBFOLDERS)):
+            if os.path.lexists(folder):
+                problem = folder_problem(os.lstat(folder))
+                if problem is not None and problem != "is not a folder":
+                    raise ConfigurationError(
+                        f"outbox folder: {folder} {problem}; it is not used (kept statuses "
+                        f"carry the request handle): {hint}, of your own, mode 0700"
+                    )
         if path.exists() and not path.is_dir():
             raise ConfigurationError(f"outbox folder: {path} exists and is not a folder; {hint}")
         for parent in path.parents:
