@@ -188,10 +188,16 @@ _UNTRUSTED = (
 )
 
 
-def tls_text(exc: BaseException, base_url: str, ca_bundle: str | None) -> str:
+def tls_text(
+    exc: BaseException,
+    base_url: str,
+    ca_bundle: str | None,
+    names_for: Callable[[], list[str]] | None = None,
+) -> str:
     """One line for a TLS failure that names its real cause: a CA bundle is named as the way
     out only when the certificate's issuer is not trusted (not for an expired certificate or
-    one issued for another host)."""
+    one issued for another host). *names_for* gives the names the certificate is valid for,
+    to say so after a hostname mismatch."""
     from urllib.parse import urlsplit
 
     text = str(exc)
@@ -204,8 +210,8 @@ def tls_text(exc: BaseException, base_url: str, ca_bundle: str | None) -> str:
     reason = found.group(1).strip().rstrip(".") if found else ""
     lowered = reason.lower()
     if "mismatch" in lowered:
-        valid = re.search(r"not valid for '([^']*)'", reason)
-        names = f" (it names {valid.group(1)!r} only)" if valid and valid.group(1) else ""
+        valid = names_for() if names_for is not None else []
+        names = f" (it is valid for {', '.join(valid[:5])} only)" if valid else ""
         return (
             f"{where}: certificate verify failed: the certificate is not valid for "
             f"host {host}{names}; use the host name the certificate was issued for in "

@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 import re
 import stat
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -191,3 +192,60 @@ def without_option_hints(error: ConfigurationError) -> ConfigurationError:
     """*error* for a command without the ``--base-url``-style options of ``run`` and ``send``
     (``wait --relay``, ``flush``): its "(or --option)" hints go, the variables stay."""
     return ConfigurationError(re.sub(r" \(or --[a-z-]+\)", "", str(error)))
+
+
+#: proxy schemes the HTTP stack can use (SOCKS only with PySocks installed)
+_PROXY_SCHEMES = ("http", "https")
+_SOCKS_SCHEMES = ("socks4", "socks4a", "socks5", "socks5h")
+
+
+def check_proxies(env: Mapping[str, str], schemes: Iterable[str] = ("https", "http")) -> None:
+    """Refuse, before anything runs, a proxy variable that requests would refuse at the
+    first call for one of *schemes* (``HTTPS_PROXY``/``HTTP_PROXY``/``ALL_PROXY``, either
+    case, as requests reads them): no host, a scheme it cannot use, a bad port, ``socks5://``
+    without PySocks. The message names the variable, never its value (it may hold a
+    password). ``NO_PROXY=*`` turns every proxy off, as in requests."""
+    if (env.get("no_proxy") or env.get("NO_PROXY") or "").strip() == "*":
+        return
+    for scheme in schemes:
+        for name in (f"{scheme}_proxy", f"{scheme.upper()}_PROXY", "all_proxy", "ALL_PROXY"):
+            value = env.get(name)
+            if value:
+                problem = proxy_problem(value)
+                if problem is not None:
+                    raise ConfigurationError(
+                        f"proxy: {name} (used for {scheme}:// calls) {problem}; fix it, or "
+                        "unset it (value not shown: it may hold a password)"
+                    )
+                break  # the first one set is the one requests uses for this scheme
+
+
+def proxy_problem(value: str) -> str | None:
+    """What makes *value* unusable as a proxy URL for requests, or None."""
+    from urllib.parse import urlsplit
+
+    text = value.strip()
+    if "://" not in text:
+        text = "http://" + text  # requests' own default
+    try:
+        parts = urlsplit(text)
+        host, _port = parts.hostname, parts.port
+    except ValueError as exc:
+        return f"is not a valid URL ({'bad port' if 'port' in str(exc) else 'malformed'})"
+    if any(ch.isspace() or ord(ch) < 32 for ch in text):
+        return "holds a space or a control character"
+    if not host:
+        return "names no host"
+    scheme = parts.scheme.lower()
+    if scheme in _SOCKS_SCHEMES:
+        try:
+            import socks  # type: ignore[import-untyped,unused-ignore]  # noqa: F401
+        except ImportError:
+            return (
+                f"is a {scheme}:// proxy, which needs PySocks "
+                "(pip install 'requests[socks]') and it is not installed"
+            )
+        return None
+    if scheme not in _PROXY_SCHEMES:
+        return f"has the scheme {scheme}://, which is not a proxy scheme (http:// or https://)"
+    return None

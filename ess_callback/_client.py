@@ -37,7 +37,7 @@ from ._retry import MAX_SINGLE_WAIT as MAX_SINGLE_WAIT
 from ._retry import RetryPolicy as RetryPolicy
 from ._settings import BasicAuth, BearerAuth, parse_base_url
 from ._status import Status
-from ._transport import Answer, exchange, mount_watched
+from ._transport import Answer, certificate_names, exchange, mount_watched
 
 if TYPE_CHECKING:
     import requests
@@ -326,7 +326,15 @@ class SchedulerClient:
             # Retrying cannot fix a certificate; the outbox keeps the status until
             # the CA bundle is fixed and 'ess-callback flush' runs.
             raise SchedulerUnavailableError(
-                self._redact(tls_text(exc, self.base_url, self.ca_bundle)), attempts=attempt
+                self._redact(
+                    tls_text(
+                        exc,
+                        self.base_url,
+                        self.ca_bundle,
+                        lambda: certificate_names(self.base_url, self.ca_bundle),
+                    )
+                ),
+                attempts=attempt,
             ) from None
         except requests.exceptions.ProxyError as exc:
             raise _NoAnswer(

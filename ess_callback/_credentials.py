@@ -18,10 +18,16 @@ from ._errors import ConfigurationError
 
 #: C0 and C1 control characters and DEL: never part of a credential
 _CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")
+#: lone surrogates: how Python keeps bytes of the environment that are not UTF-8
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 def secret_problem(value: str, *, bearer: bool = False) -> str | None:
     """What makes *value* unusable as a credential in a header, or None. Never quotes it."""
+    if _SURROGATE.search(value):
+        # The variable was set with bytes that are not UTF-8 (Python keeps them as lone
+        # surrogates): no HTTP header can carry them.
+        return "holds bytes that are not UTF-8 text: set it as UTF-8"
     found = _CONTROL.search(value)
     if found is not None:
         char = found.group(0)

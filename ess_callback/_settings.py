@@ -23,6 +23,7 @@ from ._checks import (
     MAX_SECONDS,
     check_ca_bundle,
     check_outbox,
+    check_proxies,
     parse_bool,
     parse_media_type,
     parse_request_id,
@@ -121,6 +122,8 @@ def resolve_settings(
 
     raw_url = base_url if base_url is not None else (env.get("ESS_BASE_URL") or None)
     url = parse_base_url(raw_url, allow_http=allow_http) if raw_url else None
+    if url is not None and not dry_run:
+        check_proxies(env, [url.split(":", 1)[0]])
     if url is None and require:
         raise ConfigurationError(
             "base URL is missing: set ESS_BASE_URL (or --base-url) to the ESS server, "
@@ -280,6 +283,8 @@ def resolve_flush_settings(
             setting="dry run",
             variable="ESS_CALLBACK_DRY_RUN",
         )
+    if not dry_run:
+        check_proxies(env)  # each entry names its own server: any scheme may be used
     return FlushSettings(
         auth=auth,
         media_type=media,
@@ -366,6 +371,7 @@ def resolve_watch_settings(
             f"would travel in clear; use https:// in {source} "
             "(or set ESS_CALLBACK_ALLOW_HTTP=1)"
         )
+    check_proxies(env, [parts.scheme] if parts else ["https", "http"])
     auth = auth_from_env(env, prefix="WATCH")
     hint = WATCH_HINT
     bundle = None

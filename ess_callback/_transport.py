@@ -201,3 +201,29 @@ def _read_capped(response: requests.Response, cap: int) -> tuple[bytes, bool]:
         if size > cap:
             return b"".join(chunks)[:cap], True
     return b"".join(chunks), False
+
+
+def certificate_names(url: str, ca_bundle: str | None, seconds: float = 3.0) -> list[str]:
+    """The names (DNS and IP subject alternative names) the certificate at *url* is valid
+    for, read over a direct connection whose chain is verified but whose host name is not
+    checked; empty when that cannot be done (a proxy in the way, another failure). Used
+    only to word a hostname-mismatch error."""
+    import ssl
+    from urllib.parse import urlsplit
+
+    try:
+        parts = urlsplit(url)
+        host, port = parts.hostname, parts.port or 443
+        if not host:
+            return []
+        context = ssl.create_default_context(cafile=ca_bundle)
+        context.check_hostname = False
+        with (
+            socket.create_connection((host, port), timeout=seconds) as raw,
+            context.wrap_socket(raw, server_hostname=host) as tls,
+        ):
+            cert = tls.getpeercert() or {}
+    except (OSError, ValueError):
+        return []
+    names: Any = cert.get("subjectAltName", ())
+    return [str(pair[1]) for pair in names if pair[0] in ("DNS", "IP Address")]

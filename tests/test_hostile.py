@@ -209,3 +209,32 @@ def _bearer() -> object:
     from ess_callback import BearerAuth
 
     return BearerAuth(TOKEN)
+
+
+def test_run_hides_encoded_credentials_in_the_stderr_tail(fake: object, tmp_path: Path) -> None:
+    """A command printing the Basic header and the URL-encoded password (as ``curl -v``
+    does): the ERROR message posted and the wrapper's own lines hold none of their forms."""
+    from ess_callback.testing import FakeScheduler
+
+    assert isinstance(fake, FakeScheduler)
+    pair = base64.b64encode(f"ops:{PASSWORD}".encode()).decode()
+    from urllib.parse import quote
+
+    script = (
+        "import sys; "
+        f"sys.stderr.write('> Authorization: Basic {pair}\\n'); "
+        f"sys.stderr.write('> GET /x?pw={quote(PASSWORD, safe='')} HTTP/1.1\\n'); "
+        "sys.exit(3)"
+    )
+    env = {
+        **fake.env(request_id=42, request_handle="handle-42"),
+        "ESS_USERNAME": "ops",
+        "ESS_PASSWORD": PASSWORD,
+        "ESS_CALLBACK_OUTBOX": str(tmp_path / "outbox"),
+    }
+    code, err, _ = run_cli(["run", "--", sys.executable, "-c", script], env)
+    assert code == 3, err
+    message = fake.received[-1].message or ""
+    assert "exit code 3" in message and "***" in message
+    for form in forms_of(PASSWORD):
+        assert form not in message

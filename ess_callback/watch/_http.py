@@ -27,7 +27,7 @@ from .._errors import (
 )
 from .._message import Redactor
 from .._settings import BasicAuth, BearerAuth
-from .._transport import Answer, exchange
+from .._transport import Answer, certificate_names, exchange
 from .._url import parse_base_url
 from ._state import JobStatus, MalformedAnswerError
 
@@ -154,7 +154,12 @@ class HttpReader(abc.ABC):
                 **kwargs,
             )
         except requests.exceptions.SSLError as exc:
-            text = tls_text(exc, self.base_url, self.ca_bundle)
+            text = tls_text(
+                exc,
+                self.base_url,
+                self.ca_bundle,
+                lambda: certificate_names(self.base_url, self.ca_bundle),
+            )
             text = text.replace("the scheduler", self.api).replace("ESS_BASE_URL", "the URL")
             raise SchedulerUnavailableError(self.redact(text), attempts=1) from None
         except requests.exceptions.ProxyError as exc:
