@@ -108,10 +108,16 @@ class CancelWatcher:
             timeout=min(READ_TIMEOUT, max(1.0, self.interval)),
             credential_hint=CREDENTIAL_HINT,
         )
-        self._thread = threading.Thread(
+        thread = threading.Thread(
             target=self._run, args=(reader,), name="ess-callback-cancel-watch", daemon=True
         )
-        self._thread.start()
+        try:
+            thread.start()
+        except RuntimeError as exc:  # the user's process limit: the job goes on unwatched
+            log.warning("cancel polling is off: cannot start its thread (%s)", exc)
+            reader.close()
+            return
+        self._thread = thread
 
     def stop(self, timeout: float = 1.0) -> None:
         """Stop polling; wait up to *timeout* seconds for the thread.

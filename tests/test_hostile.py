@@ -238,3 +238,72 @@ def test_run_hides_encoded_credentials_in_the_stderr_tail(fake: object, tmp_path
     assert "exit code 3" in message and "***" in message
     for form in forms_of(PASSWORD):
         assert form not in message
+
+
+def test_run_delivers_when_no_thread_can_be_started(fake: object, tmp_path: Path) -> None:
+    """With every ``threading.Thread.start`` refused (as when the user's process limit is
+    reached; ``ulimit -u`` does not bind root, so a sitecustomize refuses them here), run
+    still relays the command's output and delivers its UPDATE and final status."""
+    from ess_callback.testing import FakeScheduler
+
+    assert isinstance(fake, FakeScheduler)
+    site = tmp_path / "site"
+    site.mkdir()
+    (site / "sitecustomize.py").write_text(
+        "import threading\n"
+        "def _refuse(self):\n"
+        '    raise RuntimeError("can\'t start new thread")\n'
+        "threading.Thread.start = _refuse\n"
+    )
+    env = {
+        **fake.env(request_id=42, request_handle="handle-42"),
+        "ESS_CALLBACK_OUTBOX": str(tmp_path / "outbox"),
+        "ESS_CALLBACK_CANCEL_POLL": "5",
+        "PYTHONPATH": str(site),
+    }
+    script = (
+        "import os, sys; sys.stderr.write('x' * 200000 + 'the end'); "
+        "os.write(int(os.environ['ESS_CALLBACK_FD']), b'UPDATE half\\n'); sys.exit(3)"
+    )
+    code, err, _ = run_cli(["run", "--", sys.executable, "-c", script], env)
+    assert code == 3, err[-2000:]
+    assert "Traceback" not in err and err.count("x") >= 200000
+    statuses = [(c.status, (c.message or "")[-7:]) for c in fake.received]
+    assert statuses == [(Status.UPDATE, "half"[-7:]), (Status.ERROR, "the end")], statuses
+
+
+def test_a_signal_during_the_final_delivery_spools_it(tmp_path: Path) -> None:
+    """SIGTERM while run delivers to a drip server: the status is spooled at once and the
+    wrapper ends as signalled, long before the budget (so SIGKILL is never needed)."""
+    import signal
+
+    from helpers import wait_until
+
+    with HostileServer(drip(3.0)) as server:
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("ESS_", "WATCH_"))}
+        env.update(
+            {
+                "ESS_BASE_URL": server.url,
+                "ESS_REQUEST_ID": "42",
+                "ESS_REQUEST_HANDLE": "h-42",
+                "ESS_CALLBACK_RETRY_SECONDS": "60",
+                "ESS_CALLBACK_OUTBOX": str(tmp_path / "outbox"),
+            }
+        )
+        proc = subprocess.Popen(
+            [WRAPPER, "run", "--", "true"], env=env, stderr=subprocess.PIPE, text=True
+        )
+        try:
+            wait_until(lambda: server.requests, timeout=20, what="the final POST")
+            started = time.monotonic()
+            proc.send_signal(signal.SIGTERM)
+            _, err = proc.communicate(timeout=10)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+        assert time.monotonic() - started < 5
+    assert proc.returncode in (-signal.SIGTERM, 128 + signal.SIGTERM), (proc.returncode, err)
+    assert "Traceback" not in err
+    kept = outbox_files(tmp_path / "outbox")
+    assert len(kept) == 1 and json.loads(kept[0].read_text())["status"] == "SUCCESS"
