@@ -148,7 +148,7 @@ def test_send_run_and_wait_end_within_the_budget_against_a_drip(
     assert code == 75 and took < 9, (code, err, took)
     assert len(outbox_files(tmp_path / "outbox")) == 2
     code, err, took = run_cli(["wait", "ess", "42", "--timeout", "5", "--poll", "1"], env)
-    assert code == 75 and took < 12, (code, err, took)
+    assert code == 75 and took < 8, (code, err, took)
     assert "Traceback" not in err
 
 
@@ -178,6 +178,11 @@ def test_a_gateway_quoting_the_token_never_shows_it(tmp_path: Path) -> None:
         assert_hidden(result.stderr)
         result = cli_runner().invoke(main, ["flush"], env=env)
         assert_hidden(result.stderr + result.stdout)
+        server.behave = echoing_gateway(400)  # now refused for good: moved to rejected/
+        result = cli_runner().invoke(main, ["flush"], env=env)
+        assert result.exit_code == 1, result.stderr
+        assert_hidden(result.stderr + result.stdout)
+        assert len(outbox_files(outbox / "rejected")) == 1
         for path in outbox.rglob("*.json"):
             assert_hidden(path.read_text(encoding="utf-8"))
             assert json.loads(path.read_text(encoding="utf-8"))["last_error"]
