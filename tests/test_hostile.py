@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import json
 import os
+import socket
 import subprocess
 import sys
 import time
@@ -15,7 +16,7 @@ from pathlib import Path
 import pytest
 from cli_runner import cli_runner
 from helpers import outbox_files
-from hostile import HostileServer, drip, echoing_gateway, endless_chunked, huge_body
+from hostile import Behaviour, HostileServer, drip, echoing_gateway, endless_chunked, huge_body
 
 from ess_callback import DeliveryError, SchedulerClient, Status
 from ess_callback._client import RetryPolicy
@@ -312,3 +313,62 @@ def test_a_signal_during_the_final_delivery_spools_it(tmp_path: Path) -> None:
     assert "Traceback" not in err
     kept = outbox_files(tmp_path / "outbox")
     assert len(kept) == 1 and json.loads(kept[0].read_text())["status"] == "SUCCESS"
+
+
+def test_the_cancel_poller_reads_a_capped_body_in_bounded_time() -> None:
+    """checkInCancelling answered with an endless body, then a drip: each poll ends within
+    its timeout, in bounded memory, and the job is not cancelled."""
+    from ess_callback._cancel import CancelWatcher
+    from ess_callback._settings import resolve_settings
+
+    for behave in (endless_chunked(200), drip(2.0)):
+        with HostileServer(behave) as server:
+            settings = resolve_settings(
+                env={
+                    "ESS_BASE_URL": server.url,
+                    "ESS_REQUEST_ID": "42",
+                    "ESS_REQUEST_HANDLE": "h-42",
+                }
+            )
+            watcher = CancelWatcher(settings, lambda reason: None, interval=1.0)
+            reader = EssReader(server.url, timeout=1.0)
+            tracemalloc.start()
+            started = time.monotonic()
+            try:
+                assert watcher._poll(reader, 42) is None
+            finally:
+                peak = tracemalloc.get_traced_memory()[1]
+                tracemalloc.stop()
+                reader.close()
+            assert time.monotonic() - started < 4
+            assert peak < 20_000_000
+
+
+def redirect_to(location: str) -> Behaviour:
+    """A 302 answer pointing at *location*."""
+
+    def behave(server: HostileServer, conn: socket.socket, head: bytes) -> None:
+        conn.sendall(
+            f"HTTP/1.1 302 Found\r\nLocation: {location}\r\nContent-Length: 0\r\n"
+            "Connection: close\r\n\r\n".encode()
+        )
+
+    return behave
+
+
+def test_send_spools_a_redirected_final_status_naming_the_location(tmp_path: Path) -> None:
+    """A 302 on a final status: not followed, spooled (exit 75), the Location named."""
+    where = "https://login.example.com/sso"
+    with HostileServer(redirect_to(where)) as server:
+        env = {
+            "ESS_BASE_URL": server.url,
+            "ESS_REQUEST_ID": "42",
+            "ESS_REQUEST_HANDLE": "h-42",
+            "ESS_CALLBACK_OUTBOX": str(tmp_path / "outbox"),
+        }
+        result = cli_runner().invoke(main, ["send", "SUCCESS"], env=env)
+        assert len(server.requests) == 1
+    assert result.exit_code == 75, result.stderr
+    assert where in result.stderr
+    kept = outbox_files(tmp_path / "outbox")
+    assert len(kept) == 1 and where in kept[0].read_text()
