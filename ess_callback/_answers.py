@@ -204,12 +204,11 @@ def tls_text(
     found = re.search(r"certificate verify failed: (.+?)(?: \(_ssl\.c:\d+\)|['\")]*$)", text)
     host = urlsplit(base_url).hostname or base_url
     where = f"cannot reach the scheduler at {base_url}"
-    if found is None and "CERTIFICATE_VERIFY_FAILED" not in text:
-        fix = "check the server's TLS set-up and ESS_CA_BUNDLE (or REQUESTS_CA_BUNDLE)"
-        return f"{where}: TLS handshake failed: {network_reason(exc)}; {fix}"
     reason = found.group(1).strip().rstrip(".") if found else ""
     lowered = reason.lower()
-    if "mismatch" in lowered:
+    # "Hostname mismatch" from ssl; "hostname 'x' doesn't match 'y'" from urllib3 1.26,
+    # which checks the name itself
+    if "mismatch" in lowered or "doesn't match" in text:
         valid = names_for() if names_for is not None else []
         names = f" (it is valid for {', '.join(valid[:5])} only)" if valid else ""
         return (
@@ -217,6 +216,9 @@ def tls_text(
             f"host {host}{names}; use the host name the certificate was issued for in "
             "ESS_BASE_URL, or have the certificate reissued"
         )
+    if found is None and "CERTIFICATE_VERIFY_FAILED" not in text:
+        fix = "check the server's TLS set-up and ESS_CA_BUNDLE (or REQUESTS_CA_BUNDLE)"
+        return f"{where}: TLS handshake failed: {network_reason(exc)}; {fix}"
     if "expired" in lowered or "not yet valid" in lowered:
         return (
             f"{where}: certificate verify failed: {reason}; the scheduler's certificate must "
