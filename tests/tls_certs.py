@@ -39,7 +39,10 @@ def make_leaf(ca: Path, name: str, san: str, *, expired: bool = False) -> tuple[
     _run("req", "-newkey", "rsa:2048", "-nodes", "-keyout", key, "-out", csr,
          "-subj", f"/CN={name}", cwd=folder)  # fmt: skip
     ext = folder / f"{name}.ext"
-    ext.write_text(f"subjectAltName={san}\nbasicConstraints=CA:FALSE\n")
+    ext.write_text(
+        f"subjectAltName={san}\nbasicConstraints=CA:FALSE\n"
+        "subjectKeyIdentifier=hash\nauthorityKeyIdentifier=keyid,issuer\n"
+    )
     if not expired:
         _run("x509", "-req", "-in", csr, "-CA", ca.name, "-CAkey", ca.with_suffix(".key").name,
              "-CAcreateserial", "-days", "2", "-extfile", ext.name, "-out", cert,
