@@ -176,7 +176,7 @@ def exchange(
         return Answer(
             response.status_code,
             response.reason or "",
-            dict(response.headers),
+            response.headers,  # case-insensitive, as HTTP header names are
             body,
             truncated,
         )

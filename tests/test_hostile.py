@@ -372,3 +372,17 @@ def test_send_spools_a_redirected_final_status_naming_the_location(tmp_path: Pat
     assert where in result.stderr
     kept = outbox_files(tmp_path / "outbox")
     assert len(kept) == 1 and where in kept[0].read_text()
+
+
+def test_header_names_are_read_case_insensitively(tmp_path: Path) -> None:
+    """A lower-case ``location`` header is the Location all the same."""
+
+    def behave(server: HostileServer, conn: socket.socket, head: bytes) -> None:
+        conn.sendall(
+            b"HTTP/1.1 307 Temporary Redirect\r\nlocation: https://other.example.com/x\r\n"
+            b"content-length: 0\r\nconnection: close\r\n\r\n"
+        )
+
+    with HostileServer(behave) as server, pytest.raises(DeliveryError) as info:
+        SchedulerClient(server.url, retry=QUICK).post_status(42, "h", Status.SUCCESS)
+    assert "https://other.example.com/x" in str(info.value)
