@@ -127,8 +127,8 @@ def secret_forms(secret: str) -> set[str]:
         for encode in (base64.b64encode, base64.urlsafe_b64encode):
             forms.add(encode(raw).decode("ascii"))
             forms.add(encode(raw).decode("ascii").rstrip("="))
-    # A form shorter than the secret's own kind would hide ordinary words ("a" -> "YQ").
-    return {form for form in forms if len(form) >= min(4, len(secret))}
+    # An encoded form of a very short secret would hide ordinary words ("a" -> "YQ").
+    return {secret} | {form for form in forms if len(form) >= 4}
 
 
 class Redactor:
