@@ -238,9 +238,9 @@ def proxy_problem(value: str) -> str | None:
         return "names no host"
     scheme = parts.scheme.lower()
     if scheme in _SOCKS_SCHEMES:
-        try:
-            import socks  # type: ignore[import-untyped,unused-ignore]  # noqa: F401
-        except ImportError:
+        import importlib.util
+
+        if importlib.util.find_spec("socks") is None:  # PySocks, as urllib3 imports it
             return (
                 f"is a {scheme}:// proxy, which needs PySocks "
                 "(pip install 'requests[socks]') and it is not installed"

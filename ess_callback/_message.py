@@ -124,9 +124,9 @@ def secret_forms(secret: str) -> set[str]:
             raw = secret.encode(encoding)
         except UnicodeEncodeError:
             continue
-        for encode in (base64.b64encode, base64.urlsafe_b64encode):
-            forms.add(encode(raw).decode("ascii"))
-            forms.add(encode(raw).decode("ascii").rstrip("="))
+        for encoded in (base64.b64encode(raw), base64.urlsafe_b64encode(raw)):
+            forms.add(encoded.decode("ascii"))
+            forms.add(encoded.decode("ascii").rstrip("="))
     # An encoded form of a very short secret would hide ordinary words ("a" -> "YQ").
     return {secret} | {form for form in forms if len(form) >= 4}
 

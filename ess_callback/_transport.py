@@ -85,13 +85,15 @@ def _pool_classes() -> dict[str, Any]:
 
     class WatchedHTTPConnection(HTTPConnection):
         def _new_conn(self) -> Any:
-            sock = super()._new_conn()
+            # urllib3 1.26's stubs (types-requests) do not declare _new_conn
+            sock = super()._new_conn()  # type: ignore[misc,unused-ignore]
             _register(sock)
             return sock
 
     class WatchedHTTPSConnection(HTTPSConnection):
         def _new_conn(self) -> Any:
-            sock = super()._new_conn()
+            # urllib3 1.26's stubs (types-requests) do not declare _new_conn
+            sock = super()._new_conn()  # type: ignore[misc,unused-ignore]
             _register(sock)
             return sock
 
@@ -113,11 +115,11 @@ def watched_adapter() -> Any:
 
     class WatchedAdapter(requests.adapters.HTTPAdapter):
         def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
-            super().init_poolmanager(*args, **kwargs)
+            super().init_poolmanager(*args, **kwargs)  # type: ignore[no-untyped-call,unused-ignore]
             self.poolmanager.pool_classes_by_scheme = classes
 
         def proxy_manager_for(self, proxy: str, **kwargs: Any) -> Any:
-            manager = super().proxy_manager_for(proxy, **kwargs)
+            manager = super().proxy_manager_for(proxy, **kwargs)  # type: ignore[no-untyped-call,unused-ignore]
             if not proxy.lower().startswith("socks"):
                 manager.pool_classes_by_scheme = classes
             return manager
