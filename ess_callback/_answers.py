@@ -6,11 +6,18 @@ from __future__ import annotations
 import datetime
 import email.utils
 import json
+import re
 import time
 import unicodedata
+from collections.abc import Callable
 from typing import Any
 
-from ._errors import DeliveryError, RejectedError, SchedulerUnavailableError, rejected_class
+from ._errors import (
+    DeliveryError,
+    RedirectedError,
+    SchedulerUnavailableError,
+    rejected_class,
+)
 
 EXCERPT_CHARS = 200  # the most of a server's own words quoted in one error message
 RETRY_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
@@ -98,14 +105,20 @@ def error_for_response(
     credential_hint: str = CREDENTIAL_HINT,
     forbidden_hint: str | None = None,
     redirect_fix: str = "set ESS_BASE_URL to the final address",
+    location: str | None = None,
+    redact: Callable[[str], str] | None = None,
 ) -> DeliveryError:
     """The typed DeliveryError for a non-2xx answer.
 
     The message names *server* (``ESS``, or a watched API), says after a 401 what to set
     (*credential_hint*), after a 403 who may read (*forbidden_hint*, when given), and after a
-    redirect how to reach the final address (*redirect_fix*).
+    redirect where it pointed (*location*, the ``Location`` header) and how to reach the
+    final address (*redirect_fix*). Every word of the server's own passes *redact* first: a
+    gateway may quote the request's ``Authorization`` header back.
     """
-    problem = parse_problem(body)
+    hide = redact or (lambda text: text)
+    problem = {key: hide(value) for key, value in parse_problem(body).items()}
+    reason = hide(reason)
     code = problem.get("errorCode")
     title = problem.get("title")
     detail = problem.get("detail")
@@ -121,9 +134,19 @@ def error_for_response(
         text += f"; the credentials may not read it: {forbidden_hint}"
     cls: type[DeliveryError]
     if 300 <= status < 400:
-        cls = RejectedError
-        text += f"; the scheduler redirected the call: {redirect_fix}"
-    elif status >= 500 or status in RETRY_STATUSES:
+        where = quote_text(hide(location)) if location else None
+        text += f"; it redirects to {where or '(no Location given)'}, which is never followed"
+        text += f": {redirect_fix}"
+        return RedirectedError(
+            text,
+            location=where,
+            http_status=status,
+            error_code=code,
+            title=title,
+            detail=detail,
+            attempts=attempts,
+        )
+    if status >= 500 or status in RETRY_STATUSES:
         cls = SchedulerUnavailableError
     else:
         cls = rejected_class(status)
@@ -140,6 +163,8 @@ def network_reason(exc: BaseException) -> str:
         return "timed out"
     text = str(exc)
     for marker in (
+        "Cannot connect to proxy",
+        "Tunnel connection failed",
         "Connection refused",
         "Connection reset",
         "Name or service not known",
@@ -151,3 +176,95 @@ def network_reason(exc: BaseException) -> str:
         if marker in text:
             return marker.lower()
     return text if len(text) < 200 else text[:200] + "..."
+
+
+#: the verification failures that mean "this CA is not trusted" (a CA bundle can fix them)
+_UNTRUSTED = (
+    "unable to get local issuer certificate",
+    "self signed certificate",
+    "self-signed certificate",
+    "unable to get issuer certificate",
+    "unable to verify the first certificate",
+)
+
+
+def tls_text(
+    exc: BaseException,
+    base_url: str,
+    ca_bundle: str | None,
+    names_for: Callable[[], list[str]] | None = None,
+) -> str:
+    """One line for a TLS failure that names its real cause: a CA bundle is named as the way
+    out only when the certificate's issuer is not trusted (not for an expired certificate or
+    one issued for another host). *names_for* gives the names the certificate is valid for,
+    to say so after a hostname mismatch."""
+    from urllib.parse import urlsplit
+
+    text = str(exc)
+    found = re.search(r"certificate verify failed: (.+?)(?: \(_ssl\.c:\d+\)|['\")]*$)", text)
+    host = urlsplit(base_url).hostname or base_url
+    where = f"cannot reach the scheduler at {base_url}"
+    reason = found.group(1).strip().rstrip(".") if found else ""
+    lowered = reason.lower()
+    # "Hostname mismatch" from ssl; "hostname 'x' doesn't match 'y'" from urllib3 1.26,
+    # which checks the name itself
+    if "mismatch" in lowered or "doesn't match" in text:
+        valid = names_for() if names_for is not None else []
+        names = f" (it is valid for {', '.join(valid[:5])} only)" if valid else ""
+        return (
+            f"{where}: certificate verify failed: the certificate is not valid for "
+            f"host {host}{names}; use the host name the certificate was issued for in "
+            "ESS_BASE_URL, or have the certificate reissued"
+        )
+    if found is None and "CERTIFICATE_VERIFY_FAILED" not in text:
+        fix = "check the server's TLS set-up and ESS_CA_BUNDLE (or REQUESTS_CA_BUNDLE)"
+        return f"{where}: TLS handshake failed: {network_reason(exc)}; {fix}"
+    if "expired" in lowered or "not yet valid" in lowered:
+        return (
+            f"{where}: certificate verify failed: {reason}; the scheduler's certificate must "
+            "be renewed (or the clock of this host set right)"
+        )
+    reason = "certificate verify failed" + (f": {reason}" if reason else "")
+    if ca_bundle and any(marker in lowered for marker in _UNTRUSTED):
+        fix = (
+            f"ESS_CA_BUNDLE ({ca_bundle}) does not hold the CA that signed the scheduler's "
+            "certificate; set it to the right PEM file"
+        )
+    elif ca_bundle:
+        fix = f"check the scheduler's certificate (ESS_CA_BUNDLE is {ca_bundle})"
+    else:
+        fix = (
+            "if the scheduler's certificate comes from a private CA, set ESS_CA_BUNDLE to "
+            "that CA's PEM file"
+        )
+    return f"{where}: {reason}; {fix}"
+
+
+def proxy_text(exc: BaseException, base_url: str) -> str:
+    """One line for a proxy that failed: it names the proxy (never its credentials)."""
+    import requests.utils
+
+    proxy = requests.utils.select_proxy(base_url, requests.utils.get_environ_proxies(base_url))
+    shown = "the proxy"
+    if proxy:
+        parts = urlsplit_safe(proxy)
+        shown = f"the proxy {parts}" if parts else shown
+    return (
+        f"cannot reach the scheduler at {base_url} through {shown}: {network_reason(exc)}; "
+        "check HTTPS_PROXY / HTTP_PROXY / ALL_PROXY (and NO_PROXY)"
+    )
+
+
+def urlsplit_safe(url: str) -> str | None:
+    """*url* as ``scheme://host:port``, without user or password; None when malformed."""
+    from urllib.parse import urlsplit
+
+    try:
+        parts = urlsplit(url if "://" in url else f"http://{url}")
+        host, port = parts.hostname, parts.port
+    except ValueError:
+        return None
+    if not host:
+        return None
+    host = f"[{host}]" if ":" in host else host
+    return f"{parts.scheme}://{host}" + (f":{port}" if port else "")

@@ -99,6 +99,7 @@ class CancelWatcher:
             )
             return
         from ._client import CREDENTIAL_HINT, new_session
+        from ._credentials import redaction_secrets
         from ._reading import auth_object
         from ._request_state import RequestStateReader
 
@@ -108,11 +109,18 @@ class CancelWatcher:
             ca_bundle=settings.ca_bundle,
             timeout=min(READ_TIMEOUT, max(1.0, self.interval)),
             credential_hint=CREDENTIAL_HINT,
+            secrets=redaction_secrets(settings.auth),
         )
-        self._thread = threading.Thread(
+        thread = threading.Thread(
             target=self._run, args=(reader,), name="ess-callback-cancel-watch", daemon=True
         )
-        self._thread.start()
+        try:
+            thread.start()
+        except RuntimeError as exc:  # the user's process limit: the job goes on unwatched
+            log.warning("cancel polling is off: cannot start its thread (%s)", exc)
+            reader.close()
+            return
+        self._thread = thread
 
     def stop(self, timeout: float = 1.0) -> None:
         """Stop polling; wait up to *timeout* seconds for the thread.
@@ -173,41 +181,39 @@ class CancelWatcher:
         """``POST .../checkInCancelling`` with the handle: ESS's JSON boolean answer."""
         import json
 
-        import requests
-
-        from ._answers import error_for_response, network_reason
+        from ._answers import error_for_response
 
         url = reader.base_url + CHECK_IN_PATH.format(request_id=request_id)
         body: dict[str, Any] = {"requestExecutionContext": self.settings.request_handle}
         try:
-            response = reader.session.post(
+            response = reader.request(
+                "POST",
                 url,
                 data=json.dumps(body).encode("utf-8"),
                 headers={"Content-Type": "application/json"},
-                timeout=reader.timeout,
-                verify=reader.ca_bundle or True,
-                allow_redirects=False,
             )
-        except (requests.ConnectionError, requests.Timeout) as exc:
-            raise EssCallbackError(
-                f"cannot reach ESS at {reader.base_url}: {network_reason(exc)}"
-            ) from None
+        except DeliveryError as exc:
+            raise EssCallbackError(str(exc)) from None
         code = response.status_code
         if code in NO_CHECK_IN:
-            raise _NoCheckIn(f"{code} {response.reason or ''}".strip())
+            raise _NoCheckIn(f"{code} {reader.redact(response.reason)}".strip())
         if not 200 <= code < 300:
             error: DeliveryError = error_for_response(
-                code, response.reason or "", response.content, 1
+                code,
+                response.reason,
+                response.body,
+                1,
+                location=response.headers.get("Location"),
+                redact=reader.redact,
             )
             raise EssCallbackError(str(error).replace("ESS answered", "checkInCancelling:", 1))
         try:
-            answer = json.loads(response.content.decode("utf-8"))
+            answer = json.loads(response.body.decode("utf-8"))
         except (UnicodeDecodeError, ValueError):
             answer = None
         if not isinstance(answer, bool):
-            raise EssCallbackError(
-                f"checkInCancelling answered {response.content[:80]!r}, not a JSON boolean"
-            )
+            shown = reader.redact(repr(response.body[:80]))
+            raise EssCallbackError(f"checkInCancelling answered {shown}, not a JSON boolean")
         return answer
 
     def _read_state(self, reader: RequestStateReader, request_id: int) -> str | None:

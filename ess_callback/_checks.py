@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import os
 import re
+import stat
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -104,11 +106,41 @@ def _folder_holds_a_certificate(path: str, ssl: ModuleType, limit: int = 500) ->
     return False
 
 
+def folder_problem(info: os.stat_result) -> str | None:
+    """What makes a folder (its ``lstat``/``fstat``) unfit to hold outbox files, or None:
+    a symbolic link, not a folder, another user's, or writable by group or others."""
+    if stat.S_ISLNK(info.st_mode):
+        return "is a symbolic link"
+    if not stat.S_ISDIR(info.st_mode):
+        return "is not a folder"
+    if info.st_uid != os.geteuid():
+        return f"belongs to another user (uid {info.st_uid})"
+    mode = stat.S_IMODE(info.st_mode)
+    if mode & 0o022:
+        who = " and ".join(w for w, bit in (("group", 0o020), ("others", 0o002)) if mode & bit)
+        return f"is writable by {who} (mode {mode:o})"
+    return None
+
+
+#: the outbox's own subfolders (outbox/_outbox.py names them too)
+OUTBOX_SUBFOLDERS = ("rejected", "corrupt")
+
+
 def check_outbox(path: Path, *, variable: str = "ESS_CALLBACK_OUTBOX") -> Path:
     """Refuse an outbox path that can never be a folder (it, or the nearest existing parent,
-    is a file), naming *variable*. Other trouble (permissions) shows at spool time."""
+    is a file), or that exists but is unsafe (a symbolic link, another user's, writable by
+    others: see ``folder_problem``; its subfolders too), naming *variable*. Other trouble
+    (permissions) shows at spool time."""
     hint = f"set {variable} to a folder the job may write"
     try:
+        for folder in (path, *(path / name for name in OUTBOX_SUBFOLDERS)):
+            if os.path.lexists(folder):
+                problem = folder_problem(os.lstat(folder))
+                if problem is not None and problem != "is not a folder":
+                    raise ConfigurationError(
+                        f"outbox folder: {folder} {problem}; it is not used (kept statuses "
+                        f"carry the request handle): {hint}, of your own, mode 0700"
+                    )
         if path.exists() and not path.is_dir():
             raise ConfigurationError(f"outbox folder: {path} exists and is not a folder; {hint}")
         for parent in path.parents:
@@ -160,3 +192,60 @@ def without_option_hints(error: ConfigurationError) -> ConfigurationError:
     """*error* for a command without the ``--base-url``-style options of ``run`` and ``send``
     (``wait --relay``, ``flush``): its "(or --option)" hints go, the variables stay."""
     return ConfigurationError(re.sub(r" \(or --[a-z-]+\)", "", str(error)))
+
+
+#: proxy schemes the HTTP stack can use (SOCKS only with PySocks installed)
+_PROXY_SCHEMES = ("http", "https")
+_SOCKS_SCHEMES = ("socks4", "socks4a", "socks5", "socks5h")
+
+
+def check_proxies(env: Mapping[str, str], schemes: Iterable[str] = ("https", "http")) -> None:
+    """Refuse, before anything runs, a proxy variable that requests would refuse at the
+    first call for one of *schemes* (``HTTPS_PROXY``/``HTTP_PROXY``/``ALL_PROXY``, either
+    case, as requests reads them): no host, a scheme it cannot use, a bad port, ``socks5://``
+    without PySocks. The message names the variable, never its value (it may hold a
+    password). ``NO_PROXY=*`` turns every proxy off, as in requests."""
+    if (env.get("no_proxy") or env.get("NO_PROXY") or "").strip() == "*":
+        return
+    for scheme in schemes:
+        for name in (f"{scheme}_proxy", f"{scheme.upper()}_PROXY", "all_proxy", "ALL_PROXY"):
+            value = env.get(name)
+            if value:
+                problem = proxy_problem(value)
+                if problem is not None:
+                    raise ConfigurationError(
+                        f"proxy: {name} (used for {scheme}:// calls) {problem}; fix it, or "
+                        "unset it (value not shown: it may hold a password)"
+                    )
+                break  # the first one set is the one requests uses for this scheme
+
+
+def proxy_problem(value: str) -> str | None:
+    """What makes *value* unusable as a proxy URL for requests, or None."""
+    from urllib.parse import urlsplit
+
+    text = value.strip()
+    if "://" not in text:
+        text = "http://" + text  # requests' own default
+    try:
+        parts = urlsplit(text)
+        host, _port = parts.hostname, parts.port
+    except ValueError as exc:
+        return f"is not a valid URL ({'bad port' if 'port' in str(exc) else 'malformed'})"
+    if any(ch.isspace() or ord(ch) < 32 for ch in text):
+        return "holds a space or a control character"
+    if not host:
+        return "names no host"
+    scheme = parts.scheme.lower()
+    if scheme in _SOCKS_SCHEMES:
+        import importlib.util
+
+        if importlib.util.find_spec("socks") is None:  # PySocks, as urllib3 imports it
+            return (
+                f"is a {scheme}:// proxy, which needs PySocks "
+                "(pip install 'requests[socks]') and it is not installed"
+            )
+        return None
+    if scheme not in _PROXY_SCHEMES:
+        return f"has the scheme {scheme}://, which is not a proxy scheme (http:// or https://)"
+    return None

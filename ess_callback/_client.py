@@ -4,46 +4,46 @@ from __future__ import annotations
 
 import json
 import logging
-import random
-import re
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 import attrs
 
 from . import _recording
 from ._answers import CREDENTIAL_HINT as CREDENTIAL_HINT
-from ._answers import RETRY_STATUSES, network_reason
+from ._answers import RETRY_STATUSES, network_reason, proxy_text, tls_text
 from ._answers import error_for_response as error_for_response
 from ._answers import parse_problem as parse_problem
 from ._answers import retry_after_seconds as retry_after_seconds
 from ._checks import (
     DEFAULT_MEDIA_TYPE,
-    DEFAULT_RETRY_SECONDS,
     check_ca_bundle,
     parse_media_type,
     parse_request_id,
 )
-from ._credentials import auth_secrets
+from ._credentials import auth_secrets, redaction_secrets
 from ._errors import (
     AuthenticationError,
     ConfigurationError,
     DeliveryError,
     DeliveryInterrupted,
+    RedirectedError,
     SchedulerUnavailableError,
 )
-from ._message import DEFAULT_MAX_MESSAGE_BYTES, signal_name, truncate_message
+from ._message import DEFAULT_MAX_MESSAGE_BYTES, Redactor, signal_name, truncate_message
 from ._model import Callback, Outcome
+from ._retry import MAX_SINGLE_WAIT as MAX_SINGLE_WAIT
+from ._retry import RetryPolicy as RetryPolicy
 from ._settings import BasicAuth, BearerAuth, parse_base_url
 from ._status import Status
+from ._transport import Answer, certificate_names, exchange, mount_watched
 
 if TYPE_CHECKING:
     import requests
 
 log = logging.getLogger("ess_callback")
 
-MAX_SINGLE_WAIT = 30.0
 STATUS_PATH = "/ess/rest/scheduler/v1/requests/{request_id}/executionStatus"
 #: the request states a final status leads to (SPEC section 5): a retried final status
 #: refused with 400 or 409 was delivered after all when the request already stands there
@@ -57,29 +57,6 @@ LEADS_TO: dict[Status, frozenset[str]] = {
 }
 #: the refusals a status that already arrived may get when it is sent again
 REPEAT_REFUSALS = frozenset({400, 409})
-
-
-@attrs.frozen
-class RetryPolicy:
-    """How hard to try: attempts, total time budget, per-attempt timeout and backoff.
-
-    Written by hand rather than with ``urllib3.util.Retry``: that class has no total time
-    budget, does not cap ``Retry-After``, and does not report the attempt count on success,
-    all three of which the delivery guarantees rest on.
-    """
-
-    attempts: int = 8
-    budget: float = DEFAULT_RETRY_SECONDS
-    timeout: float = 10.0
-    backoff: float = 0.5
-    max_wait: float = MAX_SINGLE_WAIT
-    sleep: Callable[[float], None] = attrs.field(default=time.sleep, eq=False, repr=False)
-    clock: Callable[[], float] = attrs.field(default=time.monotonic, eq=False, repr=False)
-
-    def backoff_wait(self, failed_attempts: int) -> float:
-        """Exponential backoff with jitter: half fixed, half random, capped at ``max_wait``."""
-        base = min(self.max_wait, self.backoff * 2.0 ** (failed_attempts - 1))
-        return base / 2 + random.uniform(0, base / 2)
 
 
 def _basic_auth(auth: BasicAuth) -> Any:
@@ -115,6 +92,7 @@ def new_session(auth: Any = None, headers: Mapping[str, str] | None = None) -> r
         }
     )
     session.auth = auth if auth is not None else _NoAuth()
+    mount_watched(session)
     return session
 
 
@@ -177,6 +155,8 @@ class SchedulerClient:
         self.ca_bundle = ca_bundle
         self.max_message_bytes = max_message_bytes
         self._auth = _check_auth(auth)
+        #: hides the credentials in whatever a server (or a proxy) quotes back
+        self._redact = Redactor(redaction_secrets(self._auth))
         self._session: requests.Session | None = None
 
     def __repr__(self) -> str:
@@ -250,106 +230,51 @@ class SchedulerClient:
     def _send_with_retries(
         self, callback: Callback, policy: RetryPolicy, sent_before: bool = False
     ) -> int:
-        import requests
+        """Attempts until one is answered 2xx, or the schedule says stop; the attempt count.
 
-        url = self.status_url(callback.request_id or 0)
-        data = json.dumps(callback.body()).encode("utf-8")
-        headers = {"Content-Type": self.media_type}
-        verify: bool | str = self.ca_bundle or True
-        deadline = policy.clock() + policy.budget
-        attempt = 0
+        What to retry is decided here (``RETRY_STATUSES`` and network failures), when to stop
+        and how long to wait by the ``RetrySchedule``, the sending by ``_attempt``.
+        """
+        schedule = policy.schedule()
         #: True once an attempt may have reached ESS without its answer reaching us
         maybe_arrived = sent_before
         try:
             while True:
-                attempt += 1
-                timeout = policy.timeout
-                if attempt > 1:
-                    timeout = max(0.5, min(timeout, deadline - policy.clock()))
+                seconds = schedule.start_attempt()
+                attempt = schedule.attempts
                 retry_after: float | None = None
-                log.debug(
-                    "POST %s (%s, attempt %d of %d, timeout %.1f s)",
-                    url,
-                    callback.status,
-                    attempt,
-                    policy.attempts,
-                    timeout,
-                )
-                started = time.monotonic()
                 try:
-                    response = self.session.post(
-                        url,
-                        data=data,
-                        headers=headers,
-                        timeout=timeout,
-                        verify=verify,
-                        allow_redirects=False,
-                    )
-                except requests.exceptions.SSLError as exc:
-                    # Retrying cannot fix a certificate; the outbox keeps the status until
-                    # the CA bundle is fixed and 'ess-callback flush' runs.
-                    raise SchedulerUnavailableError(self._tls_text(exc), attempts=attempt) from None
-                except (
-                    requests.ConnectionError,
-                    requests.Timeout,
-                    # the connection broke while the answer was read: as unknown as a reset
-                    requests.exceptions.ChunkedEncodingError,
-                ) as exc:
-                    reason = network_reason(exc)
+                    answer = self._attempt(callback, attempt, policy.attempts, seconds)
+                except _NoAnswer as lost:
                     maybe_arrived = True
-                    log.debug("no answer after %.2f s: %s", time.monotonic() - started, reason)
-                    error: DeliveryError = SchedulerUnavailableError(
-                        f"cannot reach the scheduler at {self.base_url}: {reason}",
-                        attempts=attempt,
-                    )
-                except (requests.RequestException, ValueError, UnicodeError) as exc:
-                    # Mostly raised before the request left: a header, URL or proxy setting
-                    # the HTTP stack refused. Its text may quote a header (a credential), so
-                    # only its type goes into the message.
-                    raise DeliveryError(
-                        f"cannot send to {self.base_url}: the HTTP library refused the request "
-                        f"({type(exc).__name__}); check ESS_BASE_URL, the credentials and any "
-                        "HTTPS_PROXY",
-                        attempts=attempt,
-                    ) from None
-                except OSError as exc:
-                    # requests raises a bare OSError for an unusable REQUESTS_CA_BUNDLE: not
-                    # transient, so not retried, but kept in the outbox until it is fixed.
-                    raise SchedulerUnavailableError(
-                        f"cannot send to {self.base_url}: {exc.strerror or exc}",
-                        attempts=attempt,
-                    ) from None
+                    error: DeliveryError = lost.error
                 else:
-                    code = response.status_code
-                    log.debug(
-                        "ESS answered %d %s in %.2f s",
-                        code,
-                        response.reason or "",
-                        time.monotonic() - started,
-                    )
+                    code = answer.status_code
                     if 200 <= code < 300:
-                        response.close()
                         if attempt > 1:
                             log.info("delivered %s after %d attempts", callback.status, attempt)
                         return attempt
                     error = error_for_response(
-                        code, response.reason or "", response.content, attempt
+                        code,
+                        answer.reason,
+                        answer.body,
+                        attempt,
+                        location=answer.headers.get("Location"),
+                        redact=self._redact,
                     )
                     if code not in RETRY_STATUSES:
                         if (
                             maybe_arrived
                             and code in REPEAT_REFUSALS
-                            and self._arrived_before(callback, code, policy)
+                            and self._arrived_before(callback, code, schedule.attempt_seconds())
                         ):
                             return attempt
                         raise error
                     maybe_arrived = True  # a gateway's 502/504 may hide a status ESS took
-                    retry_after = retry_after_seconds(response.headers.get("Retry-After"))
-                remaining = deadline - policy.clock()
-                if attempt >= policy.attempts or remaining <= 0.5:
+                    retry_after = retry_after_seconds(answer.headers.get("Retry-After"))
+                wait = schedule.wait_before_next(retry_after)
+                if wait is None:
                     raise error
-                wait = policy.backoff_wait(attempt) if retry_after is None else retry_after
-                wait = min(wait, policy.max_wait, remaining - 0.5)
                 log.info(
                     "%s not delivered (attempt %d of %d): %s; retrying in %.1f s",
                     callback.status,
@@ -358,18 +283,106 @@ class SchedulerClient:
                     error,
                     wait,
                 )
-                policy.sleep(max(0.0, wait))
+                policy.sleep(wait)
         except DeliveryInterrupted as stop:
             raise SchedulerUnavailableError(
                 f"sending to {self.base_url} was interrupted by {signal_name(stop.signum)} "
-                f"(attempt {attempt})",
-                attempts=attempt,
+                f"(attempt {schedule.attempts})",
+                attempts=schedule.attempts,
             ) from None
 
-    def _arrived_before(self, callback: Callback, code: int, policy: RetryPolicy) -> bool:
+    def _attempt(self, callback: Callback, attempt: int, of: int, seconds: float) -> Answer:
+        """One POST of *callback*, answered within *seconds* (body included, capped).
+
+        Raises ``_NoAnswer`` when no answer came (the status may have arrived all the same),
+        and a ``DeliveryError`` when retrying cannot help (TLS, a refused setting).
+        """
+        import requests
+
+        url = self.status_url(callback.request_id or 0)
+        log.debug(
+            "POST %s (%s, attempt %d of %d, timeout %.1f s)",
+            url,
+            callback.status,
+            attempt,
+            of,
+            seconds,
+        )
+        started = time.monotonic()
+        try:
+            answer = exchange(
+                self.session,
+                "POST",
+                url,
+                seconds=seconds,
+                data=json.dumps(callback.body()).encode("utf-8"),
+                headers={"Content-Type": self.media_type},
+                verify=self.ca_bundle or True,
+            )
+        except requests.exceptions.SSLError as exc:
+            # Retrying cannot fix a certificate; the outbox keeps the status until
+            # the CA bundle is fixed and 'ess-callback flush' runs.
+            raise SchedulerUnavailableError(
+                self._redact(
+                    tls_text(
+                        exc,
+                        self.base_url,
+                        self.ca_bundle,
+                        lambda: certificate_names(self.base_url, self.ca_bundle),
+                    )
+                ),
+                attempts=attempt,
+            ) from None
+        except requests.exceptions.ProxyError as exc:
+            raise _NoAnswer(
+                SchedulerUnavailableError(
+                    self._redact(proxy_text(exc, self.base_url)), attempts=attempt
+                )
+            ) from None
+        except (
+            requests.ConnectionError,
+            requests.Timeout,
+            # the connection broke while the answer was read: as unknown as a reset
+            requests.exceptions.ChunkedEncodingError,
+        ) as exc:
+            reason = self._redact(network_reason(exc))
+            log.debug("no answer after %.2f s: %s", time.monotonic() - started, reason)
+            raise _NoAnswer(
+                SchedulerUnavailableError(
+                    f"cannot reach the scheduler at {self.base_url}: {reason}",
+                    attempts=attempt,
+                )
+            ) from None
+        except (requests.RequestException, ValueError, UnicodeError) as exc:
+            # Mostly raised before the request left: a header, URL or proxy setting the HTTP
+            # stack refused (the settings check finds most of these before the job runs).
+            # Its text may quote a header (a credential), so only its type is shown.
+            raise DeliveryError(
+                f"cannot send to {self.base_url}: the HTTP library refused the request "
+                f"({type(exc).__name__}); check ESS_BASE_URL, the credentials and any "
+                "HTTPS_PROXY",
+                attempts=attempt,
+            ) from None
+        except OSError as exc:
+            # requests raises a bare OSError for an unusable REQUESTS_CA_BUNDLE: not
+            # transient, so not retried, but kept in the outbox until it is fixed.
+            raise SchedulerUnavailableError(
+                f"cannot send to {self.base_url}: {exc.strerror or exc}",
+                attempts=attempt,
+            ) from None
+        log.debug(
+            "ESS answered %d %s in %.2f s",
+            answer.status_code,
+            answer.reason,
+            time.monotonic() - started,
+        )
+        return answer
+
+    def _arrived_before(self, callback: Callback, code: int, seconds: float) -> bool:
         """True when ESS refused a final status sent again (*code* 400 or 409) because an
         earlier attempt, whose answer was lost, already delivered it: the request, read with
-        the same credentials and TLS settings, stands where that status leads (SPEC 5)."""
+        the same credentials and TLS settings within *seconds*, stands where that status
+        leads (SPEC 5)."""
         expected = LEADS_TO.get(callback.status)
         if expected is None or callback.request_id is None:
             return False
@@ -383,8 +396,9 @@ class SchedulerClient:
                 self.base_url,
                 new_session(auth),
                 ca_bundle=self.ca_bundle,
-                timeout=policy.timeout,
+                timeout=seconds,
                 credential_hint=CREDENTIAL_HINT,
+                secrets=redaction_secrets(self._auth),
             ) as reader:
                 state = reader.state(callback.request_id).upper()
         except Exception as exc:  # the refusal then stands; say why the check failed
@@ -409,30 +423,18 @@ class SchedulerClient:
         )
         return True
 
-    def _tls_text(self, exc: BaseException) -> str:
-        """One line for a TLS failure, naming ESS_CA_BUNDLE as the way out."""
-        text = str(exc)
-        found = re.search(r"certificate verify failed: (.+?)(?: \(_ssl\.c:\d+\))?['\")]", text)
-        if found is not None or "CERTIFICATE_VERIFY_FAILED" in text:
-            reason = "certificate verify failed" + (f": {found.group(1)}" if found else "")
-            if self.ca_bundle:
-                fix = (
-                    f"ESS_CA_BUNDLE ({self.ca_bundle}) does not hold the CA that signed the "
-                    "scheduler's certificate; set it to the right PEM file"
-                )
-            else:
-                fix = (
-                    "if the scheduler's certificate comes from a private CA, set ESS_CA_BUNDLE "
-                    "to that CA's PEM file"
-                )
-        else:
-            reason = "TLS handshake failed: " + network_reason(exc)
-            fix = "check the server's TLS set-up and ESS_CA_BUNDLE (or REQUESTS_CA_BUNDLE)"
-        return f"cannot reach the scheduler at {self.base_url}: {reason}; {fix}"
-
 
 def is_spoolable(error: BaseException) -> bool:
-    """True when a final callback that failed this way belongs in the outbox."""
+    """True when a final callback that failed this way belongs in the outbox: a retryable
+    failure, a 401 (fresh credentials may help) or a redirect (a fixed ESS_BASE_URL will)."""
     return isinstance(error, DeliveryError) and (
-        error.retryable or isinstance(error, AuthenticationError)
+        error.retryable or isinstance(error, AuthenticationError | RedirectedError)
     )
+
+
+class _NoAnswer(Exception):
+    """An attempt got no answer (it may have reached ESS all the same)."""
+
+    def __init__(self, error: DeliveryError) -> None:
+        super().__init__(str(error))
+        self.error = error

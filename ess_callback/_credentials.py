@@ -18,10 +18,16 @@ from ._errors import ConfigurationError
 
 #: C0 and C1 control characters and DEL: never part of a credential
 _CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")
+#: lone surrogates: how Python keeps bytes of the environment that are not UTF-8
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 def secret_problem(value: str, *, bearer: bool = False) -> str | None:
     """What makes *value* unusable as a credential in a header, or None. Never quotes it."""
+    if _SURROGATE.search(value):
+        # The variable was set with bytes that are not UTF-8 (Python keeps them as lone
+        # surrogates): no HTTP header can carry them.
+        return "holds bytes that are not UTF-8 text: set it as UTF-8"
     found = _CONTROL.search(value)
     if found is not None:
         char = found.group(0)
@@ -90,12 +96,23 @@ Auth = BasicAuth | BearerAuth
 
 
 def auth_secrets(auth: object) -> list[str]:
-    """The secret values an auth object holds (for redaction)."""
+    """The secret values an auth object holds."""
     if isinstance(auth, BasicAuth):
         return [auth.password]
     if isinstance(auth, BearerAuth):
         return [auth.token]
     return []
+
+
+def redaction_secrets(auth: object) -> list[str]:
+    """What a redactor must hide for *auth*: its secrets and, for Basic, also
+    ``username:password``, whose base64 form is what the ``Authorization`` header carries
+    (and what ``curl -v`` prints)."""
+    if isinstance(auth, tuple) and len(auth) == 2 and all(isinstance(p, str) for p in auth):
+        return [auth[1], f"{auth[0]}:{auth[1]}"]
+    if isinstance(auth, BasicAuth):
+        return [auth.password, f"{auth.username}:{auth.password}"]
+    return auth_secrets(auth)
 
 
 def read_secret_file(path: str, *, setting: str, variable: str) -> str:

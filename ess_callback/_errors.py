@@ -81,6 +81,17 @@ class RequestNotFoundError(RejectedError):
     """404: the scheduler does not know this request (or the watched job does not exist)."""
 
 
+class RedirectedError(RejectedError):
+    """3xx: the scheduler answered with a redirect, which is never followed (the credentials
+    would go along). Not retried, but a final status so answered goes to the outbox: once
+    ESS_BASE_URL names the final address, ``flush`` delivers it. ``location`` holds where
+    the answer pointed (redacted), or None."""
+
+    def __init__(self, message: str, *, location: str | None = None, **kwargs: object) -> None:
+        super().__init__(message, **kwargs)  # type: ignore[arg-type]
+        self.location = location
+
+
 class SchedulerUnavailableError(DeliveryError):
     """5xx, 429, 408 or a network failure, still so after the retries were spent."""
 

@@ -111,11 +111,35 @@ def describe_exception(exc: BaseException, *, where: bool = True) -> str:
     return out
 
 
+def secret_forms(secret: str) -> set[str]:
+    """*secret* and the forms it takes on the wire: URL-encoded (a password in a URL or a
+    form) and base64 (a Basic ``Authorization`` header carries ``user:password`` so; the
+    unpadded form also catches it inside longer base64 text that starts with it)."""
+    import base64
+    from urllib.parse import quote, quote_plus
+
+    forms = {secret, quote(secret, safe=""), quote(secret), quote_plus(secret)}
+    for encoding in ("utf-8", "latin-1"):
+        try:
+            raw = secret.encode(encoding)
+        except UnicodeEncodeError:
+            continue
+        for encoded in (base64.b64encode(raw), base64.urlsafe_b64encode(raw)):
+            forms.add(encoded.decode("ascii"))
+            forms.add(encoded.decode("ascii").rstrip("="))
+    # An encoded form of a very short secret would hide ordinary words ("a" -> "YQ").
+    return {secret} | {form for form in forms if len(form) >= 4}
+
+
 class Redactor:
-    """Replaces secret values and patterns with ``***`` in text we send, spool, log or print."""
+    """Replaces secret values and patterns with ``***`` in text we send, spool, log or print.
+
+    Each secret is also hidden in its URL-encoded and base64 forms (see ``secret_forms``).
+    """
 
     def __init__(self, secrets: Iterable[str] = (), patterns: Iterable[str | re.Pattern[str]] = ()):
-        literal = sorted({s for s in secrets if s}, key=len, reverse=True)
+        forms = {form for s in secrets if s for form in secret_forms(s)}
+        literal = sorted(forms, key=len, reverse=True)
         parts = [re.escape(s) for s in literal]
         parts += [p.pattern if isinstance(p, re.Pattern) else p for p in patterns]
         self._regex = re.compile("|".join(f"(?:{p})" for p in parts)) if parts else None

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import socket
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
@@ -19,6 +20,8 @@ from ._settings import BasicAuth, BearerAuth
 
 if TYPE_CHECKING:
     import requests
+
+    from ._transport import Answer
 
 
 class MalformedAnswerError(EssCallbackError):
@@ -36,27 +39,35 @@ class HostNotFoundError(SchedulerUnavailableError):
         self.host = host
 
 
-def get_json(
+def request(
     session: requests.Session,
+    method: str,
     url: str,
     *,
     api: str,
     base_url: str,
     timeout: float,
     ca_bundle: str | None,
-    credential_hint: str,
-) -> Any:
-    """GET *url* with *session* and decode the JSON answer; *api* (at *base_url*) names
-    the server in the messages of the typed errors raised when it cannot be read."""
+    redact: Callable[[str], str] = str,
+    **kwargs: Any,
+) -> Answer:
+    """One exchange with *api* (at *base_url*) within *timeout* seconds, its body capped
+    (``_transport.exchange``); a typed error, worded by its real cause and passed through
+    *redact*, when no answer came."""
     import requests
 
+    from ._answers import proxy_text, tls_text
+    from ._transport import certificate_names, exchange
+
     try:
-        response = session.get(
-            url,
-            timeout=timeout,
-            verify=ca_bundle or True,
-            allow_redirects=False,
-        )
+        return exchange(session, method, url, seconds=timeout, verify=ca_bundle or True, **kwargs)
+    except requests.exceptions.SSLError as exc:
+        text = tls_text(exc, base_url, ca_bundle, lambda: certificate_names(base_url, ca_bundle))
+        text = text.replace("the scheduler", api).replace("ESS_BASE_URL", "the URL")
+        raise SchedulerUnavailableError(redact(text), attempts=1) from None
+    except requests.exceptions.ProxyError as exc:
+        text = proxy_text(exc, url).replace("the scheduler", api)
+        raise SchedulerUnavailableError(redact(text), attempts=1) from None
     except requests.ConnectionError as exc:
         if name_not_resolved(exc):
             host = urlsplit(url).hostname or url
@@ -65,7 +76,7 @@ def get_json(
                 host=host,
             ) from None
         raise SchedulerUnavailableError(
-            f"cannot reach {api} at {base_url}: {network_reason(exc)}",
+            f"cannot reach {api} at {base_url}: {redact(network_reason(exc))}",
             attempts=1,
         ) from None
     except requests.Timeout as exc:
@@ -81,30 +92,66 @@ def get_json(
     except OSError as exc:
         # requests raises a bare OSError for an unusable CA bundle (REQUESTS_CA_BUNDLE):
         # not transient, so not SchedulerUnavailableError, and never a traceback.
-        raise EssCallbackError(f"cannot read from {api} at {base_url}: {exc}") from None
-    if not 200 <= response.status_code < 300:
-        raise answer_error(response, api=api, credential_hint=credential_hint)
-    try:
-        return json.loads(response.content.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError):
-        excerpt = " ".join(response.content.decode("utf-8", "replace").split())[:120]
-        raise MalformedAnswerError(
-            f"{api} at {base_url} answered {response.status_code} with a body "
-            f"that is not JSON: {excerpt!r}"
+        raise EssCallbackError(
+            f"cannot read from {api} at {base_url}: {exc.strerror or exc}"
         ) from None
 
 
-def answer_error(response: requests.Response, *, api: str, credential_hint: str) -> DeliveryError:
+def get_json(
+    session: requests.Session,
+    url: str,
+    *,
+    api: str,
+    base_url: str,
+    timeout: float,
+    ca_bundle: str | None,
+    credential_hint: str,
+    redact: Callable[[str], str] = str,
+) -> Any:
+    """GET *url* with *session* and decode the JSON answer (at most a few KB of it); *api*
+    (at *base_url*) names the server in the messages of the typed errors raised when it
+    cannot be read, and *redact* hides the credentials in what a server quotes back."""
+    response = request(
+        session,
+        "GET",
+        url,
+        api=api,
+        base_url=base_url,
+        timeout=timeout,
+        ca_bundle=ca_bundle,
+        redact=redact,
+    )
+    if not 200 <= response.status_code < 300:
+        raise answer_error(response, api=api, credential_hint=credential_hint, redact=redact)
+    try:
+        return json.loads(response.body.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError):
+        excerpt = " ".join(response.body.decode("utf-8", "replace").split())[:120]
+        raise MalformedAnswerError(
+            f"{api} at {base_url} answered {response.status_code} with a body "
+            f"that is not JSON: {redact(excerpt)!r}"
+        ) from None
+
+
+def answer_error(
+    response: Answer,
+    *,
+    api: str,
+    credential_hint: str,
+    redact: Callable[[str], str] = str,
+) -> DeliveryError:
     """The typed error for a non-2xx answer, worded for *api*."""
     return error_for_response(
         response.status_code,
-        response.reason or "",
-        response.content,
+        response.reason,
+        response.body,
         attempts=1,
         server=api,
         credential_hint=credential_hint,
         forbidden_hint=credential_hint,
         redirect_fix="use the final address",
+        location=response.headers.get("Location"),
+        redact=redact,
     )
 
 

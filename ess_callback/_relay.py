@@ -157,8 +157,12 @@ class OutputPipe:
         #: set once the pipe reached end of file (or failed)
         self.done = threading.Event()
 
-    def start(self, on_done: Callable[[], None]) -> None:
-        """Relay in a daemon thread until end of file, then call *on_done* (from it)."""
+    def start(self, on_done: Callable[[], None]) -> bool:
+        """Relay in a daemon thread until end of file, then call *on_done* (from it).
+
+        False when no thread could be started (the user's process limit): the caller then
+        calls ``read_once`` whenever the pipe is readable.
+        """
         os.set_blocking(self.fd, True)
 
         def pump() -> None:
@@ -168,8 +172,28 @@ class OutputPipe:
                 self.done.set()
                 on_done()
 
-        self._thread = threading.Thread(target=pump, name=f"relay-{self.name}", daemon=True)
-        self._thread.start()
+        thread = threading.Thread(target=pump, name=f"relay-{self.name}", daemon=True)
+        try:
+            thread.start()
+        except RuntimeError:  # "can't start new thread"
+            return False
+        self._thread = thread
+        return True
+
+    def read_once(self) -> bool:
+        """Relay one chunk in the caller's thread (the pipe is readable); False at its end."""
+        try:
+            count = os.readv(self.fd, [self._buffer])
+        except OSError:
+            count = 0
+        if count == 0:
+            self.done.set()
+            return False
+        view = memoryview(self._buffer)[:count]
+        if self._dest_ok:
+            self._write(view)
+        self.tail.write(view)
+        return True
 
     @property
     def running(self) -> bool:

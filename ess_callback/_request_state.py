@@ -7,13 +7,17 @@ all go through it.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 from ._errors import ConfigurationError
-from ._reading import get_json, malformed
+from ._message import Redactor
+from ._reading import get_json, malformed, request
 
 if TYPE_CHECKING:
     import requests
+
+    from ._transport import Answer
 
 REQUEST_PATH = "/ess/rest/scheduler/v1/requests/{request_id}"
 #: how ESS is named in messages
@@ -59,8 +63,11 @@ class RequestStateReader:
         timeout: float,
         ca_bundle: str | None,
         credential_hint: str,
+        secrets: Iterable[str] = (),
     ) -> None:
         self.base_url = base_url
+        #: hides the credentials (and their encoded forms) in what a server quotes back
+        self.redact = Redactor(secrets)
         self.session = session
         self.timeout = timeout
         self.ca_bundle = ca_bundle
@@ -89,5 +96,21 @@ class RequestStateReader:
             timeout=self.timeout,
             ca_bundle=self.ca_bundle,
             credential_hint=self.credential_hint,
+            redact=self.redact,
         )
         return raw_state(body)
+
+    def request(self, method: str, url: str, **kwargs: Any) -> Answer:
+        """One exchange with ESS within ``timeout`` seconds, its body capped; a typed error
+        when no answer came."""
+        return request(
+            self.session,
+            method,
+            url,
+            api=API,
+            base_url=self.base_url,
+            timeout=self.timeout,
+            ca_bundle=self.ca_bundle,
+            redact=self.redact,
+            **kwargs,
+        )

@@ -23,6 +23,7 @@ from ._session import ReportingSession, SenderFuture, WarningList
 if TYPE_CHECKING:
     from ._seam import Sender
     from ._settings import Settings
+    from ._signals import SignalGuard
 
 log = logging.getLogger("ess_callback")
 
@@ -51,8 +52,15 @@ class Reporter:
     command already runs.
     """
 
-    def __init__(self, settings: Settings, *, redact: Redactor, update_interval: float) -> None:
-        self._future = SenderFuture(settings)
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        redact: Redactor,
+        update_interval: float,
+        stop: SignalGuard | None = None,
+    ) -> None:
+        self._future = SenderFuture(settings, stop=stop)
         self.session = ReportingSession(
             settings, self._future, redact=redact, update_interval=update_interval
         )

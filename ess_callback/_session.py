@@ -25,6 +25,7 @@ from ._updates import UpdatePump
 if TYPE_CHECKING:
     from ._seam import Sender
     from ._settings import Settings
+    from ._signals import SignalGuard
     from .outbox._leases import Lease
 
 log = logging.getLogger("ess_callback")
@@ -73,26 +74,32 @@ class WarningList:
 class SenderFuture:
     """``make_sender`` in a thread, so that requests is imported while the command runs."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, *, stop: SignalGuard | None = None) -> None:
         self._settings = settings
+        self._stop = stop
         self._sender: Sender | None = None
         self._error: BaseException | None = None
         self._thread: threading.Thread | None = None
+        self._inline = False
 
     def start(self) -> None:
-        """Start building the sender in the background (once)."""
-        if self._thread is None:
-            self._thread = threading.Thread(
-                target=self._make, name="ess-callback-sender", daemon=True
-            )
-            self._thread.start()
+        """Start building the sender in the background (once); when no thread can be
+        started (the user's process limit), ``get()`` builds it itself."""
+        if self._thread is None and not self._inline:
+            thread = threading.Thread(target=self._make, name="ess-callback-sender", daemon=True)
+            try:
+                thread.start()
+            except RuntimeError:  # "can't start new thread"
+                self._inline = True
+                return
+            self._thread = thread
 
     def _make(self) -> None:
         try:
             from ._sender import make_sender
 
             # The session says itself, in one line, where an undelivered status went.
-            self._sender = make_sender(self._settings, announce_spool=False)
+            self._sender = make_sender(self._settings, announce_spool=False, stop=self._stop)
             if not self._sender.local:
                 import requests  # noqa: F401  (loaded on first send: do it now, in parallel)
         except BaseException as exc:  # handed to the caller of get()
@@ -101,8 +108,12 @@ class SenderFuture:
     def get(self) -> Sender:
         """The sender (waits for it); raises what building it raised."""
         self.start()
-        assert self._thread is not None
-        self._thread.join()
+        if self._inline:
+            if self._sender is None and self._error is None:
+                self._make()
+        else:
+            assert self._thread is not None
+            self._thread.join()
         if self._error is not None:
             raise self._error
         assert self._sender is not None

@@ -23,6 +23,7 @@ from ._checks import (
     MAX_SECONDS,
     check_ca_bundle,
     check_outbox,
+    check_proxies,
     parse_bool,
     parse_media_type,
     parse_request_id,
@@ -33,8 +34,8 @@ from ._credentials import Auth as Auth
 from ._credentials import BasicAuth as BasicAuth
 from ._credentials import BearerAuth as BearerAuth
 from ._credentials import auth_from_env as auth_from_env
-from ._credentials import auth_secrets
 from ._credentials import read_secret_file as read_secret_file
+from ._credentials import redaction_secrets
 from ._credentials import secret_from_env as secret_from_env
 from ._errors import ConfigurationError
 from ._url import UrlParts, split_url
@@ -72,7 +73,7 @@ class Settings:
 
     def secrets(self) -> list[str]:
         """The secret values these settings hold (for redaction)."""
-        return auth_secrets(self.auth)
+        return redaction_secrets(self.auth)
 
 
 def default_outbox(env: Mapping[str, str]) -> Path:
@@ -124,6 +125,8 @@ def resolve_settings(
 
     raw_url = base_url if base_url is not None else (env.get("ESS_BASE_URL") or None)
     url = parse_base_url(raw_url, allow_http=allow_http) if raw_url else None
+    if url is not None and not dry_run:
+        check_proxies(env, [url.split(":", 1)[0]])
     if url is None and require:
         raise ConfigurationError(
             "base URL is missing: set ESS_BASE_URL (or --base-url) to the ESS server, "
@@ -232,7 +235,7 @@ class FlushSettings:
 
     def secrets(self) -> list[str]:
         """The secret values held (for redaction)."""
-        return auth_secrets(self.auth)
+        return redaction_secrets(self.auth)
 
 
 def resolve_flush_settings(
@@ -300,6 +303,8 @@ def resolve_flush_settings(
             setting="dry run",
             variable="ESS_CALLBACK_DRY_RUN",
         )
+    if not dry_run:
+        check_proxies(env)  # each entry names its own server: any scheme may be used
     return FlushSettings(
         auth=auth,
         media_type=media,
@@ -343,7 +348,7 @@ class WatchSettings:
 
     def secrets(self) -> list[str]:
         """The secret values held (for redaction)."""
-        return auth_secrets(self.auth)
+        return redaction_secrets(self.auth)
 
 
 def _checked_http_parts(url: str) -> UrlParts | None:
@@ -387,6 +392,7 @@ def resolve_watch_settings(
             f"would travel in clear; use https:// in {source} "
             "(or set ESS_CALLBACK_ALLOW_HTTP=1)"
         )
+    check_proxies(env, [parts.scheme] if parts else ["https", "http"])
     auth = auth_from_env(env, prefix="WATCH")
     hint = WATCH_HINT
     bundle = None

@@ -137,6 +137,11 @@ class SignalGuard:
         if self.interruptible and main is not None:  # always set: the main thread runs
             signal.pthread_kill(main, signal.SIGTERM)
 
+    def notify(self, signum: int) -> None:
+        """Act on *signum* as if the guard had received it (for a caller that keeps its own
+        handlers, ``run``'s supervisor): raises inside an ``armed()`` window."""
+        self._on_signal(signum, None)
+
     def __enter__(self) -> SignalGuard:
         self.install()
         return self

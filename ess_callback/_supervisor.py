@@ -26,11 +26,12 @@ import attrs
 
 from . import _host
 from ._endings import ChildEnd, spawn_message
+from ._errors import DeliveryInterrupted
 from ._message import Redactor, signal_name
 from ._process_group import PYTHON_IGNORES, group_members, passed_signals
 from ._relay import LineReader, OutputPipe, TailBuffer, make_pipe, open_standard_fds, progress_fd
 from ._run_report import Reporter
-from ._signals import STOP_SIGNALS, give_back
+from ._signals import STOP_SIGNALS, SignalGuard, give_back
 from ._spawn import exec_result, fork_exec, parent_death_available
 from ._status import Status
 
@@ -91,7 +92,16 @@ class Supervisor:
         #: called once the command runs (the command line resumes its GC there)
         self._on_started = on_started
         redact = Redactor([*settings.secrets(), *options.secrets], options.redact)
-        self.reporter = Reporter(settings, redact=redact, update_interval=options.update_interval)
+        #: a stop signal while the final status is being delivered stops the delivery
+        #: (the status goes to the outbox) rather than wait out the retry budget
+        self._delivery_stop = SignalGuard(DeliveryInterrupted, once=True, say_late=False)
+        self._finishing = False
+        self.reporter = Reporter(
+            settings,
+            redact=redact,
+            update_interval=options.update_interval,
+            stop=self._delivery_stop,
+        )
         #: ("signal", signum) from our handlers, ("cancel", reason) from the cancel watcher
         self._events: collections.deque[tuple[str, Any]] = collections.deque()
         self._wake_r = self._wake_w = -1
@@ -140,11 +150,20 @@ class Supervisor:
             self._close_pipes()  # a daemon still writing now gets EPIPE, not a full pipe
             if self._watcher is not None:
                 self._watcher.stop()
-            return self.reporter.finish(
+            self._finishing = True
+            code = self.reporter.finish(
                 self._end(),
                 warning_codes=self.options.warning_codes,
                 business_codes=self.options.business_codes,
             )
+            stopped_by = self._delivery_stop.signum
+            if stopped_by is not None:  # the delivery was cut short: end as signalled
+                log.warning(
+                    "%s received while delivering the final status: delivery stopped",
+                    signal_name(stopped_by),
+                )
+                return 128 + stopped_by
+            return code
         finally:
             self._cleanup()
             log.removeFilter(self.reporter.log_filter)
@@ -193,9 +212,12 @@ class Supervisor:
             lease.set_group(self.pid)
             # In the background: a short job need not wait for the disk (the lease is
             # removed at its end anyway); a long one has it on disk within moments.
-            threading.Thread(
-                target=lease.make_durable, name="ess-callback-lease", daemon=True
-            ).start()
+            try:
+                threading.Thread(
+                    target=lease.make_durable, name="ess-callback-lease", daemon=True
+                ).start()
+            except RuntimeError:  # "can't start new thread": put it on disk now instead
+                lease.make_durable()
         if opts.timeout is not None:
             self._deadline = time.monotonic() + opts.timeout
         log.info("started %s (pid %d)", " ".join(opts.command), self.pid)
@@ -216,7 +238,11 @@ class Supervisor:
     def _supervise(self) -> None:
         readers: dict[int, Callable[[], bool]] = {self._wake_r: self._read_wake}
         for relay in self._relays:
-            relay.start(self._poke)  # output flows in threads of its own; EOF wakes us
+            # Output flows in threads of its own (EOF wakes us); when none can be started,
+            # this loop relays it.
+            if not relay.start(self._poke):
+                log.debug("no thread for relaying %s: relayed by the main loop", relay.name)
+                readers[relay.fd] = relay.read_once
         if self._progress is not None:
             readers[self._progress.fd] = self._read_progress
         poller = select.poll()
@@ -375,6 +401,8 @@ class Supervisor:
             passed = True  # once resumed, stopping the group would be wrong
             os.kill(os.getpid(), signal.SIGSTOP)
         self._events.append(("signal", (signum, passed)))  # the wakeup fd woke poll already
+        if self._finishing and signum in CANCEL_SIGNALS:
+            self._delivery_stop.notify(signum)  # raises while a delivery is under way
 
     def _poke(self) -> None:
         """Wake the supervising loop (from another thread)."""
@@ -447,7 +475,7 @@ class Supervisor:
         if self._watcher is not None:
             self._watcher.stop()
         late = [v[0] for k, v in self._events if k == "signal" and v[0] in CANCEL_SIGNALS]
-        if late:
+        if late and self._delivery_stop.signum is None:
             log.warning("%s received while reporting the end; finished first", signal_name(late[0]))
         if self._old_wakeup is not None:
             signal.set_wakeup_fd(self._old_wakeup)

@@ -65,10 +65,13 @@ class UpdatePump:
         self._lock = threading.Lock()  # serialises deliveries
         self._thread: threading.Thread | None = None
         if background:
-            self._thread = threading.Thread(
-                target=self._run, name="ess-callback-updates", daemon=True
-            )
-            self._thread.start()
+            thread = threading.Thread(target=self._run, name="ess-callback-updates", daemon=True)
+            try:
+                thread.start()
+                self._thread = thread
+            except RuntimeError:  # no thread to spare: updates are sent inline instead
+                log.warning("cannot start a thread for updates; they are sent inline")
+                self._background = False
 
     @property
     def interval(self) -> float:

@@ -354,7 +354,7 @@ def test_unknown_status_refused(mock: responses.RequestsMock, fake_time: FakeTim
 def test_redirect_not_followed(
     mock: responses.RequestsMock, fake_time: FakeTime, code: int
 ) -> None:
-    """A redirect is not followed (the body and credentials stay put) and not retried."""
+    """A redirect is not followed nor retried, names its Location, and is spooled (SPEC 5)."""
     elsewhere = "https://login.example.com/sso"
     mock.post(URL, status=code, headers={"Location": elsewhere})
     mock.post(elsewhere, status=200)
@@ -363,7 +363,8 @@ def test_redirect_not_followed(
     assert [c.request.url for c in mock.calls] == [URL]
     assert info.value.http_status == code
     assert "ESS_BASE_URL" in str(info.value)
-    assert not is_spoolable(info.value)
+    assert elsewhere in str(info.value)
+    assert is_spoolable(info.value)
 
 
 def test_recording_replaces_sending(mock: responses.RequestsMock, fake_time: FakeTime) -> None:

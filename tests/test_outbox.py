@@ -143,17 +143,16 @@ def test_an_existing_open_outbox_of_ours_is_tightened_to_0700(box: Path) -> None
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="only root can give a folder to another user")
-def test_another_users_outbox_is_left_as_it_is_with_a_warning(
-    box: Path, caplog: pytest.LogCaptureFixture
-) -> None:
-    """Root flushing another user's open outbox does not change its mode; it warns."""
+def test_another_users_outbox_is_refused_and_left_as_it_is(box: Path) -> None:
+    """Root spooling into another user's outbox: refused (exit 2), its mode unchanged."""
     box.mkdir()
-    box.chmod(0o770)
+    box.chmod(0o750)
     os.chown(box, 65534, 65534)
-    with caplog.at_level(logging.WARNING, logger="ess_callback"):
+    with pytest.raises(ConfigurationError, match="belongs to another user") as info:
         spool(box)
-    assert stat.S_IMODE(os.stat(box).st_mode) == 0o770
-    assert "belongs to another user" in caplog.text
+    assert info.value.exit_code == 2
+    assert stat.S_IMODE(os.stat(box).st_mode) == 0o750
+    assert list(box.iterdir()) == []
 
 
 def test_an_outbox_that_cannot_be_tightened_warns_once(
@@ -161,7 +160,7 @@ def test_an_outbox_that_cannot_be_tightened_warns_once(
 ) -> None:
     """When chmod is refused, the callback is still kept and one warning names the folder."""
     box.mkdir()
-    box.chmod(0o775)
+    box.chmod(0o755)
 
     def refuse(path: object, mode: int) -> None:
         raise PermissionError(errno.EPERM, "Operation not permitted")
@@ -172,7 +171,7 @@ def test_an_outbox_that_cannot_be_tightened_warns_once(
     assert first.exists() and second.exists()
     warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
     assert len(warnings) == 1, warnings
-    assert str(box) in warnings[0] and "775" in warnings[0]
+    assert str(box) in warnings[0] and "755" in warnings[0]
 
 
 def test_spool_names_sort_oldest_first_and_leave_no_temp_file(box: Path) -> None:
@@ -194,10 +193,10 @@ def test_spool_syncs_the_file_before_the_rename_and_the_folder_after(
         events.append("fsync-dir" if stat.S_ISDIR(os.fstat(fd).st_mode) else "fsync-file")
         real_fsync(fd)
 
-    def replace(src: Any, dst: Any) -> None:
+    def replace(src: Any, dst: Any, **dir_fds: Any) -> None:
         assert Path(src).name.startswith(".") and str(src).endswith(".tmp")
         events.append("replace")
-        real_replace(src, dst)
+        real_replace(src, dst, **dir_fds)
 
     monkeypatch.setattr(os, "fsync", fsync)
     monkeypatch.setattr(os, "replace", replace)

@@ -673,7 +673,7 @@ def test_a_hundred_jobs_killed_at_random_points_are_each_reported_once(tmp_path:
                 proc.communicate(timeout=120)
         jobs_seconds = time.monotonic() - started
         leases_left = len(list((outbox / "running").glob("*.json")))
-        kept_before = len(kept(outbox))
+        kept_before = len(outbox_files(outbox))
         fake.chaos(0)  # the scheduler recovers; one flush
         flushed = run_flush(outbox)
         assert flushed.returncode in (0, 1), flushed.stderr
@@ -681,7 +681,7 @@ def test_a_hundred_jobs_killed_at_random_points_are_each_reported_once(tmp_path:
         faults = sum(1 for r in fake.requests if r.answer is None or r.answer >= 500)
 
     assert list((outbox / "running").glob("*.json")) == [], "a lease was left behind"
-    assert kept(outbox) == [], "a status is still pending"
+    assert outbox_files(outbox) == [], "a status is still pending"
     finals: dict[int, set[Status]] = {}
     for c in received:
         if c.status is not Status.UPDATE:

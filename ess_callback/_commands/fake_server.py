@@ -99,6 +99,12 @@ def fake_server(
     from ..testing._serve import serve
     from ..testing._watched import parse_watched
 
+    if not _usable_host(host):
+        shown = host.encode("utf-8", "surrogateescape").decode("ascii", "backslashreplace")
+        raise click.BadParameter(
+            f"'{shown}' is not an address or a host name (e.g. 127.0.0.1, ::1, localhost)",
+            param_hint="--host",
+        )
     submitted: list[tuple[int | None, str | None]] = []
     for text in requests:
         raw_id, _, handle = text.partition(":")
@@ -132,3 +138,15 @@ def fake_server(
     except EssCallbackError as exc:
         fail(str(exc), exc.exit_code)
     sys.exit(EXIT_OK)
+
+
+def _usable_host(host: str) -> bool:
+    """True when *host* can be handed to ``bind`` at all: printable, encodable for DNS (raw
+    bytes from the shell arrive as lone surrogates, which no resolver takes)."""
+    if not host or any(not ch.isprintable() or "\ud800" <= ch <= "\udfff" for ch in host):
+        return False
+    try:
+        host.encode("idna")
+    except UnicodeError:
+        return False
+    return True

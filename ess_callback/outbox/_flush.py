@@ -9,6 +9,7 @@ flushes cooperate through per-file claims (see ``_outbox``).
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
 from collections.abc import Mapping
@@ -19,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 import attrs
 
 from .. import _recording
+from .._checks import folder_problem
 from .._errors import AuthenticationError, DeliveryError, RejectedError
 from .._message import DEFAULT_MAX_MESSAGE_BYTES, Redactor, truncate_message
 from .._settings import FlushSettings, parse_base_url, resolve_flush_settings
@@ -86,6 +88,12 @@ def late_message(entry: OutboxEntry, message: str | None) -> str | None:
     return truncate_message(message or "", room) + suffix
 
 
+#: errors that say the system is short of something, not that the file is bad
+_SHORT_OF_RESOURCES = frozenset(
+    {errno.EMFILE, errno.ENFILE, errno.ENOMEM, errno.ENOBUFS, errno.EAGAIN, errno.EINTR}
+)
+
+
 def _rejection(error: DeliveryError) -> dict[str, Any]:
     record = _outbox.error_record(error) or {}
     record["at"] = _outbox.now_iso()
@@ -138,6 +146,8 @@ class _Flush:
         try:
             claim = _outbox.claim(path)
         except OSError as exc:
+            if exc.errno in _SHORT_OF_RESOURCES:
+                return self.left_pending(path, exc)
             return self.set_aside(path, None, f"cannot open it: {exc.strerror or exc}")
         if claim is None:
             return FlushResult(path, ELSEWHERE)
@@ -148,9 +158,12 @@ class _Flush:
             except NewerFormatError as exc:
                 log.warning("%s: %s; left in place", path.name, exc)
                 return FlushResult(path, PENDING, now_at=path, reason=str(exc))
-            except (CorruptEntryError, OSError) as exc:
-                why = exc.strerror if isinstance(exc, OSError) else str(exc)
-                return self.set_aside(path, claim, str(why or exc))
+            except OSError as exc:
+                if exc.errno in _SHORT_OF_RESOURCES:
+                    return self.left_pending(path, exc)
+                return self.set_aside(path, claim, str(exc.strerror or exc))
+            except CorruptEntryError as exc:
+                return self.set_aside(path, claim, str(exc))
             result = self.send(claim, entry)
             keep = result.result == PENDING and result.error is not None
             return result
@@ -160,14 +173,20 @@ class _Flush:
             else:
                 claim.release()
 
+    def left_pending(self, path: Path, exc: OSError) -> FlushResult:
+        """The system, not the file, is short of something (descriptors, memory): the entry
+        stays pending for the next flush."""
+        why = f"cannot open it now: {exc.strerror or exc}"
+        log.warning("%s: %s; left pending", path.name, why)
+        return FlushResult(path, PENDING, now_at=path, reason=why)
+
     def set_aside(self, path: Path, claim: Claim | None, why: str) -> FlushResult:
         """Move an unreadable file to ``corrupt/`` (as it is: it cannot be annotated)."""
         target = self.folder / _outbox.CORRUPT
         try:
-            if claim is not None:
-                moved = claim.move_to(target)
-            else:
-                moved = _move(path, _outbox.ensure_folder(target))
+            moved = claim.move_to(target) if claim is not None else _outbox.move_into(path, target)
+        except _outbox.UnsafeOutboxError:
+            raise  # a planted link or an open folder: refused, never followed
         except (OSError, OutboxError) as exc:
             log.warning("%s is unreadable (%s) and could not be moved aside: %s", path, why, exc)
             return FlushResult(path, CORRUPT, now_at=path, reason=why)
@@ -239,6 +258,8 @@ class _Flush:
             record["rejected"] = _rejection(error)
             try:
                 moved = claim.replace_with(record, self.folder / _outbox.REJECTED)
+            except _outbox.UnsafeOutboxError:
+                raise  # a planted link or an open folder: refused, never followed
             except (OSError, OutboxError) as exc:
                 log.error("%s was rejected (%s) but could not be moved: %s", path, error, exc)
                 moved = path
@@ -286,15 +307,17 @@ def _dry_run(paths: list[Path], dead: list[_leases.DeadExecution]) -> list[Flush
     return results
 
 
-def _move(path: Path, folder: Path) -> Path:
-    target = folder / path.name
-    os.replace(path, target)
-    return target
-
-
 def _check_folder(folder: Path, *, write: bool = True) -> list[Path] | None:
     """The files to flush, oldest first; None when there is no outbox; OutboxError when it
-    cannot be used (a flush that cannot delete would send the same files again)."""
+    cannot be used (a flush that cannot delete would send the same files again), or is
+    unsafe (a symbolic link, another user's, writable by others)."""
+    if os.path.lexists(folder):
+        if write:
+            _outbox.ensure_folder(folder)  # refused when unsafe; 0700 when others may read
+        else:
+            problem = folder_problem(os.lstat(folder))
+            if problem is not None and problem != "is not a folder":
+                raise _outbox.UnsafeOutboxError(f"outbox folder {folder} {problem}")
     try:
         paths = _outbox.entry_paths(folder)
     except FileNotFoundError:

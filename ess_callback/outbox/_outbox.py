@@ -23,12 +23,12 @@ from typing import Any
 import attrs
 
 from .._checks import parse_request_id
-from .._errors import DeliveryError, EssCallbackError
+from .._errors import ConfigurationError, DeliveryError, EssCallbackError
 from .._model import Callback
 from .._posix import fcntl
 from .._settings import parse_base_url
 from .._status import Status
-from ._folders import private_folder
+from ._folders import UnsafeFolderError, open_private_folder
 
 FORMAT_VERSION = 1
 SUFFIX = ".json"
@@ -71,8 +71,8 @@ def now_iso() -> str:
 
 
 def fsync_dir(path: Path) -> None:
-    """Make a rename or unlink in *path* durable."""
-    fd = os.open(path, os.O_RDONLY)
+    """Make a rename or unlink in *path* durable (never through a symbolic link)."""
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
     try:
         os.fsync(fd)
     finally:
@@ -83,24 +83,42 @@ def _why(exc: OSError) -> str:
     return exc.strerror or str(exc)
 
 
-def ensure_folder(path: Path) -> Path:
-    """The folder, mode 0700: created with any missing parent, or tightened when it exists
-    open to others (see ``private_folder``)."""
+class UnsafeOutboxError(OutboxError, ConfigurationError):
+    """An outbox folder is a symbolic link, another user's, or writable by others: it is
+    not used (exit 2, like any configuration error)."""
+
+
+def open_folder(path: Path) -> int:
+    """A descriptor of the outbox folder *path* (never followed through a symbolic link),
+    created 0700 when missing; see ``open_private_folder``. ``OutboxError`` otherwise."""
     try:
-        private_folder(path)
+        return open_private_folder(path)
+    except UnsafeFolderError as exc:
+        raise UnsafeOutboxError(str(exc)) from None
     except OSError as exc:
+        if isinstance(exc, NotADirectoryError) and os.path.lexists(path):
+            raise OutboxError(
+                f"outbox {path} is not a folder; set ESS_CALLBACK_OUTBOX (or --outbox) to a folder"
+            ) from None
         raise OutboxError(f"cannot create outbox folder {path}: {_why(exc)}") from None
+
+
+def ensure_folder(path: Path) -> Path:
+    """The folder, mode 0700: created with any missing parent, or tightened when others may
+    read it; refused when unsafe (see ``open_folder``)."""
+    os.close(open_folder(path))
     return path
 
 
 def _write_temp(
-    folder: Path, name: str, data: dict[str, Any], *, lock: bool, durable: bool = True
-) -> tuple[Path, int]:
-    """Write *data* to a fresh temp file next to ``folder/name``; return it and its open fd
-    (synced to disk unless not *durable*)."""
-    tmp = folder / f".{name}.{os.urandom(4).hex()}{TMP_SUFFIX}"
+    dir_fd: int, name: str, data: dict[str, Any], *, lock: bool, durable: bool = True
+) -> tuple[str, int]:
+    """Write *data* to a fresh temp file next to *name* in the folder *dir_fd*; return its
+    name and its open fd (synced to disk unless not *durable*)."""
+    tmp = f".{name}.{os.urandom(4).hex()}{TMP_SUFFIX}"
     payload = (json.dumps(data, indent=2, sort_keys=True) + "\n").encode("utf-8")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+    fd = os.open(tmp, flags, 0o600, dir_fd=dir_fd)
     try:
         if lock:
             # Claimed before it gets its final name, so no other flush can take it between
@@ -115,7 +133,7 @@ def _write_temp(
     except BaseException:
         os.close(fd)
         with contextlib.suppress(OSError):
-            tmp.unlink()
+            os.unlink(tmp, dir_fd=dir_fd)
         raise
     return tmp, fd
 
@@ -123,24 +141,25 @@ def _write_temp(
 def _install(
     folder: Path, name: str, data: dict[str, Any], *, lock: bool, durable: bool = True
 ) -> tuple[Path, int]:
-    ensure_folder(folder)
-    final = folder / name
-    tmp: Path | None = None
+    dir_fd = open_folder(folder)
+    tmp: str | None = None
     try:
-        tmp, fd = _write_temp(folder, name, data, lock=lock, durable=durable)
+        tmp, fd = _write_temp(dir_fd, name, data, lock=lock, durable=durable)
         try:
-            os.replace(tmp, final)
+            os.replace(tmp, name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
             if durable:
-                fsync_dir(folder)
+                os.fsync(dir_fd)
         except BaseException:
             os.close(fd)
             raise
     except OSError as exc:
         if tmp is not None:
             with contextlib.suppress(OSError):
-                tmp.unlink()
+                os.unlink(tmp, dir_fd=dir_fd)
         raise OutboxError(f"cannot write to outbox folder {folder}: {_why(exc)}") from None
-    return final, fd
+    finally:
+        os.close(dir_fd)
+    return folder / name, fd
 
 
 def write_atomic(folder: Path, name: str, data: dict[str, Any], *, durable: bool = True) -> Path:
@@ -317,6 +336,19 @@ def remove_stale_temp_files(folder: Path, *, older_than: float) -> int:
     return removed
 
 
+def move_into(path: Path, folder: Path) -> Path:
+    """Move *path* as it is into *folder* (created private when missing, never followed
+    through a symbolic link: the move is made relative to the folder's descriptor)."""
+    dir_fd = open_folder(folder)
+    try:
+        os.replace(path, path.name, dst_dir_fd=dir_fd)
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)
+    fsync_dir(path.parent)
+    return folder / path.name
+
+
 # -- claims --------------------------------------------------------------------------------
 class Claim:
     """An exclusive hold on one outbox file; whoever holds it may send, move or delete it."""
@@ -356,11 +388,7 @@ class Claim:
 
     def move_to(self, folder: Path) -> Path:
         """Move the file as it is into *folder* (``corrupt/``)."""
-        ensure_folder(folder)
-        target = folder / self.path.name
-        os.replace(self.path, target)
-        fsync_dir(self.path.parent)
-        return target
+        return move_into(self.path, folder)
 
     def replace_with(self, data: dict[str, Any], folder: Path | None = None) -> Path:
         """Write *data* in place of the file (in *folder*, when given, removing the original).

@@ -15,9 +15,11 @@ from urllib.parse import quote
 
 from .._checks import check_ca_bundle
 from .._client import new_session
+from .._credentials import redaction_secrets
 from .._errors import ConfigurationError
+from .._message import Redactor
 from .._reading import HostNotFoundError as HostNotFoundError
-from .._reading import MalformedAnswerError, get_json, malformed
+from .._reading import MalformedAnswerError, get_json, malformed, request
 from .._reading import auth_object as auth_object
 from .._reading import name_not_resolved as name_not_resolved
 from .._url import parse_base_url
@@ -25,6 +27,8 @@ from ._state import JobStatus
 
 if TYPE_CHECKING:
     import requests
+
+    from .._transport import Answer
 
 DEFAULT_TIMEOUT = 10.0
 
@@ -74,6 +78,13 @@ class HttpReader(abc.ABC):
         self.credential_hint = credential_hint or "check the credentials given to the reader"
         self._auth = auth
         self._headers = dict(headers or {})
+        #: hides the credentials (and a token header's value) in what a server quotes back
+        self.redact = Redactor(
+            [
+                *redaction_secrets(auth),
+                *(v for k, v in self._headers.items() if _is_secret_header(k)),
+            ]
+        )
         self._session: requests.Session | None = None
 
     def __repr__(self) -> str:
@@ -120,7 +131,28 @@ class HttpReader(abc.ABC):
             timeout=self.timeout,
             ca_bundle=self.ca_bundle,
             credential_hint=self.credential_hint,
+            redact=self.redact,
+        )
+
+    def request(self, method: str, url: str, **kwargs: Any) -> Answer:
+        """One exchange with the API, within ``timeout`` seconds, its body capped; a typed
+        error when no answer came."""
+        return request(
+            self.session,
+            method,
+            url,
+            api=self.api,
+            base_url=self.base_url,
+            timeout=self.timeout,
+            ca_bundle=self.ca_bundle,
+            redact=self.redact,
+            **kwargs,
         )
 
     def _malformed(self, why: str, body: Any) -> MalformedAnswerError:
         return malformed(self.api, why, body)
+
+
+def _is_secret_header(name: str) -> bool:
+    lowered = name.lower()
+    return any(word in lowered for word in ("token", "auth", "key", "secret", "password"))

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Protocol
 
 from .._errors import SchedulerUnavailableError
-from ._http import HostNotFoundError
+from ._http import HostNotFoundError, HttpReader
 from ._state import JobStatus, WaitTimeout
 
 log = logging.getLogger("ess_callback")
@@ -73,7 +74,8 @@ def wait(
     first = True
     while True:
         try:
-            status = reader.status(job)
+            with _within(reader, deadline - clock()):
+                status = reader.status(job)
         except SchedulerUnavailableError as error:
             if first and isinstance(error, HostNotFoundError):
                 raise
@@ -102,6 +104,21 @@ def wait(
             raise _timeout(job, now - start, last, last_error)
         sleep(min(interval, deadline - now))
         interval = min(cap, interval * GROWTH)
+
+
+@contextlib.contextmanager
+def _within(reader: Reader, seconds: float) -> Iterator[None]:
+    """Bound one read of an HTTP reader by what is left of the wait (a slow answer cannot
+    hold the wait past its timeout); other readers are left as they are."""
+    if not isinstance(reader, HttpReader) or seconds >= reader.timeout:
+        yield
+        return
+    saved = reader.timeout
+    reader.timeout = max(0.5, seconds)
+    try:
+        yield
+    finally:
+        reader.timeout = saved
 
 
 def _timeout(
