@@ -160,3 +160,13 @@ def without_option_hints(error: ConfigurationError) -> ConfigurationError:
     """*error* for a command without the ``--base-url``-style options of ``run`` and ``send``
     (``wait --relay``, ``flush``): its "(or --option)" hints go, the variables stay."""
     return ConfigurationError(re.sub(r" \(or --[a-z-]+\)", "", str(error)))
+
+
+def python_hints(error: ConfigurationError) -> ConfigurationError:
+    """*error* for Python code (``JobExecution``): "(or --base-url)" becomes "(or the
+    base_url= argument)", since a command-line flag means nothing inside a script."""
+
+    def argument(found: re.Match[str]) -> str:
+        return f"(or the {found.group(1).replace('-', '_')}= argument)"
+
+    return ConfigurationError(re.sub(r"\(or --([a-z-]+)\)", argument, str(error)))

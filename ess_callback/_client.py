@@ -168,7 +168,12 @@ class SchedulerClient:
         allow_http: bool = False,
     ) -> None:
         # http:// to a host that is not loopback would carry the credentials in clear.
-        self.base_url = parse_base_url(base_url, allow_http=allow_http)
+        self.base_url = parse_base_url(
+            base_url,
+            allow_http=allow_http,
+            # In Python the switch is the argument: the variable is read by resolve_settings.
+            allow_http_hint="or pass allow_http=True",
+        )
         self.allow_http = allow_http
         self.media_type = parse_media_type(media_type)
         policy = retry or RetryPolicy()
@@ -353,6 +358,15 @@ class SchedulerClient:
                     raise error
                 wait = policy.backoff_wait(attempt) if retry_after is None else retry_after
                 wait = min(wait, policy.max_wait, remaining - 0.5)
+                if attempt == 1 and callback.status.is_final:
+                    # SPEC 5's retry notice: a wrong port or a down scheduler must not
+                    # mean a silent minute at the default log level.
+                    log.warning(
+                        "final status %s not delivered yet: %s; retrying for up to %.0f s",
+                        callback.status,
+                        error,
+                        remaining,
+                    )
                 log.info(
                     "%s not delivered (attempt %d of %d): %s; retrying in %.1f s",
                     callback.status,

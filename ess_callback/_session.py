@@ -204,7 +204,7 @@ class ReportingSession:
             if self.sent is not None:
                 self.sent.append(callback)
         else:
-            log.warning("UPDATE not delivered: %s", outcome.error)
+            log.warning("status UPDATE was not delivered: %s", outcome.error)
 
     # -- the end ---------------------------------------------------------------------------
     def finish(self, status: Status, message: str | None, *, final: bool = True) -> Outcome:
