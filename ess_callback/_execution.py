@@ -60,8 +60,9 @@ def _excepthook(
         sys.__excepthook__(exc_type, exc, tb)
         return
     line, exit_code = report
-    sys.stderr.write(f"ess-callback: {line}\n")
-    sys.stderr.flush()
+    from ._output import say
+
+    say(line)
     # SystemExit raised by an excepthook ends the process with that status (CPython
     # handles it as it would at top level); without it an uncaught error always exits 1.
     raise SystemExit(exit_code)

@@ -9,9 +9,7 @@ one line saying so when it was not delivered, and the exit status policy,
 
 from __future__ import annotations
 
-import contextlib
 import logging
-import sys
 import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING
@@ -259,7 +257,6 @@ class ReportingSession:
 
     def say(self, text: str) -> None:
         """One line of our own on stderr, redacted."""
-        # No stderr (closed, or a broken pipe): there is nowhere to say it.
-        with contextlib.suppress(OSError, ValueError, AttributeError):
-            sys.stderr.write(f"ess-callback: {self.redact(text)}\n")
-            sys.stderr.flush()
+        from ._output import say
+
+        say(self.redact(text))  # text, or a JSON line with --log-format json

@@ -12,7 +12,8 @@ from typing import Any
 import click
 
 from . import __version__
-from ._cli_options import CONTEXT_SETTINGS, fail, pause_gc, resume_gc
+from ._cli_options import CONTEXT_SETTINGS, fail, group_logging_options, pause_gc, resume_gc
+from ._output import reset as reset_output
 
 #: each command and the module (in ``_commands``) that defines it, in the order of --help
 COMMANDS = {
@@ -40,6 +41,7 @@ class LazyGroup(click.Group):
         the collector comes back when the command returns.
         """
         pause_gc()
+        reset_output()
         try:
             return super().main(*args, **kwargs)
         finally:
@@ -68,6 +70,7 @@ class LazyGroup(click.Group):
 @click.version_option(
     __version__, "-V", "--version", prog_name="ess-callback", message="%(prog)s %(version)s"
 )
+@group_logging_options
 def main() -> None:
     """Report a batch job's end to Oracle Enterprise Scheduler (ESS).
 

@@ -9,6 +9,7 @@ import click
 from .._cli_options import (
     CONTEXT_SETTINGS,
     fail,
+    log_format_option,
     setup_logging,
 )
 from .._errors import EssCallbackError
@@ -31,6 +32,7 @@ from .._errors import EssCallbackError
 )
 @click.option("-v", "--verbose", count=True, help="More logging on stderr (-v INFO, -vv DEBUG).")
 @click.option("-q", "--quiet", is_flag=True, help="Log only errors.")
+@log_format_option
 def flush(outbox: str | None, dry_run: bool | None, verbose: int, quiet: bool) -> None:
     """Send the final statuses kept in the outbox again, oldest first.
 

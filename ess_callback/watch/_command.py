@@ -30,6 +30,7 @@ from .._errors import (
     RequestNotFoundError,
 )
 from .._message import signal_name
+from .._output import json_mode, say
 from .._settings import (
     BearerAuth,
     resolve_settings,
@@ -209,7 +210,7 @@ def run_wait(
         # wait's --base-url is the watched API's, and it has no --request-id: name only
         # the variables of this job's own request.
         raise without_option_hints(exc) from None
-    display = _Bar(what) if tty else _Lines(what)
+    display = _Bar(what) if tty and not json_mode() else _Lines(what)  # no bar in JSON
     relay = (
         Relay(settings, what, update_interval=options.update_interval, secrets=secrets)
         if settings is not None
@@ -285,7 +286,7 @@ def _finish(
         signum = int(interrupted.signum if interrupted is not None else signal.SIGTERM)
         code = 128 + signum
         reason = cancel_reason[0] if cancel_reason else f"interrupted by {signal_name(signum)}"
-        click.echo(f"ess-callback: stopped waiting for {what}: {reason}", err=True)
+        say(f"stopped waiting for {what}: {reason}")
         status, message = Status.CANCEL, f"stopped waiting for {what}: {reason}"
     elif isinstance(result, JobStatus):
         code = EXIT_OK if result.state is JobState.SUCCEEDED else EXIT_FAILED
@@ -297,7 +298,7 @@ def _finish(
             code = EXIT_USAGE
         else:
             code = EXIT_TEMPFAIL
-        click.echo(f"ess-callback: {failure_text(what, result, api=api)}", err=True)
+        say(failure_text(what, result, api=api))
         status, message = final_status(what, result, api=api)
     if relay is None:
         return code
