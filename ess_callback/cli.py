@@ -20,6 +20,8 @@ COMMANDS = {
     "run": "run:run_command",
     "send": "send:send",
     "flush": "flush:flush",
+    "outbox": "outbox:outbox_group",
+    "check": "check:check",
     "wait": "wait:wait_command",
     "fake-server": "fake_server:fake_server",
 }
