@@ -14,7 +14,7 @@ import attrs
 
 from . import _recording
 from ._answers import CREDENTIAL_HINT as CREDENTIAL_HINT
-from ._answers import RETRY_STATUSES, network_reason
+from ._answers import RETRY_STATUSES, network_reason, plain_http_answer, plain_http_fix
 from ._answers import error_for_response as error_for_response
 from ._answers import parse_problem as parse_problem
 from ._answers import retry_after_seconds as retry_after_seconds
@@ -442,6 +442,9 @@ class SchedulerClient:
                     "if the scheduler's certificate comes from a private CA, set ESS_CA_BUNDLE "
                     "to that CA's PEM file"
                 )
+        elif plain_http_answer(text):  # not a certificate matter: ESS_CA_BUNDLE cannot help
+            reason = "TLS handshake failed"
+            fix = plain_http_fix(self.base_url)
         else:
             reason = "TLS handshake failed: " + network_reason(exc)
             fix = "check the server's TLS set-up and ESS_CA_BUNDLE (or REQUESTS_CA_BUNDLE)"

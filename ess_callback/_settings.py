@@ -135,9 +135,10 @@ def settings_problems(
     media_type: str | None = None,
     dry_run: bool | None = None,
     env: Mapping[str, str] | None = None,
-) -> tuple[Settings | None, list[ConfigurationError]]:
-    """Every problem with the settings at once (``ess-callback check``): the settings when
-    there is none, else None and each ``ConfigurationError`` in the order of the table."""
+) -> tuple[Settings, list[ConfigurationError]]:
+    """Every problem with the settings at once (``ess-callback check``): the settings (a
+    value that has a problem left None or default) and each ``ConfigurationError``, in the
+    order of the table."""
     problems = _Problems(collect=True)
     settings = _resolve(
         problems,
@@ -148,7 +149,8 @@ def settings_problems(
         dry_run=dry_run,
         env=env,
     )
-    return (None if problems.errors else settings), problems.errors
+    assert settings is not None
+    return settings, problems.errors
 
 
 class _Problems:
@@ -256,7 +258,7 @@ def _resolve(
 
     bundle = ca_bundle if ca_bundle is not None else (env.get("ESS_CA_BUNDLE") or None)
     if bundle is not None:
-        problems.call(
+        bundle = problems.call(
             check_ca_bundle,
             bundle,
             variable="ESS_CA_BUNDLE" if ca_bundle is None else "the ca_bundle= argument",
@@ -303,8 +305,9 @@ def _resolve(
             )
         )
 
-    if problems.errors:
+    if problems.errors and not problems.collect:
         return None
+    # Collecting (check): what could be resolved, the rest None or default.
     return Settings(
         base_url=url,
         request_id=rid,
