@@ -81,10 +81,14 @@ def main() -> None:
       ess-callback run -- ./nightly_extract.sh --full
       ess-callback send SUCCESS
       ess-callback send ERROR --message "source database unreachable"
-      ess-callback flush
+      ess-callback check
+      ess-callback flush --metrics /var/lib/node_exporter/textfile/ess_callback.prom
+      ess-callback outbox --json
+      ess-callback -v --log-format json send SUCCESS
       ess-callback wait saas-batch 44046 --relay
       ess-callback fake-server --port 8765
 
     Settings come from ESS_BASE_URL, ESS_REQUEST_ID, ESS_REQUEST_HANDLE and the credentials
     from ESS_USERNAME + ESS_PASSWORD(_FILE) or ESS_TOKEN(_FILE). See the README for all.
+    Shell completion (bash): eval "$(_ESS_CALLBACK_COMPLETE=bash_source ess-callback)".
     """
