@@ -4,14 +4,20 @@ stderr is a JSON object in JSON mode."""
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from collections.abc import Mapping
 from datetime import datetime
+from pathlib import Path
 
 from cli_runner import cli_runner
 from click.testing import Result
 
 from ess_callback.cli import main
 from ess_callback.testing import FakeScheduler
+
+SCRIPT = os.path.join(os.path.dirname(sys.executable), "ess-callback")
 
 
 def invoke(args: list[str], env: Mapping[str, str] | None = None) -> Result:
@@ -79,7 +85,7 @@ def test_text_is_back_for_the_next_command_line() -> None:
     assert result.stderr.startswith("ess-callback: base URL is missing")
 
 
-def test_flush_failure_in_json(tmp_path: object) -> None:
+def test_flush_failure_in_json() -> None:
     """flush's one-line failures are JSON objects too."""
     env = {"ESS_CALLBACK_LOG_FORMAT": "json", "ESS_MEDIA_TYPE": "text/plain"}
     result = invoke(["flush"], env)
@@ -93,3 +99,30 @@ def test_an_unknown_log_format_is_a_usage_error() -> None:
     result = invoke(["send", "SUCCESS", "--log-format", "yaml"])
     assert result.exit_code == 2
     assert "json" in result.stderr and "text" in result.stderr
+
+
+def test_run_in_json_mode_keeps_the_child_stderr_and_writes_its_own_as_json(
+    fake: FakeScheduler, tmp_path: Path
+) -> None:
+    """run --log-format json: the command's own stderr passes through as is; every line of
+    ours (retry notice, 'not delivered') is a JSON object naming the request."""
+    fake.fail_next(100, 503)
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith("ESS_")},
+        **fake.env(42, "handle-42"),
+        "ESS_CALLBACK_RETRY_SECONDS": "1",
+        "ESS_CALLBACK_OUTBOX": str(tmp_path / "outbox"),
+    }
+    proc = subprocess.run(
+        [SCRIPT, "--log-format", "json", "run", "--", "sh", "-c", "echo child-line >&2"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.returncode == 75, proc.stderr
+    lines = proc.stderr.splitlines()
+    assert "child-line" in lines
+    ours = [json.loads(line) for line in lines if line != "child-line"]
+    assert len(ours) == 2 and all(line["request_id"] == 42 for line in ours)
+    assert "final status SUCCESS was not delivered" in str(ours[-1]["message"])
