@@ -49,6 +49,18 @@ class LazyGroup(click.Group):
         finally:
             resume_gc()
 
+    def make_context(self, *args: Any, **kwargs: Any) -> click.Context:
+        try:
+            return super().make_context(*args, **kwargs)
+        except click.ClickException as exc:
+            raise _as_json(exc) from None
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except click.ClickException as exc:
+            raise _as_json(exc) from None
+
     def list_commands(self, ctx: click.Context) -> list[str]:
         return list(COMMANDS)
 
@@ -66,6 +78,32 @@ class LazyGroup(click.Group):
         command = getattr(importlib.import_module(f"._commands.{module}", __package__), name)
         assert isinstance(command, click.Command)
         return command
+
+
+class _JsonUsageError(click.ClickException):
+    """A usage error shown as one JSON line (``--log-format json``), same exit status."""
+
+    def __init__(self, original: click.ClickException) -> None:
+        text = original.format_message()
+        ctx = getattr(original, "ctx", None)
+        if isinstance(original, click.UsageError) and ctx is not None:
+            text += f" (try '{ctx.command_path} --help')"
+        super().__init__(text)
+        # Per instance (the original's 1 or 2); a class variable in newer click's stubs.
+        object.__setattr__(self, "exit_code", original.exit_code)
+
+    def show(self, file: Any = None) -> None:
+        from ._output import say
+
+        say(self.message)
+
+
+def _as_json(exc: click.ClickException) -> click.ClickException:
+    """*exc* as click shows it, or as one JSON line in JSON log mode (click's usage block
+    is several lines of text, which a log pipeline reading JSON would choke on)."""
+    from ._output import json_mode
+
+    return _JsonUsageError(exc) if json_mode() and not isinstance(exc, _JsonUsageError) else exc
 
 
 @click.group(cls=LazyGroup, context_settings=CONTEXT_SETTINGS)

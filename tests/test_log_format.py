@@ -126,3 +126,21 @@ def test_run_in_json_mode_keeps_the_child_stderr_and_writes_its_own_as_json(
     ours = [json.loads(line) for line in lines if line != "child-line"]
     assert len(ours) == 2 and all(line["request_id"] == 42 for line in ours)
     assert "final status SUCCESS was not delivered" in str(ours[-1]["message"])
+
+
+def test_a_usage_error_in_json_mode_is_one_json_object() -> None:
+    """``send SUCESS`` in JSON mode: exit 2, one object with the suggestion and the help hint,
+    no usage block."""
+    result = invoke(["--log-format", "json", "send", "SUCESS"])
+    assert result.exit_code == 2
+    (line,) = json_lines(result.stderr)
+    assert "did you mean SUCCESS?" in str(line["message"])
+    assert "send --help" in str(line["message"])  # the program name is the runner's
+
+
+def test_outbox_subcommands_take_log_format_too(tmp_path: Path) -> None:
+    """``outbox drop NAME --log-format json``: the missing entry is a JSON line, exit 1."""
+    result = invoke(["outbox", "drop", "nope.json", "--log-format", "json"])
+    assert result.exit_code == 1
+    (line,) = json_lines(result.stderr)
+    assert "no outbox entry nope.json" in str(line["message"])

@@ -127,9 +127,10 @@ def _names_ok(names: tuple[str, ...]) -> None:
             raise click.BadParameter(str(exc), param_hint="NAME") from None
 
 
-@outbox_group.command("drop", context_settings=CONTEXT_SETTINGS)
+@click.command("drop", context_settings=CONTEXT_SETTINGS)
 @click.argument("names", metavar="NAME...", nargs=-1, required=True)
 @click.option("--outbox", metavar="DIR", help=_OUTBOX_HELP)
+@log_format_option
 @click.pass_context
 def drop_command(ctx: click.Context, names: tuple[str, ...], outbox: str | None) -> None:
     """Delete outbox entries by NAME (pending, rejected or corrupt): their status is given
@@ -158,10 +159,11 @@ def drop_command(ctx: click.Context, names: tuple[str, ...], outbox: str | None)
     sys.exit(code)
 
 
-@outbox_group.command("requeue", context_settings=CONTEXT_SETTINGS)
+@click.command("requeue", context_settings=CONTEXT_SETTINGS)
 @click.argument("names", metavar="NAME...", nargs=-1)
 @click.option("--rejected", "all_rejected", is_flag=True, help="Requeue every rejected entry.")
 @click.option("--outbox", metavar="DIR", help=_OUTBOX_HELP)
+@log_format_option
 @click.pass_context
 def requeue_command(
     ctx: click.Context, names: tuple[str, ...], all_rejected: bool, outbox: str | None
@@ -199,6 +201,10 @@ def requeue_command(
     if not targets:
         click.echo("no rejected entry to requeue")
     sys.exit(code)
+
+
+outbox_group.add_command(drop_command)
+outbox_group.add_command(requeue_command)
 
 
 def _say(text: str) -> None:
