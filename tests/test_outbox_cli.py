@@ -202,3 +202,13 @@ def test_outbox_option_on_the_group_and_help(tmp_path: Path) -> None:
     for text in ("ess-callback outbox drop", "requeue --rejected", "--json"):
         assert text in help_text
     assert os.path.isdir(other)
+
+
+def test_an_outbox_that_is_a_file_is_one_line_and_exit_2(tmp_path: Path) -> None:
+    """--outbox naming a file: one line saying it cannot be read, exit 2, no traceback."""
+    not_a_folder = tmp_path / "file"
+    not_a_folder.write_text("x")
+    result = outbox("--outbox", str(not_a_folder))
+    assert result.exit_code == 2
+    assert result.stderr.startswith("ess-callback: cannot read outbox folder")
+    assert "Traceback" not in result.stderr

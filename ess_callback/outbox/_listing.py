@@ -61,7 +61,7 @@ def _paths(folder: Path) -> list[Path]:
     """The entry files of *folder*; none when it does not exist."""
     try:
         return entry_paths(folder)
-    except (FileNotFoundError, NotADirectoryError):
+    except FileNotFoundError:
         return []
     except OSError as exc:
         raise OutboxError(f"cannot read outbox folder {folder}: {exc.strerror or exc}") from None
