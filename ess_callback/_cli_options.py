@@ -105,7 +105,7 @@ def setup_logging(verbose: int, quiet: bool) -> None:
     """
     import logging
 
-    from ._output import JsonFormatter, json_mode
+    from ._output import json_formatter, json_mode
 
     ctx = click.get_current_context(silent=True)
     if ctx is not None:
@@ -117,7 +117,7 @@ def setup_logging(verbose: int, quiet: bool) -> None:
         else (logging.WARNING if verbose == 0 else logging.INFO if verbose == 1 else logging.DEBUG)
     )
     formatter = (
-        JsonFormatter()
+        json_formatter()
         if json_mode()
         else logging.Formatter("ess-callback: %(levelname)s: %(message)s")
     )

@@ -9,9 +9,11 @@ object with ``time`` (UTC, ISO 8601), ``level``, ``logger``, ``message`` and, wh
 from __future__ import annotations
 
 import contextlib
-import logging
 import sys
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
+
+if TYPE_CHECKING:
+    import logging
 
 FORMATS = ("text", "json")
 LOGGER = "ess_callback"
@@ -80,17 +82,22 @@ def say(text: str, *, level: str = "ERROR", stream: TextIO | None = None) -> Non
         out.flush()
 
 
-class JsonFormatter(logging.Formatter):
-    """Log records as JSON lines (the traceback, if any, inside ``message``)."""
+def json_formatter() -> logging.Formatter:
+    """A formatter writing log records as JSON lines (the traceback, if any, inside
+    ``message``). Built on demand: ``--version`` must not pay for importing logging."""
+    import logging
 
-    def format(self, record: logging.LogRecord) -> str:
-        message = record.getMessage()
-        if record.exc_info:
-            message += "\n" + self.formatException(record.exc_info)
-        rid = getattr(record, "request_id", None)
-        return json_line(
-            record.levelname,
-            message,
-            logger=record.name,
-            request_id=rid if isinstance(rid, int) else None,
-        )
+    class JsonFormatter(logging.Formatter):
+        def format(self, record: logging.LogRecord) -> str:
+            message = record.getMessage()
+            if record.exc_info:
+                message += "\n" + self.formatException(record.exc_info)
+            rid = getattr(record, "request_id", None)
+            return json_line(
+                record.levelname,
+                message,
+                logger=record.name,
+                request_id=rid if isinstance(rid, int) else None,
+            )
+
+    return JsonFormatter()
