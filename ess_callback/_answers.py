@@ -217,6 +217,8 @@ def tls_text(
             "ESS_BASE_URL, or have the certificate reissued"
         )
     if found is None and "CERTIFICATE_VERIFY_FAILED" not in text:
+        if plain_http_answer(text):  # not a certificate matter: ESS_CA_BUNDLE cannot help
+            return f"{where}: TLS handshake failed; {plain_http_fix(base_url)}"
         fix = "check the server's TLS set-up and ESS_CA_BUNDLE (or REQUESTS_CA_BUNDLE)"
         return f"{where}: TLS handshake failed: {network_reason(exc)}; {fix}"
     if "expired" in lowered or "not yet valid" in lowered:
@@ -268,3 +270,32 @@ def urlsplit_safe(url: str) -> str | None:
         return None
     host = f"[{host}]" if ":" in host else host
     return f"{parts.scheme}://{host}" + (f":{port}" if port else "")
+
+
+#: how OpenSSL words a TLS handshake answered in plain HTTP (1.1: wrong version number;
+#: 3.x: record layer failure, packet length too long; some builds: http request)
+_PLAIN_HTTP_MARKERS = (
+    "wrong version number",
+    "wrong_version_number",
+    "record layer failure",
+    "record_layer_failure",
+    "packet length too long",
+    "http request",
+    "unknown protocol",
+)
+
+
+def plain_http_answer(exc: BaseException | str) -> bool:
+    """True when a TLS failure means the server answered in plain HTTP: the fix is the
+    scheme of the URL (``http://``), not a CA bundle."""
+    text = str(exc).lower()
+    return any(marker in text for marker in _PLAIN_HTTP_MARKERS)
+
+
+def plain_http_fix(base_url: str) -> str:
+    """What to do when *base_url* (https://) reached a server that speaks plain HTTP."""
+    plain = "http://" + base_url.split("://", 1)[-1]
+    return (
+        f"the server answers in plain HTTP, not TLS: the URL's scheme is wrong; use {plain} "
+        "in ESS_BASE_URL (the right port for https, if the server has one)"
+    )

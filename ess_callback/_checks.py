@@ -249,3 +249,13 @@ def proxy_problem(value: str) -> str | None:
     if scheme not in _PROXY_SCHEMES:
         return f"has the scheme {scheme}://, which is not a proxy scheme (http:// or https://)"
     return None
+
+
+def python_hints(error: ConfigurationError) -> ConfigurationError:
+    """*error* for Python code (``JobExecution``): "(or --base-url)" becomes "(or the
+    base_url= argument)", since a command-line flag means nothing inside a script."""
+
+    def argument(found: re.Match[str]) -> str:
+        return f"(or the {found.group(1).replace('-', '_')}= argument)"
+
+    return ConfigurationError(re.sub(r"\(or --([a-z-]+)\)", argument, str(error)))

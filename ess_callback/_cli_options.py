@@ -24,18 +24,102 @@ RUN_CONTEXT_SETTINGS = {**CONTEXT_SETTINGS, "allow_interspersed_args": False}
 
 def fail(message: str, code: int = EXIT_USAGE) -> NoReturn:
     """Print one clear line on stderr and exit with *code* (never a traceback)."""
-    click.echo(f"ess-callback: {message}", err=True)
+    from ._output import say
+
+    say(message)  # a JSON object with --log-format json
     sys.exit(code)
 
 
+#: where the group's own -v/-q/--log-format leave their values for the command
+_META_VERBOSE = "ess_callback.verbose"
+_META_QUIET = "ess_callback.quiet"
+_META_FORMAT = "ess_callback.log_format"
+
+
+def _group_verbose(ctx: click.Context, param: click.Parameter, value: int) -> None:
+    ctx.meta[_META_VERBOSE] = value
+
+
+def _group_quiet(ctx: click.Context, param: click.Parameter, value: bool) -> None:
+    ctx.meta[_META_QUIET] = value
+
+
+def _log_format(ctx: click.Context, param: click.Parameter, value: str | None) -> None:
+    """Apply --log-format at once (eager), so even a usage failure found later is in it.
+
+    Given before the command (``ess-callback --log-format json send``) it holds unless the
+    command's own option is typed on the command line too.
+    """
+    from click.core import ParameterSource
+
+    if value is None:
+        return
+    typed = ctx.get_parameter_source(param.name or "") is ParameterSource.COMMANDLINE
+    if typed or _META_FORMAT not in ctx.meta:
+        ctx.meta[_META_FORMAT] = value
+        from ._output import set_format
+
+        set_format(value)
+
+
+def log_format_option(func: F) -> F:
+    """``--log-format json|text`` [env ESS_CALLBACK_LOG_FORMAT], for every command."""
+    return click.option(
+        "--log-format",
+        type=click.Choice(["text", "json"], case_sensitive=False),
+        envvar="ESS_CALLBACK_LOG_FORMAT",
+        expose_value=False,
+        is_eager=True,
+        callback=_log_format,
+        help="Lines on stderr as text (default) or one JSON object each "
+        "[env: ESS_CALLBACK_LOG_FORMAT]",
+    )(func)
+
+
+def group_logging_options(func: F) -> F:
+    """-v/-q/--log-format given before the command, which honours them."""
+    func = log_format_option(func)
+    func = click.option(
+        "-q",
+        "--quiet",
+        is_flag=True,
+        expose_value=False,
+        callback=_group_quiet,
+        help="Log only errors (any command).",
+    )(func)
+    return click.option(
+        "-v",
+        "--verbose",
+        count=True,
+        expose_value=False,
+        callback=_group_verbose,
+        help="More logging on stderr, for any command (-v INFO, -vv DEBUG).",
+    )(func)
+
+
 def setup_logging(verbose: int, quiet: bool) -> None:
-    """``ess_callback`` logger on stderr: WARNING by default, -v INFO, -vv DEBUG, -q ERROR."""
+    """``ess_callback`` logger on stderr: WARNING by default, -v INFO, -vv DEBUG, -q ERROR.
+
+    -v/-q given before the command count too; lines are JSON objects with
+    ``--log-format json``.
+    """
     import logging
 
+    from ._output import json_formatter, json_mode
+
+    ctx = click.get_current_context(silent=True)
+    if ctx is not None:
+        verbose += int(ctx.meta.get(_META_VERBOSE, 0) or 0)
+        quiet = quiet or bool(ctx.meta.get(_META_QUIET, False))
     level = (
         logging.ERROR
         if quiet
         else (logging.WARNING if verbose == 0 else logging.INFO if verbose == 1 else logging.DEBUG)
+    )
+    formatter = (
+        json_formatter()
+        if json_mode()
+        else logging.Formatter("ess-callback: %(levelname)s: %(message)s")
     )
     logger = logging.getLogger("ess_callback")
     logger.setLevel(level)
@@ -43,9 +127,10 @@ def setup_logging(verbose: int, quiet: bool) -> None:
         if getattr(existing, "_ess_callback", False):
             # Follow the current stderr: under CliRunner each invocation has its own.
             existing.setStream(sys.stderr)  # type: ignore[attr-defined]
+            existing.setFormatter(formatter)
     if not any(getattr(h, "_ess_callback", False) for h in logger.handlers):
         handler = logging.StreamHandler(sys.stderr)
-        handler.setFormatter(logging.Formatter("ess-callback: %(levelname)s: %(message)s"))
+        handler.setFormatter(formatter)
         handler._ess_callback = True  # type: ignore[attr-defined]
         logger.addHandler(handler)
     logger.propagate = False
@@ -127,6 +212,7 @@ def common_options(func: F) -> F:
             "-v", "--verbose", count=True, help="More logging on stderr (-v INFO, -vv DEBUG)."
         ),
         click.option("-q", "--quiet", is_flag=True, help="Log only errors."),
+        log_format_option,
     ]
     for option in reversed(options):
         func = option(func)
@@ -155,7 +241,7 @@ def resolve_from_cli(
                 option = "--" + name.replace("_", "-")
                 raise click.BadParameter("must not be empty", ctx=ctx, param_hint=option)
     try:
-        return resolve_settings(
+        settings = resolve_settings(
             base_url=base_url or None,
             request_id=request_id or None,
             request_handle=request_handle,
@@ -165,6 +251,10 @@ def resolve_from_cli(
         )
     except EssCallbackError as exc:
         fail(str(exc), exc.exit_code)
+    from ._output import set_request_id
+
+    set_request_id(settings.request_id)  # named on each line with --log-format json
+    return settings
 
 
 _gc_paused = False

@@ -12,7 +12,12 @@ import attrs
 
 from . import _recording
 from ._answers import CREDENTIAL_HINT as CREDENTIAL_HINT
-from ._answers import RETRY_STATUSES, network_reason, proxy_text, tls_text
+from ._answers import (
+    RETRY_STATUSES,
+    network_reason,
+    proxy_text,
+    tls_text,
+)
 from ._answers import error_for_response as error_for_response
 from ._answers import parse_problem as parse_problem
 from ._answers import retry_after_seconds as retry_after_seconds
@@ -143,7 +148,12 @@ class SchedulerClient:
         allow_http: bool = False,
     ) -> None:
         # http:// to a host that is not loopback would carry the credentials in clear.
-        self.base_url = parse_base_url(base_url, allow_http=allow_http)
+        self.base_url = parse_base_url(
+            base_url,
+            allow_http=allow_http,
+            # In Python the switch is the argument: the variable is read by resolve_settings.
+            allow_http_hint="or pass allow_http=True",
+        )
         self.allow_http = allow_http
         self.media_type = parse_media_type(media_type)
         policy = retry or RetryPolicy()
@@ -275,6 +285,15 @@ class SchedulerClient:
                 wait = schedule.wait_before_next(retry_after)
                 if wait is None:
                     raise error
+                if attempt == 1 and callback.status.is_final:
+                    # SPEC 5's retry notice: a wrong port or a down scheduler must not
+                    # mean a silent minute at the default log level.
+                    log.warning(
+                        "final status %s not delivered yet: %s; retrying for up to %.0f s",
+                        callback.status,
+                        error,
+                        schedule.remaining(),
+                    )
                 log.info(
                     "%s not delivered (attempt %d of %d): %s; retrying in %.1f s",
                     callback.status,

@@ -11,6 +11,7 @@ from __future__ import annotations
 import errno
 import logging
 import os
+import re
 from collections.abc import Callable, Collection, Sequence
 
 import attrs
@@ -157,12 +158,24 @@ def _on_path(name: str) -> bool:
     return any(os.path.exists(os.path.join(folder or ".", name)) for folder in folders)
 
 
+#: what in a command's name shows it was meant for a shell: blanks, pipes, redirections...
+_SHELL_SYNTAX = re.compile(r"[\s|&;<>()$`*?\[\]{}~'\"\\]")
+
+
 def spawn_message(end: ChildEnd) -> str:
     """Why the command could not be started, in one line."""
     error = end.spawn_error
     assert error is not None
     if not_found(end):
         why = "command not found"
+        if _SHELL_SYNTAX.search(end.command):
+            # 'cat f | wc -c' as one argument: the wrapper runs no shell, so that whole text
+            # was taken for a program's name.
+            quoted = end.command.replace("'", "'\\''")
+            why += (
+                " (no shell is used; for a shell command line run: "
+                f"ess-callback run -- sh -c '{quoted}')"
+            )
     elif error.errno == errno.ENOENT:
         why = "bad interpreter (the #! line names a missing program)"
     elif error.errno == errno.EACCES:

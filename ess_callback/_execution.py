@@ -10,6 +10,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 from . import _recording
+from ._checks import python_hints
 from ._control import JobCancelled
 from ._endings import Ending, block_ending
 from ._errors import ConfigurationError, DeliveryError
@@ -59,8 +60,9 @@ def _excepthook(
         sys.__excepthook__(exc_type, exc, tb)
         return
     line, exit_code = report
-    sys.stderr.write(f"ess-callback: {line}\n")
-    sys.stderr.flush()
+    from ._output import say
+
+    say(line)
     # SystemExit raised by an excepthook ends the process with that status (CPython
     # handles it as it would at top level); without it an uncaught error always exits 1.
     raise SystemExit(exit_code)
@@ -121,8 +123,9 @@ class JobExecution:
                 require=not recording,
             )
         except ConfigurationError as exc:
-            report_if_uncaught(exc, str(exc), exc.exit_code)
-            raise
+            error = python_hints(exc)
+            report_if_uncaught(error, str(error), error.exit_code)
+            raise error from None
         self.business_errors = tuple(business_errors)
         for kind in self.business_errors:
             # Checked now: isinstance() would only fail when the block ends.

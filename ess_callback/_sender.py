@@ -117,7 +117,7 @@ class HttpSender:
         # announcement: the line would otherwise show twice.
         if self.announce_spool:
             log.warning(
-                "%s not delivered (%s); kept in the outbox as %s: "
+                "final status %s was not delivered (%s); kept in the outbox as %s: "
                 "run 'ess-callback flush' to send it",
                 callback.status,
                 error,
@@ -130,11 +130,13 @@ def undelivered_text(outcome: Outcome) -> str:
     """One line saying that a final callback was not delivered, why, and where it is kept."""
     if outcome.spooled_to is not None:
         return (
-            f"{outcome.status} not delivered ({outcome.error}); kept in the outbox as "
-            f"{outcome.spooled_to}: run 'ess-callback flush' to send it"
+            f"final status {outcome.status} was not delivered ({outcome.error}); kept in the "
+            f"outbox as {outcome.spooled_to}: run 'ess-callback flush' to send it"
         )
     # When the outbox failed too (outcome.spool_error), that was logged as it happened.
-    return f"{outcome.status} not delivered: {outcome.error}"
+    # "final status" first: a bare "WARNING not delivered" reads like a log level.
+    kind = "final status" if outcome.status.is_final else "status"
+    return f"{kind} {outcome.status} was not delivered: {outcome.error}"
 
 
 def make_sender(

@@ -9,9 +9,7 @@ one line saying so when it was not delivered, and the exit status policy,
 
 from __future__ import annotations
 
-import contextlib
 import logging
-import sys
 import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING
@@ -229,7 +227,7 @@ class ReportingSession:
             if self.sent is not None:
                 self.sent.append(callback)
         else:
-            log.warning("UPDATE not delivered: %s", outcome.error)
+            log.warning("status UPDATE was not delivered: %s", outcome.error)
 
     # -- the end ---------------------------------------------------------------------------
     def finish(self, status: Status, message: str | None, *, final: bool = True) -> Outcome:
@@ -299,7 +297,6 @@ class ReportingSession:
 
     def say(self, text: str) -> None:
         """One line of our own on stderr, redacted."""
-        # No stderr (closed, or a broken pipe): there is nowhere to say it.
-        with contextlib.suppress(OSError, ValueError, AttributeError):
-            sys.stderr.write(f"ess-callback: {self.redact(text)}\n")
-            sys.stderr.flush()
+        from ._output import say
+
+        say(self.redact(text))  # text, or a JSON line with --log-format json

@@ -45,8 +45,14 @@ class Status(str, enum.Enum):
                 raise ValueError(key)
             return cls(key.upper().replace("-", "_"))
         except ValueError:
+            import difflib  # only on this error path: parsing a good status stays cheap
+
             valid = ", ".join(s.value for s in cls)
-            raise ValueError(f"unknown status {text!r}: use one of {valid}") from None
+            close = difflib.get_close_matches(
+                key.upper().replace("-", "_"), [s.value for s in cls], n=1, cutoff=0.6
+            )
+            guess = f"did you mean {close[0]}? " if close else ""
+            raise ValueError(f"unknown status {text!r}: {guess}use one of {valid}") from None
 
 
 TERMINAL = frozenset(

@@ -133,6 +133,7 @@ def parse_base_url(
     setting: str = "base URL",
     hint: str | None = None,
     credentials_hint: str = "use ESS_USERNAME/ESS_PASSWORD or ESS_TOKEN",
+    allow_http_hint: str = "or set ESS_CALLBACK_ALLOW_HTTP=1",
 ) -> str:
     """Validate a base URL and return it without a trailing slash.
 
@@ -177,7 +178,7 @@ def parse_base_url(
     if parts.scheme == "http" and not allow_http and not is_loopback(parts.host):
         raise ConfigurationError(
             f"{setting}: {shown} uses http:// for a host that is not loopback, so credentials "
-            f"would travel in clear; use https:// in {variable} "
-            "(or set ESS_CALLBACK_ALLOW_HTTP=1)"
+            f"would travel in clear; use https:// in {variable} ({allow_http_hint} only on a "
+            "trusted network)"
         )
     return text.rstrip("/")

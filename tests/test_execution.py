@@ -675,7 +675,7 @@ def test_job_exception_is_never_hidden_by_a_delivery_error(
         raise ValueError("bad row")
     assert job.outcome is not None and not job.outcome.delivered
     assert json.loads(outbox_files(tmp_path / "outbox")[0].read_text())["status"] == "ERROR"
-    assert "ERROR not delivered" in ess_log.text and "outbox" in ess_log.text
+    assert "final status ERROR was not delivered" in ess_log.text and "outbox" in ess_log.text
 
 
 @pytest.mark.usefixtures("no_retries")
@@ -700,7 +700,11 @@ def test_exit_zero_with_a_spooled_status_leaves_with_75(
     assert info.value.code == 75
     (spooled,) = outbox_files(tmp_path / "outbox")
     lines = capsys.readouterr().err.splitlines()
-    assert len(lines) == 1 and "SUCCESS not delivered" in lines[0] and str(spooled) in lines[0]
+    assert (
+        len(lines) == 1
+        and "final status SUCCESS was not delivered" in lines[0]
+        and str(spooled) in lines[0]
+    )
 
 
 @pytest.mark.usefixtures("no_retries")

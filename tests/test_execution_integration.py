@@ -358,9 +358,11 @@ def test_server_down_spools_and_exits_with_one_line(
     assert proc.returncode == 75
     assert proc.stdout == ""
     assert "Traceback" not in proc.stderr
-    lines = proc.stderr.splitlines()
+    # The retry notice (SPEC 5), then the one line saying where the status went.
+    notice, *lines = proc.stderr.splitlines()
+    assert notice.startswith("final status WARNING not delivered yet: cannot reach")
     assert len(lines) == 1, proc.stderr
-    assert lines[0].startswith("ess-callback: WARNING not delivered")
+    assert lines[0].startswith("ess-callback: final status WARNING was not delivered")
     assert "outbox" in lines[0] and "ess-callback flush" in lines[0]
     files = outbox_files(tmp_path / "outbox")
     assert len(files) == 1 and str(files[0]) in lines[0]
@@ -387,7 +389,7 @@ def test_server_down_with_a_job_exception_keeps_the_job_traceback(
     ).run()
     assert proc.returncode == 1
     assert proc.stderr.rstrip().endswith("ValueError: bad row 17")
-    assert "ERROR not delivered" in proc.stderr
+    assert "final status ERROR was not delivered" in proc.stderr
     assert "DeliveryError" not in proc.stderr and "SchedulerUnavailable" not in proc.stderr
     files = outbox_files(tmp_path / "outbox")
     assert [json.loads(f.read_text())["status"] for f in files] == ["ERROR"]
@@ -406,8 +408,10 @@ def test_exit_zero_with_the_status_in_the_outbox_exits_75(
         env=closed_port_env,
     ).run()
     assert proc.returncode == 75, proc.stderr
-    lines = proc.stderr.splitlines()
-    assert len(lines) == 1 and lines[0].startswith("ess-callback: SUCCESS not delivered")
+    notice, *lines = proc.stderr.splitlines()  # the retry notice (SPEC 5) first
+    assert "not delivered yet" in notice
+    assert len(lines) == 1
+    assert lines[0].startswith("ess-callback: final status SUCCESS was not delivered")
     (spooled,) = outbox_files(tmp_path / "outbox")
     assert str(spooled) in lines[0]
 

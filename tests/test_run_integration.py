@@ -753,7 +753,10 @@ def test_undelivered_success_kept_in_outbox_exits_75(
     assert len(list((tmp_path / "outbox").glob("*.json"))) == 1
     said = [line for line in result.stderr.splitlines() if "not delivered" in line]
     assert len(said) == 1, result.stderr  # one line, not a log record and a line
-    assert said[0].startswith("ess-callback: SUCCESS not delivered") and "outbox" in said[0]
+    assert (
+        said[0].startswith("ess-callback: final status SUCCESS was not delivered")
+        and "outbox" in said[0]
+    )
     assert "Traceback" not in result.stderr
 
 
@@ -768,7 +771,10 @@ def test_undelivered_failure_kept_in_outbox_is_said_once(
     assert result.returncode == 5
     said = [line for line in result.stderr.splitlines() if "not delivered" in line]
     assert len(said) == 1, result.stderr
-    assert said[0].startswith("ess-callback: ERROR not delivered") and "outbox" in said[0]
+    assert (
+        said[0].startswith("ess-callback: final status ERROR was not delivered")
+        and "outbox" in said[0]
+    )
 
 
 def test_rejected_success_exits_1(
@@ -778,7 +784,9 @@ def test_rejected_success_exits_1(
     fake.set_state(42, None)  # the scheduler does not know the request
     result = run(["--", "true"], job_env)
     assert result.returncode == 1
-    assert any("SUCCESS not delivered" in line for line in own_lines(result.stderr))
+    assert any(
+        "final status SUCCESS was not delivered" in line for line in own_lines(result.stderr)
+    )
     assert not list((tmp_path / "outbox").glob("*.json"))
 
 
@@ -789,7 +797,7 @@ def test_undelivered_failure_keeps_the_child_exit_status(
     fake.set_state(42, None)
     result = run(["--", "sh", "-c", "exit 6"], job_env)
     assert result.returncode == 6
-    assert any("ERROR not delivered" in line for line in own_lines(result.stderr))
+    assert any("final status ERROR was not delivered" in line for line in own_lines(result.stderr))
 
 
 def test_an_outbox_that_can_never_be_a_folder_is_refused_before_the_command(

@@ -296,7 +296,7 @@ def test_unavailable_scheduler_exits_75_with_the_status_in_the_outbox(
     assert result.exit_code == 75
     line = one_line(result)
     (spooled,) = outbox_files(tmp_path / "outbox")
-    assert line.startswith(f"ess-callback: {status} not delivered")
+    assert line.startswith(f"ess-callback: final status {status} was not delivered")
     assert str(spooled) in line and "ess-callback flush" in line
     record = json.loads(spooled.read_text())
     assert (record["status"], record["message"], record["request_id"]) == (status, "why", 42)
@@ -325,7 +325,10 @@ def test_rejected_exits_1_and_is_not_spooled(
     result = send(["SUCCESS"], env)
     assert result.exit_code == 1
     line = one_line(result)
-    assert line.startswith("ess-callback: SUCCESS not delivered") and str(http_status) in line
+    assert (
+        line.startswith("ess-callback: final status SUCCESS was not delivered")
+        and str(http_status) in line
+    )
     assert outbox_files(tmp_path / "outbox") == []
     assert len(fake.requests) == 1  # never retried
 
@@ -359,17 +362,20 @@ def test_verbosity_sets_the_log_level(
     assert logging.getLogger("ess_callback").level == level
 
 
-def test_verbose_shows_retries_and_default_does_not(
+def test_verbose_shows_retries_and_default_shows_one_notice(
     fake: FakeScheduler, env: dict[str, str]
 ) -> None:
-    """-v shows the INFO line about a retry on stderr; without it stderr stays empty."""
+    """-v shows the INFO line about a retry on stderr; without it one WARNING notice says
+    what failed and how long it keeps trying (SPEC 5), and nothing more."""
     retrying = {**env, "ESS_CALLBACK_RETRY_SECONDS": "10"}
     fake.fail_next(1, 503, retry_after="0")
     quiet = send(["SUCCESS"], retrying)
     fake.fail_next(1, 503, retry_after="0")
     verbose = send(["SUCCESS", "-v"], retrying)
     assert quiet.exit_code == verbose.exit_code == 0
-    assert quiet.stderr == ""
+    (notice,) = quiet.stderr.splitlines()
+    assert notice.startswith("ess-callback: WARNING: final status SUCCESS not delivered yet")
+    assert "503" in notice and "retrying for up to" in notice
     assert "ess-callback: INFO:" in verbose.stderr and "retrying" in verbose.stderr
 
 
@@ -519,7 +525,7 @@ def test_outbox_that_fails_at_spool_time_is_named(fake: FakeScheduler, tmp_path:
     lost, last = result.stderr.splitlines()
     assert str(folder) in lost and "ESS_CALLBACK_OUTBOX" in lost
     assert "SUCCESS status is lost" in lost
-    assert last.startswith("ess-callback: SUCCESS not delivered") and "503" in last
+    assert last.startswith("ess-callback: final status SUCCESS was not delivered") and "503" in last
 
 
 # -- help -----------------------------------------------------------------------------------

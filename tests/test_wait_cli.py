@@ -503,7 +503,7 @@ def test_relay_failure_not_delivered_keeps_exit_1(own: FakeScheduler) -> None:
         result = invoke(*fast("ess", "43", "--relay", "--base-url", watched.url))
     assert result.exit_code == 1
     said = [line for line in result.stderr.splitlines() if line.endswith("to send it")]
-    assert len(said) == 1 and "ERROR not delivered" in said[0], result.stderr
+    assert len(said) == 1 and "final status ERROR was not delivered" in said[0], result.stderr
     assert "kept in the outbox" in said[0]
 
 
@@ -515,7 +515,7 @@ def test_relay_success_rejected_exits_1(own: FakeScheduler) -> None:
         own.set_state(42, None)
         result = invoke(*fast("ess", "43", "--relay", "--base-url", watched.url))
     assert result.exit_code == 1
-    assert "SUCCESS not delivered" in result.stderr
+    assert "final status SUCCESS was not delivered" in result.stderr
 
 
 def test_relay_dry_run_prints_instead_of_sending(own: FakeScheduler) -> None:

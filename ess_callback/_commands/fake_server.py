@@ -9,6 +9,7 @@ import click
 from .._cli_options import (
     CONTEXT_SETTINGS,
     fail,
+    log_format_option,
     setup_logging,
 )
 from .._errors import EXIT_OK, EssCallbackError
@@ -57,6 +58,7 @@ from ..testing._watched import APIS as WATCHED_APIS
     "-v", "--verbose", count=True, help="Also log every HTTP request on stderr (-v INFO)."
 )
 @click.option("-q", "--quiet", is_flag=True, help="Do not log refused requests.")
+@log_format_option
 def fake_server(
     host: str,
     port: int,

@@ -9,6 +9,7 @@ import click
 from .._cli_options import (
     CONTEXT_SETTINGS,
     fail,
+    log_format_option,
     setup_logging,
 )
 from .._errors import EssCallbackError
@@ -29,9 +30,18 @@ from .._errors import EssCallbackError
     help="Send nothing and touch no file; print each callback that would be sent as a "
     "JSON line on stderr [env: ESS_CALLBACK_DRY_RUN]",
 )
+@click.option(
+    "--metrics",
+    metavar="FILE",
+    help="After the run, write Prometheus gauges (outbox depth, oldest entry, delivered) to "
+    "FILE atomically, for node exporter's textfile collector (e.g. .../ess_callback.prom).",
+)
 @click.option("-v", "--verbose", count=True, help="More logging on stderr (-v INFO, -vv DEBUG).")
 @click.option("-q", "--quiet", is_flag=True, help="Log only errors.")
-def flush(outbox: str | None, dry_run: bool | None, verbose: int, quiet: bool) -> None:
+@log_format_option
+def flush(
+    outbox: str | None, dry_run: bool | None, metrics: str | None, verbose: int, quiet: bool
+) -> None:
     """Send the final statuses kept in the outbox again, oldest first.
 
     Each goes to the base URL it was meant for, with the credentials of this environment
@@ -51,6 +61,7 @@ def flush(outbox: str | None, dry_run: bool | None, verbose: int, quiet: bool) -
       ess-callback flush
       ess-callback flush --outbox /var/lib/batch/outbox -v
       ess-callback flush --dry-run
+      ess-callback flush -q --metrics /var/lib/node_exporter/textfile/ess_callback.prom
     """
     setup_logging(verbose, quiet)
     from ..outbox import flush_outbox
@@ -62,5 +73,13 @@ def flush(outbox: str | None, dry_run: bool | None, verbose: int, quiet: bool) -
     except KeyboardInterrupt:
         # Claims die with the process: whatever was not yet deleted is sent next time.
         fail("flush interrupted; what was not delivered stays in the outbox", 130)
+    if metrics and not report.dry_run:
+        from ..outbox._metrics import write_metrics
+
+        try:
+            write_metrics(metrics, report)
+        except EssCallbackError as exc:
+            click.echo(f"ess-callback flush: {report.summary()}")
+            fail(str(exc), exc.exit_code)
     click.echo(f"ess-callback flush: {report.summary()}")
     sys.exit(report.exit_code)

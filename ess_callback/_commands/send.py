@@ -26,8 +26,20 @@ def parse_status_argument(ctx: click.Context, param: click.Parameter, value: str
         raise click.BadParameter(str(exc)) from None
 
 
+def complete_status(ctx: click.Context, param: click.Parameter, incomplete: str) -> list[Any]:
+    """Shell completion of STATUS: the statuses that start with what was typed (any case)."""
+    from click.shell_completion import CompletionItem
+
+    from .._status import Status
+
+    typed = incomplete.upper()
+    return [CompletionItem(s.value) for s in Status if s.value.startswith(typed)]
+
+
 @click.command(context_settings=CONTEXT_SETTINGS)
-@click.argument("status", metavar="STATUS", callback=parse_status_argument)
+@click.argument(
+    "status", metavar="STATUS", callback=parse_status_argument, shell_complete=complete_status
+)
 @click.option("-m", "--message", metavar="TEXT", help="The statusMessage to send.")
 @click.option(
     "--message-file",

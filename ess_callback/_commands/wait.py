@@ -10,6 +10,7 @@ from .._cli_options import (
     CONTEXT_SETTINGS,
     Seconds,
     fail,
+    log_format_option,
     setup_logging,
 )
 from .._errors import EssCallbackError
@@ -60,6 +61,7 @@ from ..watch._registry import APIS as WATCHED_APIS
 )
 @click.option("-v", "--verbose", count=True, help="More logging on stderr (-v INFO, -vv DEBUG).")
 @click.option("-q", "--quiet", is_flag=True, help="Log only errors.")
+@log_format_option
 def wait_command(
     api: str,
     job_id: str,

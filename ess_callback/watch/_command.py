@@ -12,7 +12,8 @@ from __future__ import annotations
 import logging
 import signal
 import sys
-from collections.abc import Mapping
+import time
+from collections.abc import Callable, Mapping
 from typing import IO, TYPE_CHECKING, TextIO
 
 import attrs
@@ -30,6 +31,7 @@ from .._errors import (
     RequestNotFoundError,
 )
 from .._message import signal_name
+from .._output import json_mode, say
 from .._settings import (
     resolve_settings,
     resolve_watch_settings,
@@ -94,6 +96,9 @@ def build_reader(
 class _Lines:
     """One line on stdout per change (not a terminal)."""
 
+    def tick(self) -> None:
+        pass
+
     def __init__(self, what: str, stream: IO[str] | None = None) -> None:
         self.what = what
         self.stream = stream
@@ -105,38 +110,87 @@ class _Lines:
         pass
 
 
-class _Bar:
-    """click's progress bar on stderr with the job's percentage and state (a terminal)."""
+def _elapsed(seconds: float) -> str:
+    """``45s``, ``2m05s``, ``1h02m``."""
+    whole = int(seconds)
+    hours, rest = divmod(whole, 3600)
+    minutes, secs = divmod(rest, 60)
+    if hours:
+        return f"{hours}h{minutes:02d}m"
+    return f"{minutes}m{secs:02d}s" if minutes else f"{secs}s"
 
-    def __init__(self, what: str, stream: TextIO | None = None) -> None:
+
+class _Bar:
+    """click's progress bar on stderr with the job's percentage and state (a terminal).
+
+    Sized to the terminal so that each redraw stays on one line (a line longer than the
+    terminal wraps, and the carriage return then redraws only its last part). While the
+    watched job has shown no progress, the bar shows its state and the time waited
+    instead of a percentage that would say 0% forever.
+    """
+
+    def __init__(
+        self,
+        what: str,
+        stream: TextIO | None = None,
+        *,
+        columns: int | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        import shutil
+
         self.what = what
+        self.columns = columns or shutil.get_terminal_size((80, 24)).columns
+        self.clock = clock
+        self.started = clock()
+        self.progress_seen = False
+        self.status: JobStatus | None = None
+        limit = max(10, self.columns // 3)
+        label = what if len(what) <= limit else what[: limit - 3] + "..."
+        # label, "  [", bar, "]  ", "100%", "  ", item; one column spare for the cursor
+        room = self.columns - 1 - len(label) - 3 - 3 - 4 - 2
+        width = max(8, min(36, room // 2))
+        self.item_room = max(8, room - width)
         self.bar: ProgressBar[JobStatus] = click.progressbar(
             length=100,
-            label=what,
+            label=label,
             file=stream or sys.stderr,
             show_eta=False,
-            show_percent=True,
+            show_percent=False,
             item_show_func=self._item,
+            width=width,
         )
         self.bar.__enter__()
 
-    @staticmethod
-    def _item(status: JobStatus | None) -> str | None:
+    def _item(self, status: JobStatus | None) -> str | None:
         if status is None:
             return None
         text = status.describe(percent=False)
-        return text if len(text) <= 48 else text[:45] + "..."
+        room = self.item_room
+        if not self.progress_seen:
+            text = f"{text}, {_elapsed(self.clock() - self.started)}"
+            room += 6  # no percentage shown
+        return text if len(text) <= room else text[: room - 3] + "..."
 
     def show(self, status: JobStatus) -> None:
+        self.status = status
         percent = status.percent
         if status.state is JobState.SUCCEEDED:
             percent = 100
+        if percent is not None and not (percent == 0 and not self.progress_seen):
+            self.progress_seen = True
+        self.bar.show_percent = self.progress_seen
         # Set the position and item, then draw: update() draws only when the position moves,
         # and a change of state alone must show too.
         if percent is not None:
             self.bar.pos = percent
         self.bar.current_item = status
         self.bar.render_progress()
+
+    def tick(self) -> None:
+        """Redraw between polls, so the time waited moves while nothing else does."""
+        if self.status is not None and not self.progress_seen:
+            self.bar.render_progress()
 
     def close(self, final: JobStatus | None) -> None:
         self.bar.render_finish()
@@ -160,7 +214,12 @@ def run_wait(
         # wait's --base-url is the watched API's, and it has no --request-id: name only
         # the variables of this job's own request.
         raise without_option_hints(exc) from None
-    display = _Bar(what) if tty else _Lines(what)
+    # No bar in JSON mode, nor when dry-run JSON lines go to the same stderr: they would
+    # land inside the bar's line.
+    dry_relay = settings is not None and settings.dry_run
+    display: _Bar | _Lines = (
+        _Bar(what) if tty and not json_mode() and not dry_relay else _Lines(what)
+    )
     relay = (
         Relay(settings, what, update_interval=options.update_interval, secrets=secrets)
         if settings is not None
@@ -171,6 +230,10 @@ def run_wait(
         display.show(status)
         if relay is not None:
             relay.progress(status)
+
+    def ticking_sleep(seconds: float) -> None:
+        display.tick()
+        time.sleep(seconds)
 
     result: JobStatus | EssCallbackError | None = None
     interrupted: SignalReceived | None = None
@@ -197,6 +260,7 @@ def run_wait(
                     timeout=options.timeout,
                     poll=options.poll,
                     on_change=on_change,
+                    sleep=ticking_sleep,
                 )
             except ConfigurationError:
                 raise
@@ -236,7 +300,7 @@ def _finish(
         signum = int(interrupted.signum if interrupted is not None else signal.SIGTERM)
         code = 128 + signum
         reason = cancel_reason[0] if cancel_reason else f"interrupted by {signal_name(signum)}"
-        click.echo(f"ess-callback: stopped waiting for {what}: {reason}", err=True)
+        say(f"stopped waiting for {what}: {reason}")
         status, message = Status.CANCEL, f"stopped waiting for {what}: {reason}"
     elif isinstance(result, JobStatus):
         code = EXIT_OK if result.state is JobState.SUCCEEDED else EXIT_FAILED
@@ -248,7 +312,7 @@ def _finish(
             code = EXIT_USAGE
         else:
             code = EXIT_TEMPFAIL
-        click.echo(f"ess-callback: {failure_text(what, result, api=api)}", err=True)
+        say(failure_text(what, result, api=api))
         status, message = final_status(what, result, api=api)
     if relay is None:
         return code
