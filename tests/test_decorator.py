@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import os
+import re
 import signal
 import subprocess
 import sys
@@ -379,3 +381,29 @@ def test_a_decorated_async_job_reports_what_the_sync_job_reports(
     else:
         want_code, want_out, want_status, want_message = expected[ending]
         assert (code, out, received[-1]) == (want_code, want_out, (want_status, want_message))
+
+
+# -- the README -----------------------------------------------------------------------------
+
+
+def readme_python_examples() -> list[str]:
+    """The ```python blocks of the README's three-forms section, in order."""
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text(encoding="utf-8")
+    section = readme.split("<!-- section:python -->", 1)[1].split("<!-- /section:python -->")[0]
+    return re.findall(r"```python\n(.*?)```", section, re.S)
+
+
+@pytest.mark.integration
+def test_readme_three_forms_run_as_printed() -> None:
+    """The README's with, async with and @job examples run as printed (in dry run) and
+    print what their comments say."""
+    with_block, async_block, decorated = readme_python_examples()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ESS_")}
+    printed = []
+    for script in (with_block, async_block, decorated):
+        done = subprocess.run(
+            [sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=60
+        )
+        assert done.returncode == 0, done.stderr
+        printed.append(done.stdout)
+    assert printed == ["WARNING\n", "SUCCESS\n", ""]
