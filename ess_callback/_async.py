@@ -3,9 +3,9 @@ block's task, and blocking work run off the event loop.
 
 ``LoopSignalGuard`` is a ``SignalGuard`` whose signals arrive as event-loop callbacks
 (``loop.add_signal_handler``) and cancel the task running the block, instead of raising in
-the middle of the loop's own code. ``off_loop`` runs the final send in a thread of its own
-and waits for it without blocking the loop; a cancellation that arrives meanwhile is noted,
-never lets the send be abandoned.
+the middle of the loop's own code. ``off_loop`` runs the final send in a thread of the
+package's own pool and waits for it without blocking the loop; a cancellation that arrives
+meanwhile is noted, and never makes the send be abandoned.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ import logging
 import signal
 import threading
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from types import FrameType
 from typing import TypeVar
 
@@ -117,28 +118,32 @@ class LoopSignalGuard(SignalGuard):
             uncancel()
 
 
+#: the final sends of all blocks in the process: threads of their own, not the loop's
+#: default executor (jobs fill that with their own blocking calls, and a final status must
+#: not queue behind them); kept between blocks, since starting a thread is most of the cost
+MAX_SENDERS = 32
+_executor: ThreadPoolExecutor | None = None
+_executor_lock = threading.Lock()
+
+
+def _senders() -> ThreadPoolExecutor:
+    global _executor
+    with _executor_lock:
+        if _executor is None:
+            # Its threads are joined at interpreter exit: a final status under way is
+            # finished, never cut off.
+            _executor = ThreadPoolExecutor(MAX_SENDERS, thread_name_prefix="ess-callback-final")
+        return _executor
+
+
 async def off_loop(work: Callable[[], T]) -> tuple[T, bool]:
-    """Run *work* in a thread of its own; the loop runs on meanwhile.
+    """Run *work* in a thread, off the event loop, which runs on meanwhile.
 
     Returns its result and whether the task was cancelled while waiting: a cancellation
     never abandons the work (a final status half sent would be lost), it is reported to
     the caller, which raises it again when nothing else leaves.
     """
-    loop = asyncio.get_running_loop()
-    done: asyncio.Future[T] = loop.create_future()
-
-    def run() -> None:
-        try:
-            result = work()
-        except BaseException as exc:  # handed to the waiting coroutine
-            loop.call_soon_threadsafe(done.set_exception, exc)
-        else:
-            loop.call_soon_threadsafe(done.set_result, result)
-
-    # A thread of its own, not the default executor: jobs fill that with their own
-    # blocking calls, and the final status must not queue behind them. Not a daemon: an
-    # interpreter shutting down waits for the final status.
-    threading.Thread(target=run, name="ess-callback-final").start()
+    done = asyncio.wrap_future(_senders().submit(work))
     cancelled = False
     while True:
         try:
@@ -146,4 +151,4 @@ async def off_loop(work: Callable[[], T]) -> tuple[T, bool]:
         except asyncio.CancelledError:
             if done.done() and not done.cancelled():
                 return done.result(), True
-            cancelled = True  # noted; the send goes on
+            cancelled = True  # noted; the work goes on
