@@ -452,6 +452,44 @@ def test_a_signal_during_the_final_send_is_acted_on_after_it(
     assert fake.callbacks_for(42) == [Callback(42, "handle-42", Status.SUCCESS, None)]
 
 
+def test_a_signal_the_application_handles_on_its_loop_stays_its_own(
+    fake: FakeScheduler, job_env: dict[str, str]
+) -> None:
+    """The application's own loop.add_signal_handler(SIGHUP) keeps SIGHUP: its handler
+    runs, the block is not cancelled and ends SUCCESS."""
+    script = textwrap.dedent(
+        """
+        import asyncio, signal
+        from ess_callback import JobExecution
+
+        async def main():
+            heard = asyncio.Event()
+            asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, heard.set)
+            async with JobExecution(update_interval=0):
+                print("ready", flush=True)
+                await heard.wait()
+                print("the application heard SIGHUP", flush=True)
+            print("after the block", flush=True)
+
+        asyncio.run(main())
+        """
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-c", script],
+        env=job_env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert proc.stdout is not None
+    assert proc.stdout.readline() == "ready\n"
+    proc.send_signal(signal.SIGHUP)
+    out, err = finish(proc)
+    assert proc.returncode == 0, err
+    assert out == "the application heard SIGHUP\nafter the block\n"
+    assert fake.callbacks_for(42) == [Callback(42, "handle-42", Status.SUCCESS, None)]
+
+
 # -- the testing kit ------------------------------------------------------------------------
 
 
