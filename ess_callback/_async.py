@@ -62,7 +62,11 @@ class LoopSignalGuard(SignalGuard):
                 log.debug("%s is handled by the event loop already", signal_name(signum))
                 continue
             previous = signal.getsignal(signum)
-            self._loop.add_signal_handler(signum, self._on_signal, signum, None)
+            try:
+                self._loop.add_signal_handler(signum, self._on_signal, signum, None)
+            except (NotImplementedError, RuntimeError, ValueError) as exc:  # not this loop
+                log.debug("cannot take %s on this event loop: %s", signal_name(signum), exc)
+                continue
             self._previous[signum] = previous
         return True
 
@@ -93,14 +97,14 @@ class LoopSignalGuard(SignalGuard):
 
     def _on_signal(self, signum: int, frame: FrameType | None) -> None:
         # An event-loop callback: it never interrupts other code, the task is cancelled.
-        if self.signum is None:
-            self.signum = signum
         if self._armed:
-            if not self.cancelled:
+            if not self.cancelled:  # once: the job's clean-up is not cancelled again
                 self.cancelled = True
                 self.signum = signum
                 self._task.cancel()
             return
+        if self.signum is None:
+            self.signum = signum
         if self.holding:
             if self._say_late:
                 log.warning(

@@ -69,7 +69,14 @@ class JobDecorator:
             with JobExecution(**kwargs) as execution:
                 if passes_job:
                     call_kwargs[JOB_PARAMETER] = execution
-                return func(*args, **call_kwargs)
+                result = func(*args, **call_kwargs)
+                if inspect.iscoroutine(result):  # an async callable not seen as one
+                    result.close()
+                    raise TypeError(
+                        f"{func!r} returned a coroutine: @job reports an async function "
+                        "only when it is written async def"
+                    )
+                return result
             return None  # a control exception was consumed
 
         return run

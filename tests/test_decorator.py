@@ -194,6 +194,19 @@ def test_a_caller_cannot_pass_job(ess_callbacks: Recorder) -> None:
     assert ess_callbacks.statuses == []
 
 
+def test_an_async_callable_not_seen_as_one_is_an_error(ess_callbacks: Recorder) -> None:
+    """An object whose __call__ is async looks like a plain function: rather than report
+    SUCCESS for work never done, the call is ERROR with a TypeError saying why."""
+
+    class Job:
+        async def __call__(self) -> None:
+            pass
+
+    with pytest.raises(TypeError, match="returned a coroutine"):
+        job()(Job())()
+    assert ess_callbacks.statuses == [Status.ERROR]
+
+
 # -- async functions ------------------------------------------------------------------------
 
 
