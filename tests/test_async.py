@@ -334,6 +334,26 @@ def test_cancel_poll_without_signals_leaves_it_to_check_cancelled(fake: FakeSche
     assert [c.status for c in fake.callbacks_for(42)] == [Status.CANCEL]
 
 
+def test_cancel_is_posted_once_whichever_comes_first(fake: FakeScheduler) -> None:
+    """A job that checks while the task may be cancelled too: JobCancelled (consumed) or
+    SystemExit(143), and exactly one CANCEL either way."""
+
+    async def main() -> None:
+        async with JobExecution(**own(fake, cancel_poll=0.05)) as job:
+            fake.cancel(42)
+            deadline = time.monotonic() + 15
+            while time.monotonic() < deadline:
+                job.check_cancelled()
+                await asyncio.sleep(0)
+            pytest.fail("never cancelled")
+
+    try:
+        run(main)
+    except SystemExit as leaving:
+        assert leaving.code == 143
+    assert [c.status for c in fake.callbacks_for(42)] == [Status.CANCEL]
+
+
 # -- real signals, in a job process ---------------------------------------------------------
 
 SIGNAL_JOB = textwrap.dedent(
