@@ -53,10 +53,12 @@ class LoopSignalGuard(SignalGuard):
         # The loop's own handlers are not public; a signal it already has stays with it.
         owned = getattr(self._loop, "_signal_handlers", {})
         self._armed = armed
-        # add_signal_handler points the wakeup fd at the loop, remove_signal_handler resets
-        # it to -1: read it now (setting returns the old value) to give it back.
-        self._wakeup_fd = signal.set_wakeup_fd(-1)
-        signal.set_wakeup_fd(self._wakeup_fd)
+        if not owned:
+            # add_signal_handler points the wakeup fd at the loop, and removing the loop's
+            # last handler resets it to -1: read it now (setting returns the old value) to
+            # give it back. (With handlers of its own the loop keeps the fd it has.)
+            self._wakeup_fd = signal.set_wakeup_fd(-1)
+            signal.set_wakeup_fd(self._wakeup_fd)
         for signum in STOP_SIGNALS:
             if signum in owned:
                 log.debug("%s is handled by the event loop already", signal_name(signum))
