@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from ._client import SchedulerClient
     from ._control import BusinessError, JobCancelled, JobPaused, JobSuspended, JobWarning
+    from ._decorator import job
     from ._errors import (
         AuthenticationError,
         ConfigurationError,
@@ -48,6 +49,7 @@ __all__ = [
     "SchedulerUnavailableError",
     "Status",
     "__version__",
+    "job",
 ]
 
 # Each public name and the private module that defines it. Names are loaded on first use
@@ -73,6 +75,7 @@ _WHERE = {
     "SchedulerClient": "_client",
     "SchedulerUnavailableError": "_errors",
     "Status": "_status",
+    "job": "_decorator",
 }
 
 

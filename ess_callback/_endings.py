@@ -12,6 +12,7 @@ import errno
 import logging
 import os
 import re
+import sys
 from collections.abc import Callable, Collection, Sequence
 
 import attrs
@@ -50,11 +51,11 @@ def block_ending(
     """How a ``JobExecution`` block that ended with *exc* (None: normally) is reported.
 
     The first rule that matches wins (SPEC section 4): a signal (``SignalReceived``, with
-    *cancel_reason* when a cancel seen in ESS sent it), ``JobCancelled`` and
-    ``KeyboardInterrupt`` CANCEL; ``JobPaused`` PAUSE; ``JobSuspended`` SUSPEND; what
-    *classify* chose; ``BusinessError`` and *business_errors* BUSINESS_ERROR; ``JobWarning``
-    WARNING after the *warnings*; ``SystemExit(0)`` as a normal end; any other exception
-    ERROR; a normal end WARNING after *warnings*, else SUCCESS.
+    *cancel_reason* when a cancel seen in ESS sent it), ``JobCancelled``,
+    ``KeyboardInterrupt`` and ``asyncio.CancelledError`` CANCEL; ``JobPaused`` PAUSE;
+    ``JobSuspended`` SUSPEND; what *classify* chose; ``BusinessError`` and *business_errors*
+    BUSINESS_ERROR; ``JobWarning`` WARNING after the *warnings*; ``SystemExit(0)`` as a
+    normal end; any other exception ERROR; a normal end WARNING after *warnings*, else SUCCESS.
     """
     if isinstance(exc, SignalReceived):
         return Ending(
@@ -64,6 +65,8 @@ def block_ending(
         return Ending(Status.CANCEL, _text_or_none(exc.reason), True, None)
     if isinstance(exc, KeyboardInterrupt):
         return Ending(Status.CANCEL, "SIGINT", False, None)
+    if exc is not None and _task_cancelled(exc):
+        return Ending(Status.CANCEL, _text_or_none(exc.args[0] if exc.args else None), False, None)
     if isinstance(exc, JobPaused):
         return Ending(Status.PAUSE, _text_or_none(exc.state), True, None)
     if isinstance(exc, JobSuspended):
@@ -86,6 +89,13 @@ def block_ending(
     if warnings:
         return Ending(Status.WARNING, _warning_text(warnings), False, None)
     return Ending(Status.SUCCESS, None, False, None)
+
+
+def _task_cancelled(exc: BaseException) -> bool:
+    """True for ``asyncio.CancelledError`` (asyncio is not imported for this: without it
+    loaded, no task can have been cancelled)."""
+    module = sys.modules.get("asyncio.exceptions")
+    return module is not None and isinstance(exc, module.CancelledError)
 
 
 def _classified(

@@ -23,7 +23,7 @@ from ._model import Callback, Outcome
 from ._sender import make_sender, undelivered_text
 from ._session import ReportingSession, WarningList, exit_code_for
 from ._settings import Settings, resolve_settings
-from ._signals import SignalGuard
+from ._signals import SignalGuard, SignalReceived
 from ._status import Status
 
 if TYPE_CHECKING:
@@ -219,17 +219,74 @@ class JobExecution:
     ) -> bool:
         self._signals.hold()  # a signal now waits until the end is reported
         try:
-            if self._watcher is not None:
-                _safely(self._watcher.stop, "stopping the cancel watcher")
-            ending = self._ending(exc)
-            assert self._session is not None
-            outcome = self._session.finish(ending.status, ending.message)
+            ending, outcome = self._report(exc)
         finally:
             self._signals.restore()
-        self.outcome = outcome
         return self._leave(exc, ending, outcome)
 
+    # -- async context manager -------------------------------------------------------------
+    async def __aenter__(self) -> JobExecution:
+        """``async with``: as ``with``, with signals that cancel the block's task."""
+        import asyncio
+
+        from ._async import LoopSignalGuard, off_loop
+
+        sends = self._client is None and not self.settings.dry_run
+        if sends and "ess_callback._client" not in sys.modules and not _recording.active_recorder():
+            # requests is imported on the first send: not on the loop's time.
+            _, cancelled = await off_loop(_import_client)
+            if cancelled:
+                raise asyncio.CancelledError
+        task = asyncio.current_task()
+        if task is not None:
+            self._signals = LoopSignalGuard(asyncio.get_running_loop(), task)
+        return self.__enter__()
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> bool:
+        """As ``__exit__``; the final send runs in a thread, so the loop never waits on it."""
+        import asyncio
+
+        from ._async import LoopSignalGuard, off_loop
+
+        guard = self._signals
+        guard.hold()
+        cancelled = False
+        if isinstance(guard, LoopSignalGuard) and guard.cancelled:
+            # A signal (or a cancel seen in ESS) cancelled the task: that is the block's end.
+            assert guard.signum is not None
+            exc = SignalReceived(guard.signum)
+        try:
+            (ending, outcome), cancelled = await off_loop(lambda: self._report(exc))
+        finally:
+            guard.restore()
+            if isinstance(guard, LoopSignalGuard):
+                guard.forget_cancel()
+        if not cancelled or isinstance(exc, asyncio.CancelledError):
+            return self._leave(exc, ending, outcome)
+        # The task was cancelled while the end was sent: the cancellation goes on.
+        try:
+            self._leave(exc, ending, outcome)
+        except Exception as error:  # the delivery error: said, and the cause of the cancel
+            log.error("%s", undelivered_text(outcome))
+            raise asyncio.CancelledError from error
+        raise asyncio.CancelledError
+
     # -- internals -----------------------------------------------------------------------
+    def _report(self, exc: BaseException | None) -> tuple[Ending, Outcome]:
+        """Stop the cancel watcher, decide the end and send it (``finish``). Blocks until
+        the final status went out (``__aexit__`` runs it in a thread)."""
+        if self._watcher is not None:
+            _safely(self._watcher.stop, "stopping the cancel watcher")
+        ending = self._ending(exc)
+        assert self._session is not None
+        self.outcome = self._session.finish(ending.status, ending.message)
+        return ending, self.outcome
+
     def _ending(self, exc: BaseException | None) -> Ending:
         """How the block's end is reported (``block_ending``); ERROR should that fail."""
         try:
@@ -285,6 +342,10 @@ class JobExecution:
             self._signals.interrupt_main()
         else:
             log.warning("%s: job.check_cancelled() now raises JobCancelled", reason)
+
+
+def _import_client() -> None:
+    from . import _client  # noqa: F401
 
 
 def _safely(step: Callable[[], object], what: str) -> None:

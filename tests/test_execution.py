@@ -125,6 +125,28 @@ def test_keyboard_interrupt_gives_cancel_and_propagates(
     assert isinstance(propagated, KeyboardInterrupt)
 
 
+@pytest.mark.parametrize(("args", "message"), [((), None), (("shutting down",), "shutting down")])
+def test_a_cancelled_task_gives_cancel_and_propagates(
+    rec: Recorded, args: tuple[str, ...], message: str | None
+) -> None:
+    """asyncio.CancelledError posts CANCEL (its message, if any) and leaves the block."""
+    import asyncio
+
+    callback, propagated = rec.end_with(asyncio.CancelledError(*args))
+    assert (callback.status, callback.message) == (Status.CANCEL, message)
+    assert isinstance(propagated, asyncio.CancelledError)
+
+
+def test_concurrent_futures_cancelled_error_is_an_error(rec: Recorded) -> None:
+    """concurrent.futures.CancelledError is an ordinary exception (a future, not the task
+    running the block, was cancelled): ERROR, as before."""
+    import concurrent.futures
+
+    callback, propagated = rec.end_with(concurrent.futures.CancelledError())
+    assert callback.status is Status.ERROR
+    assert isinstance(propagated, concurrent.futures.CancelledError)
+
+
 @pytest.mark.parametrize(
     ("signum", "name"),
     [(signal.SIGTERM, "SIGTERM"), (signal.SIGINT, "SIGINT"), (signal.SIGHUP, "SIGHUP")],

@@ -44,6 +44,7 @@ SPEC_EXPORTS = {
     "SchedulerUnavailableError",
     "BearerAuth",
     "__version__",
+    "job",  # SPEC section 13
 }
 
 
@@ -61,7 +62,7 @@ def run_python(code: str) -> subprocess.CompletedProcess[str]:
 
 
 def test_all_is_exactly_the_spec_list() -> None:
-    """``ess_callback.__all__`` is the SPEC section 4 list, sorted, each name present."""
+    """``ess_callback.__all__`` is the SPEC list (sections 4 and 13), sorted, each name present."""
     assert set(ess_callback.__all__) == SPEC_EXPORTS
     assert len(ess_callback.__all__) == len(SPEC_EXPORTS)
     assert ess_callback.__all__ == sorted(ess_callback.__all__)
@@ -365,12 +366,16 @@ NO_POSIX = {
 @pytest.mark.parametrize(("lacking", "named"), [("SIGHUP", "signal.SIGHUP"), ("fcntl", "fcntl")])
 @pytest.mark.parametrize(
     "statement",
-    ["from ess_callback import JobExecution", "import ess_callback.outbox"],
+    [
+        "from ess_callback import JobExecution",
+        "from ess_callback import job",
+        "import ess_callback.outbox",
+    ],
 )
 def test_off_posix_the_import_error_says_what_is_posix_only(
     lacking: str, named: str, statement: str
 ) -> None:
-    """Without SIGHUP or fcntl, importing JobExecution or the outbox raises an ImportError
+    """Without SIGHUP or fcntl, importing JobExecution, job or the outbox raises an ImportError
     that says what is POSIX-only and what this Python lacks, not "cannot import name"."""
     code = (
         f"{NO_POSIX[lacking]}"
@@ -395,7 +400,7 @@ def test_off_posix_the_import_error_says_what_is_posix_only(
 def test_off_posix_the_portable_names_still_import(lacking: str) -> None:
     """Without SIGHUP or fcntl, the value types, the errors, SchedulerClient and the
     testing kit still import."""
-    portable = sorted(set(ess_callback.__all__) - {"JobExecution"})
+    portable = sorted(set(ess_callback.__all__) - {"JobExecution", "job"})
     code = (
         f"{NO_POSIX[lacking]}"
         f"from ess_callback import {', '.join(portable)}\n"
