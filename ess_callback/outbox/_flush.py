@@ -285,10 +285,12 @@ def _dry_run(paths: list[Path], dead: list[_leases.DeadExecution]) -> list[Flush
     """What a flush would send, through the dry-run sender (or the test recorder, when one
     is active); no file is claimed or touched, no process stopped."""
     from .._recording import active_recorder
-    from .._seam import DryRunSender, RecordingSender, Sender
+    from .._seam import DryRunSender, RecordingSender
 
     recorder = active_recorder()
-    sender: Sender = DryRunSender() if recorder is None else RecordingSender(recorder)
+    sender: DryRunSender | RecordingSender = (
+        DryRunSender() if recorder is None else RecordingSender(recorder)
+    )
     for found in dead:
         log.info("%s is a dead execution; it would be reported", found.lease.path.name)
         sender.send(found.callback, final=True)
