@@ -63,8 +63,23 @@ def filled(box: Path) -> dict[str, Path]:
     unreadable.write_text("not json")
     (box / "running").mkdir(mode=0o700)
     lease = box / "running" / "run-44.json"
-    lease.write_text(
-        json.dumps({"request_id": 44, "kind": "run", "started": "2026-12-03T23:18:25+00:00"})
+    lease.write_text(  # as a run wrapper writes it (SPEC 11), started long ago
+        json.dumps(
+            {
+                "format": 1,
+                "kind": "run",
+                "base_url": "https://ess.example.com",
+                "request_id": 44,
+                "request_handle": "handle-44",
+                "host": "host1",
+                "boot_id": None,
+                "pid": 4711,
+                "pid_start_time": None,
+                "pgid": 4711,
+                "started": "2026-12-03T23:18:25+00:00",
+                "command": "./nightly.sh",
+            }
+        )
     )
     return {
         "pending": pending,

@@ -5,7 +5,6 @@ callbacks), ``outbox_items`` (everything, for ``ess-callback outbox``), ``outbox
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import time
 from collections.abc import Iterator, Mapping
@@ -16,17 +15,15 @@ from typing import Any
 import attrs
 
 from .._settings import outbox_folder
-from ._leases import RUNNING, LeaseRecord, lease_paths, read_lease
+from ._leases import LeaseRecord, lease_paths, read_lease
 from ._outbox import (
     CORRUPT,
-    MAX_FILE_BYTES,
     REJECTED,
     OutboxEntry,
     OutboxError,
     claim,
     entry_paths,
     fsync_dir,
-    is_entry_name,
     read_entry,
 )
 
@@ -142,25 +139,17 @@ def _entry_item(path: Path, state: str, now: float) -> OutboxItem:
 
 
 def _lease_item(path: Path, now: float) -> OutboxItem:
-    """A lease (SPEC 11) read leniently: its fields are the running job's, not ours."""
-    record: dict[str, Any] = {}
-    with contextlib.suppress(OSError, ValueError):
-        with open(path, "rb") as fh:
-            data = json.loads(fh.read(MAX_FILE_BYTES).decode("utf-8"))
-        if isinstance(data, dict):
-            record = data
-    rid = record.get("request_id")
-    kind = record.get("kind")
-    started = next(
-        (record[k] for k in ("started", "start_time", "created") if isinstance(record.get(k), str)),
-        None,
-    )
+    """A lease (SPEC 11) as a listed item; one that cannot be read is still listed."""
+    try:
+        lease = read_lease(path)
+    except (OSError, ValueError):
+        return OutboxItem(path.name, RUNNING_STATE, age_seconds=_age(None, path, now))
     return OutboxItem(
         path.name,
         RUNNING_STATE,
-        request_id=rid if isinstance(rid, int) and not isinstance(rid, bool) else None,
-        status=kind if isinstance(kind, str) else None,
-        age_seconds=_age(started, path, now),
+        request_id=lease.request_id,
+        status=lease.kind,
+        age_seconds=_age(lease.started, path, now),
     )
 
 
@@ -195,9 +184,7 @@ def outbox_items(
         OutboxItem(path.name, CORRUPT_STATE, age_seconds=_age(None, path, now))
         for path in _files(folder / CORRUPT)
     ]
-    items += [
-        _lease_item(path, now) for path in _files(folder / RUNNING) if is_entry_name(path.name)
-    ]
+    items += [_lease_item(path, now) for path in lease_paths(folder)]
     return items
 
 
@@ -223,7 +210,7 @@ def outbox_counts(folder: Path) -> OutboxCounts:
         except (OSError, ValueError):
             created = None
         oldest = _age(created, pending[0], now) or 0.0
-    leases = sum(1 for path in _files(folder / RUNNING) if is_entry_name(path.name))
+    leases = len(lease_paths(folder))
     return OutboxCounts(len(pending), len(_paths(folder / REJECTED)), leases, oldest)
 
 
