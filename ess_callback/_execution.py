@@ -18,9 +18,10 @@ from ._message import (
     DEFAULT_MAX_MESSAGE_BYTES,
     Redactor,
     describe_exception,
+    truncate_message,
 )
 from ._model import Callback, Outcome
-from ._sender import make_sender, undelivered_text
+from ._sender import make_sender, preload_http, undelivered_text
 from ._session import ReportingSession, WarningList, exit_code_for
 from ._settings import Settings, resolve_settings
 from ._signals import SignalGuard, SignalReceived
@@ -140,11 +141,19 @@ class JobExecution:
         self._redact = Redactor(
             [*self.settings.secrets(), *(client_secrets() if callable(client_secrets) else [])]
         )
-        # Kept whole (not bounded like run's): the message keeps the first and the last.
-        self._warnings = WarningList(limit=None)
+        # The message keeps the first and the last warnings (truncate_message cuts its
+        # middle): the first and the latest of them are kept, twice the message's size
+        # each, and the ones between only counted. Whole warnings are left out, so no
+        # secret is cut in two before it is redacted; when a match may run over a line
+        # break, they are all kept.
+        keep = None if self._redact.crosses_lines else max(0, 2 * max_message_bytes)
+        self._warnings = WarningList(limit=keep, tail=keep or 0)
+        #: a warning longer than this is redacted at once and cut (see ``warn``)
+        self._warning_cut = keep
         self._session: ReportingSession | None = None
         self._offer: Callable[[str], None] | None = None
         self._watcher: CancelWatcher | None = None
+        self._preload: threading.Thread | None = None
         self._signals = SignalGuard()
         self._cancel_reason: str | None = None
         self.cancel_requested = False
@@ -168,12 +177,19 @@ class JobExecution:
 
     def warn(self, message: str) -> None:
         """Record a warning; a block that then ends normally ends with WARNING."""
-        self._warnings.add(str(message))
+        text = str(message)
+        cut = self._warning_cut
+        if cut is not None and len(text) > cut:
+            # Redacted before it is cut: a secret across the cut is hidden whole. Half the
+            # window, so that it fits in it with others.
+            text = truncate_message(self._redact(text), cut // 2)
+        self._warnings.add(text)
 
     @property
     def warnings(self) -> list[str]:
-        """The warnings recorded so far, in order."""
-        return list(self._warnings.items)
+        """The warnings recorded so far, in order (past twice the message's size, the
+        first and the latest ones)."""
+        return self._warnings.kept()
 
     def check_cancelled(self) -> None:
         """Raise ``JobCancelled`` if the scheduler asked for cancellation (``cancel_poll``)."""
@@ -200,6 +216,9 @@ class JobExecution:
             owns_sender=self._client is None,  # a client handed in stays open
         )
         session.hold_lease("python")  # a kill of this process is then reported by a flush
+        if not sender.local and self._preload is None:
+            # requests is loaded while the block runs, not when it ends (as run does).
+            self._preload = preload_http()
         self._offer = session.start_updates()
         self._session = session
         if self.handle_signals:
@@ -284,6 +303,9 @@ class JobExecution:
             _safely(self._watcher.stop, "stopping the cancel watcher")
         ending = self._ending(exc)
         assert self._session is not None
+        preload, self._preload = self._preload, None
+        if preload is not None:
+            preload.join()  # a block shorter than the import waits for it here
         self.outcome = self._session.finish(ending.status, ending.message)
         return ending, self.outcome
 
@@ -292,7 +314,7 @@ class JobExecution:
         try:
             return block_ending(
                 exc,
-                warnings=self._warnings.items,
+                warnings=self._warnings.lines(),
                 classify=self.classify,
                 business_errors=self.business_errors,
                 cancel_reason=self._cancel_reason,

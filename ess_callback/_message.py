@@ -141,8 +141,12 @@ class Redactor:
         forms = {form for s in secrets if s for form in secret_forms(s)}
         literal = sorted(forms, key=len, reverse=True)
         parts = [re.escape(s) for s in literal]
-        parts += [p.pattern if isinstance(p, re.Pattern) else p for p in patterns]
+        sources = [p.pattern if isinstance(p, re.Pattern) else p for p in patterns]
+        parts += sources
         self._regex = re.compile("|".join(f"(?:{p})" for p in parts)) if parts else None
+        #: True when a match may run over a line break (a pattern, or a secret holding
+        #: one): text joined from lines must then be redacted whole, not line by line
+        self.crosses_lines = bool(sources) or any("\n" in form for form in forms)
 
     def __call__(self, text: str) -> str:
         if self._regex is None or not text:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import threading
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -124,6 +125,25 @@ class HttpSender:
                 spooled,
             )
         return spooled, None
+
+
+def _import_http() -> None:
+    # What the first post loads: requests, its adapters and urllib3's pools.
+    import requests
+    import requests.adapters  # noqa: F401
+    import urllib3.connectionpool  # noqa: F401
+
+
+def preload_http() -> threading.Thread | None:
+    """Start importing what the first post needs in a daemon thread, so that a block's end
+    does not wait for it; join the thread before sending. None when no thread can be
+    started (the send then imports it itself)."""
+    thread = threading.Thread(target=_import_http, name="ess-callback-import", daemon=True)
+    try:
+        thread.start()
+    except RuntimeError:  # "can't start new thread"
+        return None
+    return thread
 
 
 def undelivered_text(outcome: Outcome) -> str:

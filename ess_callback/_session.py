@@ -9,6 +9,7 @@ one line saying so when it was not delivered, and the exit status policy,
 
 from __future__ import annotations
 
+import collections
 import logging
 import threading
 from collections.abc import Callable
@@ -42,30 +43,57 @@ def exit_code_for(outcome: Outcome, child_status: int = 0) -> int:
 
 
 class WarningList:
-    """The warnings of an execution, in order; bounded in memory with a *limit* (bytes)."""
+    """The warnings of an execution, in order; bounded in memory with a *limit* (characters).
 
-    def __init__(self, limit: int | None = MAX_WARNING_BYTES) -> None:
+    Once the kept ones fill *limit*, later warnings are only counted; with *tail* (also
+    characters), the latest of them are kept too, in a window that drops the oldest: the
+    first and the last warnings then stay, and how many were left out between them.
+    Warnings are kept or left out whole, never cut.
+    """
+
+    def __init__(self, limit: int | None = MAX_WARNING_BYTES, *, tail: int = 0) -> None:
         self.items: list[str] = []
         self.dropped = 0
         self._room = limit
+        self._tail: collections.deque[str] | None = collections.deque() if tail > 0 else None
+        self._tail_room = tail
 
     def add(self, text: str) -> None:
         """Record one warning (only counted once the kept ones fill the limit)."""
         if self._room is not None:
-            if len(text) + 1 > self._room:
-                self.dropped += 1
+            size = len(text) + 1
+            if size > self._room:
+                self._past_limit(text, size)
                 return
-            self._room -= len(text) + 1
+            self._room -= size
         self.items.append(text)
 
+    def _past_limit(self, text: str, size: int) -> None:
+        tail = self._tail
+        if tail is None:
+            self.dropped += 1  # a later, shorter warning may still fit
+            return
+        self._room = 0  # the first ones are kept: the rest goes through the window
+        tail.append(text)
+        self._tail_room -= size
+        while self._tail_room < 0 and tail:
+            self._tail_room += len(tail.popleft()) + 1
+            self.dropped += 1
+
     def __bool__(self) -> bool:
-        return bool(self.items or self.dropped)
+        return bool(self.items or self.dropped or self._tail)
+
+    def kept(self) -> list[str]:
+        """The warnings kept, in order (all of them while under the limit)."""
+        return [*self.items, *(self._tail or ())]
 
     def lines(self) -> list[str]:
-        """The warnings for a message, one per line, then how many were left out."""
+        """The warnings for a message, one per line, and how many were left out (last, or
+        between the first and the latest ones kept)."""
         lines = list(self.items)
         if self.dropped:
             lines.append(f"({self.dropped} more warnings)")
+        lines.extend(self._tail or ())
         return lines
 
 
