@@ -44,6 +44,11 @@ class LazyGroup(click.Group):
         """
         pause_gc()
         reset_output()
+        if not args and kwargs.get("args") is None and kwargs.get("standalone_mode", True):
+            # The process's own command line (a caller in-process passes its arguments).
+            from ._leaving import allow
+
+            allow()
         try:
             return super().main(*args, **kwargs)
         finally:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import sys
-
 import click
 
 from .._cli_options import (
@@ -199,4 +197,8 @@ def run_command(
         update_interval=update_interval,
         secrets=environment_secrets(os.environ),
     )
-    sys.exit(Supervisor(settings, options, os.environ, on_started=resume_gc_for_long_run).run())
+    code = Supervisor(settings, options, os.environ, on_started=resume_gc_for_long_run).run()
+    # The end is delivered or kept and the lease settled: nothing of the teardown is needed.
+    from .._leaving import leave
+
+    leave(code)

@@ -1,0 +1,54 @@
+"""Leaving the process once its work is done, without the interpreter's teardown.
+
+``run`` ends when the final status is delivered or kept in the outbox (which syncs it)
+and its lease is settled. Tearing the interpreter down then (every module, the objects
+start-up froze out of the collector's sight) costs more than the post itself, and
+nothing of it is needed: :func:`leave` runs the exit handlers (``logging`` flushes its
+handlers there), flushes the standard streams and ends the process with ``os._exit``.
+
+Only a process started as the ``ess-callback`` command does so (:func:`allow`); called
+in-process (a test runner, an application invoking the click group), :func:`leave` is
+``sys.exit``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+from typing import NoReturn
+
+
+class _State:
+    allowed = False
+
+
+def allow() -> None:
+    """This process is the ``ess-callback`` command: it may leave without teardown."""
+    _State.allowed = True
+
+
+def _may_skip_teardown() -> bool:
+    if not _State.allowed:
+        return False
+    if "concurrent.futures.thread" in sys.modules:
+        return False  # its workers are joined by threading's own exit step: let it run
+    import threading
+
+    main = threading.main_thread()
+    # A thread that is not a daemon would be waited for at the normal exit.
+    return all(t.daemon for t in threading.enumerate() if t is not main)
+
+
+def leave(code: int) -> NoReturn:
+    """Exit with *code*: at once (exit handlers run, streams flushed) when allowed and no
+    thread would be waited for, else through ``sys.exit``."""
+    if not _may_skip_teardown():
+        sys.exit(code)
+    import atexit
+
+    atexit._run_exitfuncs()  # logging.shutdown(), among others: every handler flushed
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(Exception):  # nowhere left to say it
+            stream.flush()
+    os._exit(code)
