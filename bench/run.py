@@ -407,6 +407,205 @@ def scale(table: Table, fake: Any, outbox: str, jobs: int) -> None:
     )
 
 
+# -- latency a job feels: the command's start and end, a block's end, many warnings ---------
+
+
+def stamp_after(argv: list[str], env: dict[str, str] | None = None) -> tuple[int, int, int]:
+    """Run *argv*, whose command writes a CLOCK_REALTIME stamp (ns) on stdout as it starts
+    or ends; return (launch ns, stamp ns, ns when the process was reaped)."""
+    import tempfile
+
+    with tempfile.TemporaryFile() as out:
+        start = time.time_ns()
+        proc = subprocess.Popen(argv, env=env, stdout=out, stderr=subprocess.DEVNULL)
+        code = proc.wait()
+        reaped = time.time_ns()
+        assert code == 0, f"{argv[:3]} exited {code}"
+        out.seek(0)
+        return start, int(out.read().split()[-1]), reaped
+
+
+#: a command whose first act is to write the time (date's own start-up is on both sides)
+STAMP = ["date", "+%s%N"]
+
+
+def exec_latency(table: Table, fake: Any, outbox: str, rounds: int) -> None:
+    """From launching ``ess-callback run -- CMD`` to CMD running / the same for python -c
+    'import subprocess; subprocess.run(CMD)': what the job waits before it starts."""
+    counter = iter(range(80_000_000, 10**9))
+
+    def a() -> float:
+        env = job_env(fake.url, outbox, next(counter))
+        start, stamp, _ = stamp_after([WRAPPER, "run", "--", *STAMP], env)
+        return (stamp - start) / 1e9
+
+    def b() -> float:
+        code = f"import subprocess; subprocess.run({STAMP!r})"
+        start, stamp, _ = stamp_after([PY, "-c", code])
+        return (stamp - start) / 1e9
+
+    ta, tb, ratio = alternate(a, b, rounds)
+    table.add(
+        "wrapper exec -> command exec",
+        f"run -- date {ta * 1000:.1f} ms",
+        f"python subprocess.run(date) {tb * 1000:.1f} ms",
+        f"{ratio:.2f}",
+        "<= 1.5",
+        ratio <= 1.5,
+    )
+
+
+def curl_post_seconds(curl: str, fake: Any, request_id: int) -> float:
+    """Wall time of one curl POST of a SUCCESS callback to the fake scheduler."""
+    url = f"{fake.url}/ess/rest/scheduler/v1/requests/{request_id}/executionStatus"
+    body = '{"requestHandle": "bench", "status": "SUCCESS"}'
+    argv = [curl, "-sf", "-X", "POST", "-H", "Content-Type: application/json", "-d", body, url]
+    wall, _, _, code = run_timed(argv)
+    assert code == 0, f"curl exited {code}"
+    return wall
+
+
+def exit_latency(table: Table, fake: Any, outbox: str, rounds: int) -> None:
+    """From a 1 s command's exit (its last act writes the time) to the wrapper's exit,
+    posting SUCCESS / one curl POST of the same callback to the same server."""
+    curl = shutil.which("curl")
+    if curl is None:
+        print("  curl not found: command exit -> wrapper exit not measured")
+        return
+    counter = iter(range(90_000_000, 10**9))
+    job = ["sh", "-c", "sleep 1; exec date +%s%N"]
+
+    def a() -> float:
+        env = job_env(fake.url, outbox, next(counter))
+        _, stamp, reaped = stamp_after([WRAPPER, "run", "--", *job], env)
+        return (reaped - stamp) / 1e9
+
+    ta, tb, ratio = alternate(a, lambda: curl_post_seconds(curl, fake, next(counter)), rounds)
+    table.add(
+        "command exit -> wrapper exit",
+        f"run -- (1 s job) {ta * 1000:.1f} ms",
+        f"curl POST {tb * 1000:.1f} ms",
+        f"{ratio:.2f}",
+        "<= 1.5",
+        ratio <= 1.5,
+    )
+
+
+def python_figure(code: str, *args: str) -> list[float]:
+    """Run *code* in a fresh interpreter; return the numbers it prints on its last line."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("ESS_", "WATCH_"))}
+    out = subprocess.run(
+        [PY, "-c", code, *args], env=env, capture_output=True, text=True, check=True
+    ).stdout
+    return [float(x) for x in out.split("\n")[-2].split()]
+
+
+#: a block that runs half a second and never calls update(); prints its __exit__ time
+BLOCK_EXIT = """
+import sys, time
+from ess_callback import JobExecution
+url, rid, outbox = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+with JobExecution(base_url=url, request_id=rid, request_handle="bench", outbox=outbox) as job:
+    time.sleep(0.5)  # the job's work
+    start = time.perf_counter()
+took = time.perf_counter() - start
+assert job.outcome is not None and job.outcome.delivered, job.outcome
+print(took)
+"""
+
+#: the same callback, posted by hand with requests imported at the top, timed around the post
+HAND_POST = """
+import sys, time
+import requests
+url = f"{sys.argv[1]}/ess/rest/scheduler/v1/requests/{sys.argv[2]}/executionStatus"
+body = '{"requestHandle": "bench", "status": "SUCCESS"}'
+start = time.perf_counter()
+answer = requests.post(url, data=body, headers={"Content-Type": "application/json"})
+took = time.perf_counter() - start
+answer.raise_for_status()
+print(took)
+"""
+
+
+def block_exit(table: Table, fake: Any, outbox: str, rounds: int) -> None:
+    """``JobExecution.__exit__`` of a block that never called update(), in a fresh
+    interpreter / a hand-written ``requests.post`` of the same body, in one too."""
+    counter = iter(range(100_000_000, 10**9))
+
+    def a() -> float:
+        return python_figure(BLOCK_EXIT, fake.url, str(next(counter)), outbox)[0]
+
+    def b() -> float:
+        return python_figure(HAND_POST, fake.url, str(next(counter)))[0]
+
+    ta, tb, ratio = alternate(a, b, rounds)
+    table.add(
+        "block exit, no update()",
+        f"JobExecution exit {ta * 1000:.1f} ms",
+        f"requests.post {tb * 1000:.1f} ms",
+        f"{ratio:.2f}",
+        "<= 2",
+        ratio <= 2,
+    )
+
+
+#: N job.warn() calls in a block; prints the RSS growth (bytes) over them and the exit time
+MANY_WARNINGS = """
+import os, sys, time
+from ess_callback import JobExecution
+url, rid, outbox, count = sys.argv[1], int(sys.argv[2]), sys.argv[3], int(sys.argv[4])
+page = os.sysconf("SC_PAGE_SIZE")
+def rss():
+    with open("/proc/self/statm") as fh:
+        return int(fh.read().split()[1]) * page
+with JobExecution(base_url=url, request_id=rid, request_handle="bench", outbox=outbox) as job:
+    job.warn("row skipped")
+    time.sleep(0.5)  # requests is imported in the background meanwhile: not the warnings' cost
+    before = rss()
+    for i in range(count):
+        job.warn(f"row {i} skipped")
+    grown = rss() - before
+    start = time.perf_counter()
+took = time.perf_counter() - start
+assert job.outcome is not None and job.outcome.delivered, job.outcome
+print(grown, took)
+"""
+
+
+def many_warnings(table: Table, fake: Any, outbox: str, rounds: int, count: int) -> None:
+    """Memory held by *count* job.warn() calls, and the block's exit after them / after
+    one warn()."""
+    counter = iter(range(110_000_000, 10**9))
+    grown: list[float] = []
+
+    def a() -> float:
+        rss, took = python_figure(MANY_WARNINGS, fake.url, str(next(counter)), outbox, str(count))
+        grown.append(rss)
+        return took
+
+    def b() -> float:
+        return python_figure(MANY_WARNINGS, fake.url, str(next(counter)), outbox, "0")[1]
+
+    ta, tb, ratio = alternate(a, b, rounds, warmup=0)
+    mib = max(grown) / 2**20
+    table.add(
+        f"job.warn() x {count:,}: memory",
+        f"RSS growth (largest of {rounds}) {mib:.2f} MiB",
+        "-",
+        f"{mib:.2f} MiB",
+        "<= 1 MiB",
+        mib <= 1,
+    )
+    table.add(
+        f"job.warn() x {count:,}: exit",
+        f"exit after {count:,} warn() {ta * 1000:.1f} ms",
+        f"exit after one warn() {tb * 1000:.1f} ms",
+        f"{ratio:.2f} ({ta * 1000:.1f} ms)",
+        "<= 1.5 and <= 10 ms",
+        ratio <= 1.5 and ta <= 0.010,
+    )
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="small sizes, few rounds")
@@ -447,6 +646,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         async_overhead(table, fake, rounds, 10 if args.quick else 20)
         posts_per_job(table, fake, 3.0, 100_000 if args.quick else 1_000_000)
         scale(table, fake, outbox, 20 if args.quick else 200)
+        exec_latency(table, fake, outbox, rounds)
+        exit_latency(table, fake, outbox, 5 if args.quick else 11)
+        block_exit(table, fake, outbox, rounds)
+        many_warnings(table, fake, outbox, 3 if args.quick else 5, 1_000_000)
     table.show()
     return 1 if args.strict and not table.all_met else 0
 
