@@ -12,9 +12,8 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-import attrs
-
 from ._errors import ConfigurationError
+from ._frozen import Frozen
 
 #: C0 and C1 control characters and DEL: never part of a credential
 _CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")
@@ -51,23 +50,19 @@ def check_secret(value: str, *, setting: str, source: str, bearer: bool = False)
     return value
 
 
-def _check_bearer(instance: Any, attribute: Any, value: str) -> None:
-    check_secret(value, setting="token", source="the token given", bearer=True)
-
-
-def _check_basic(instance: Any, attribute: Any, value: str) -> None:
-    check_secret(value, setting=attribute.name, source=f"the {attribute.name} given")
-
-
-@attrs.frozen(repr=False)
-class BearerAuth:
+class BearerAuth(Frozen):
     """OAuth bearer token authentication (``Authorization: Bearer <token>``).
 
     The token must fit in a header: no control characters, no spaces, Latin-1 only
     (``ConfigurationError`` otherwise).
     """
 
-    token: str = attrs.field(repr=False, validator=_check_bearer)
+    __slots__ = _fields = ("token",)
+    token: str
+
+    def __init__(self, token: str) -> None:
+        check_secret(token, setting="token", source="the token given", bearer=True)
+        object.__setattr__(self, "token", token)
 
     def __call__(self, request: Any) -> Any:
         request.headers["Authorization"] = f"Bearer {self.token}"
@@ -77,12 +72,17 @@ class BearerAuth:
         return "BearerAuth(token=***)"
 
 
-@attrs.frozen(repr=False)
-class BasicAuth:
+class BasicAuth(Frozen):
     """HTTP Basic credentials, kept out of every repr (no control characters allowed)."""
 
-    username: str = attrs.field(validator=_check_basic)
-    password: str = attrs.field(repr=False, validator=_check_basic)
+    __slots__ = _fields = ("username", "password")
+    username: str
+    password: str
+
+    def __init__(self, username: str, password: str) -> None:
+        for name, value in (("username", username), ("password", password)):
+            check_secret(value, setting=name, source=f"the {name} given")
+            object.__setattr__(self, name, value)
 
     def as_tuple(self) -> tuple[str, str]:
         """``(username, password)``."""

@@ -8,16 +8,19 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterator, Sequence
 from types import TracebackType
-from typing import overload
+from typing import TYPE_CHECKING, overload
 
-from ._model import Callback
-from ._status import Status
+if TYPE_CHECKING:
+    # Not at run time: run asks for the active recorder before it starts its command, and
+    # _model needs attrs.
+    from ._model import Callback
+    from ._status import Status
 
 _lock = threading.Lock()
 _active: list[Recorder] = []
 
 
-class Recorder(Sequence[Callback]):
+class Recorder(Sequence["Callback"]):
     """A thread-safe, list-like record of the callbacks that would have been sent.
 
     ``record_callbacks()`` returns one already started; it stays active until ``stop()``
