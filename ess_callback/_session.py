@@ -25,7 +25,7 @@ if TYPE_CHECKING:
     from ._seam import Sender
     from ._settings import Settings
     from ._signals import SignalGuard
-    from .outbox._leases import Lease
+    from .outbox._lease_file import Lease
 
 log = logging.getLogger("ess_callback")
 
@@ -203,7 +203,7 @@ class ReportingSession:
     ) -> None:
         """Write the execution's lease (not in dry run or recording), so that a flush can
         report it should the process die without reporting (SPEC 11)."""
-        from .outbox._leases import open_lease
+        from .outbox._lease_file import open_lease
 
         self.lease = open_lease(
             self.settings, kind, command=command, redact=self.redact, durable=durable
