@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import logging
 
 DEFAULT_MAX_MESSAGE_BYTES = 4000
 _SURROGATE = re.compile("[\ud800-\udfff]")
@@ -156,3 +160,22 @@ class Redactor:
 
     def __bool__(self) -> bool:
         return self._regex is not None
+
+
+class RedactingFilter:
+    """A logging filter hiding secrets in every record of a logger (``run`` adds one to
+    the ``ess_callback`` logger while it works). Duck-typed (``logging`` accepts any object
+    with a ``filter`` method), so that this module does not import logging."""
+
+    def __init__(self, redact: Redactor) -> None:
+        self._redact = redact
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.msg = self._redact(record.getMessage())
+        record.args = None
+        if record.exc_info:
+            import logging
+
+            text = logging.Formatter().formatException(record.exc_info)
+            record.exc_text = self._redact(text)
+        return True

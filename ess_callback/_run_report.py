@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 import attrs
 
 from ._endings import ChildEnd, command_ending, exit_code
-from ._message import Redactor
+from ._message import RedactingFilter, Redactor
 from ._model import Outcome
 from ._relay import parse_progress
 from ._session import ReportingSession, SenderFuture, WarningList
@@ -26,22 +26,6 @@ if TYPE_CHECKING:
     from ._signals import SignalGuard
 
 log = logging.getLogger("ess_callback")
-
-
-class _RedactingFilter(logging.Filter):
-    """Hides secrets in every record of the ``ess_callback`` logger while ``run`` works."""
-
-    def __init__(self, redact: Redactor) -> None:
-        super().__init__()
-        self._redact = redact
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        record.msg = self._redact(record.getMessage())
-        record.args = None
-        if record.exc_info:
-            text = logging.Formatter().formatException(record.exc_info)
-            record.exc_text = self._redact(text)
-        return True
 
 
 class Reporter:
@@ -65,7 +49,7 @@ class Reporter:
             settings, self._future, redact=redact, update_interval=update_interval
         )
         #: hides secrets in the ``ess_callback`` logger's records while ``run`` works
-        self.log_filter = _RedactingFilter(redact)
+        self.log_filter = RedactingFilter(redact)
 
     @property
     def warnings(self) -> WarningList:

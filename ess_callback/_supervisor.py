@@ -22,22 +22,22 @@ import time
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
-import attrs
-
 from . import _host
-from ._endings import ChildEnd, spawn_message
 from ._errors import DeliveryInterrupted
-from ._message import Redactor, signal_name
+from ._message import RedactingFilter, Redactor, signal_name
 from ._process_group import PYTHON_IGNORES, group_members, passed_signals
 from ._relay import LineReader, OutputPipe, TailBuffer, make_pipe, open_standard_fds, progress_fd
-from ._run_report import Reporter
+from ._run_options import RunOptions
 from ._signals import STOP_SIGNALS, SignalGuard, give_back
 from ._spawn import exec_result, fork_exec, parent_death_available
 from ._status import Status
 
 if TYPE_CHECKING:
     from ._cancel import CancelWatcher
+    from ._endings import ChildEnd
+    from ._run_report import Reporter
     from ._settings import Settings
+    from .outbox._lease_file import Lease
 
 __all__ = ["RunOptions", "Supervisor"]
 
@@ -53,23 +53,6 @@ MAX_POLL_MS = 3_600_000
 DRAIN_SECONDS = 0.2
 #: how often the group is looked at while waiting for left-behind processes to stop
 GROUP_POLL_SECONDS = 0.05
-
-
-@attrs.frozen
-class RunOptions:
-    """What ``ess-callback run`` was asked to do (validated by the command line)."""
-
-    command: tuple[str, ...]
-    warning_codes: frozenset[int] = frozenset()
-    business_codes: frozenset[int] = frozenset()
-    timeout: float | None = None
-    kill_after: float = 10.0
-    tail_bytes: int = 2000
-    capture: str = "stderr"
-    redact: tuple[str, ...] = ()
-    update_interval: float = 10.0
-    #: literal values to hide besides the credentials (see ``_settings.environment_secrets``)
-    secrets: tuple[str, ...] = attrs.field(default=(), repr=False)
 
 
 class Supervisor:
@@ -91,17 +74,17 @@ class Supervisor:
         self._environ = environ
         #: called once the command runs (the command line resumes its GC there)
         self._on_started = on_started
-        redact = Redactor([*settings.secrets(), *options.secrets], options.redact)
+        self._redact = Redactor([*settings.secrets(), *options.secrets], options.redact)
+        #: hides secrets in the ``ess_callback`` logger's records while ``run`` works
+        self._log_filter = RedactingFilter(self._redact)
         #: a stop signal while the final status is being delivered stops the delivery
         #: (the status goes to the outbox) rather than wait out the retry budget
         self._delivery_stop = SignalGuard(DeliveryInterrupted, once=True, say_late=False)
         self._finishing = False
-        self.reporter = Reporter(
-            settings,
-            redact=redact,
-            update_interval=options.update_interval,
-            stop=self._delivery_stop,
-        )
+        #: what is told to ESS; built once the command runs (what only the end needs, and
+        #: attrs, are imported then: the command does not wait for them)
+        self.reporter: Reporter | None = None
+        self._lease: Lease | None = None
         #: ("signal", signum) from our handlers, ("cancel", reason) from the cancel watcher
         self._events: collections.deque[tuple[str, Any]] = collections.deque()
         self._wake_r = self._wake_w = -1
@@ -127,23 +110,27 @@ class Supervisor:
     # -- the whole run -------------------------------------------------------------------
     def run(self) -> int:
         """Run the command to its end, post the final status; return the exit status."""
-        log.addFilter(self.reporter.log_filter)
+        log.addFilter(self._log_filter)
         try:
             open_standard_fds()
             self._install_signals()
             # The lease before the command: from now on a kill is reported by a flush.
-            self.reporter.session.hold_lease("run", command=self.options.command, durable=False)
+            self._hold_lease()
             try:
                 self._spawn()
             except OSError as exc:
                 self._spawn_error = exc
+                reporter = self._make_reporter()
             else:
                 if self._on_started is not None:
                     self._on_started()
-                self.reporter.prepare()
+                reporter = self._make_reporter()
+                reporter.prepare()
                 self._spawn_error = self._exec_result()  # the sender is built meanwhile
             if self._spawn_error is not None:
-                self.reporter.say(spawn_message(self._end()))
+                from ._endings import spawn_message
+
+                reporter.say(spawn_message(self._end()))
             else:
                 self._start_watcher()
                 self._supervise()
@@ -151,7 +138,7 @@ class Supervisor:
             if self._watcher is not None:
                 self._watcher.stop()
             self._finishing = True
-            code = self.reporter.finish(
+            code = reporter.finish(
                 self._end(),
                 warning_codes=self.options.warning_codes,
                 business_codes=self.options.business_codes,
@@ -166,7 +153,29 @@ class Supervisor:
             return code
         finally:
             self._cleanup()
-            log.removeFilter(self.reporter.log_filter)
+            log.removeFilter(self._log_filter)
+
+    def _hold_lease(self) -> None:
+        """Write the lease (not in dry run or recording), as ``ReportingSession.hold_lease``
+        does; the reporter takes it over once built."""
+        from .outbox._lease_file import open_lease
+
+        self._lease = open_lease(
+            self.settings, "run", command=self.options.command, redact=self._redact, durable=False
+        )
+
+    def _make_reporter(self) -> Reporter:
+        from ._run_report import Reporter
+
+        reporter = Reporter(
+            self.settings,
+            redact=self._redact,
+            update_interval=self.options.update_interval,
+            stop=self._delivery_stop,
+        )
+        reporter.session.lease = self._lease
+        self.reporter = reporter
+        return reporter
 
     def _spawn(self) -> None:
         opts = self.options
@@ -207,7 +216,7 @@ class Supervisor:
         finally:
             for fd in child_ends:
                 os.close(fd)
-        lease = self.reporter.session.lease
+        lease = self._lease
         if lease is not None:
             lease.set_group(self.pid)
             # In the background: a short job need not wait for the disk (the lease is
@@ -386,6 +395,7 @@ class Supervisor:
             self._handle_lines(self._progress.rest())
 
     def _handle_lines(self, lines: list[str]) -> None:
+        assert self.reporter is not None
         for line in lines:
             self.reporter.progress(line)
 
@@ -416,6 +426,8 @@ class Supervisor:
 
     # -- the end -------------------------------------------------------------------------
     def _end(self) -> ChildEnd:
+        from ._endings import ChildEnd
+
         tails = (relay.section() for relay in self._relays)
         return ChildEnd(
             command=self.options.command[0],
@@ -439,6 +451,7 @@ class Supervisor:
     def _start_watcher(self) -> None:
         if not self.settings.cancel_poll:
             return
+        assert self.reporter is not None
         try:
             local = self.reporter.sender().local
         except Exception:
