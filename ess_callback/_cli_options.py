@@ -14,6 +14,9 @@ from typing import Any, NoReturn, TypeVar
 import click
 
 from ._errors import EXIT_USAGE, EssCallbackError
+from ._lifecycle import pause_gc as pause_gc
+from ._lifecycle import resume_gc as resume_gc
+from ._lifecycle import resume_gc_for_long_run as resume_gc_for_long_run
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -103,37 +106,13 @@ def setup_logging(verbose: int, quiet: bool) -> None:
     -v/-q given before the command count too; lines are JSON objects with
     ``--log-format json``.
     """
-    import logging
-
-    from ._output import json_formatter, json_mode
+    from ._output import configure_logging
 
     ctx = click.get_current_context(silent=True)
     if ctx is not None:
         verbose += int(ctx.meta.get(_META_VERBOSE, 0) or 0)
         quiet = quiet or bool(ctx.meta.get(_META_QUIET, False))
-    level = (
-        logging.ERROR
-        if quiet
-        else (logging.WARNING if verbose == 0 else logging.INFO if verbose == 1 else logging.DEBUG)
-    )
-    formatter = (
-        json_formatter()
-        if json_mode()
-        else logging.Formatter("ess-callback: %(levelname)s: %(message)s")
-    )
-    logger = logging.getLogger("ess_callback")
-    logger.setLevel(level)
-    for existing in logger.handlers:
-        if getattr(existing, "_ess_callback", False):
-            # Follow the current stderr: under CliRunner each invocation has its own.
-            existing.setStream(sys.stderr)  # type: ignore[attr-defined]
-            existing.setFormatter(formatter)
-    if not any(getattr(h, "_ess_callback", False) for h in logger.handlers):
-        handler = logging.StreamHandler(sys.stderr)
-        handler.setFormatter(formatter)
-        handler._ess_callback = True  # type: ignore[attr-defined]
-        logger.addHandler(handler)
-    logger.propagate = False
+    configure_logging(verbose, quiet)
 
 
 class Seconds(click.types.FloatParamType):
@@ -255,36 +234,3 @@ def resolve_from_cli(
 
     set_request_id(settings.request_id)  # named on each line with --log-format json
     return settings
-
-
-_gc_paused = False
-
-
-def resume_gc(*, freeze: bool = False) -> None:
-    """Turn the cyclic GC back on if the command line paused it for start-up.
-
-    With *freeze*, what start-up created is first moved out of the collector's sight
-    (``gc.freeze``): it lives as long as the process, so scanning it again is wasted.
-    """
-    global _gc_paused
-    if _gc_paused:
-        import gc
-
-        _gc_paused = False
-        if freeze:
-            gc.freeze()
-        gc.enable()
-
-
-def resume_gc_for_long_run() -> None:
-    """``resume_gc(freeze=True)``, for a command that now runs long (``run``)."""
-    resume_gc(freeze=True)
-
-
-def pause_gc() -> None:
-    """Pause the cyclic GC for start-up (see ``LazyGroup.main`` in ``cli.py``)."""
-    global _gc_paused
-    import gc
-
-    _gc_paused = gc.isenabled()
-    gc.disable()

@@ -101,3 +101,33 @@ def json_formatter() -> logging.Formatter:
             )
 
     return JsonFormatter()
+
+
+def configure_logging(verbose: int, quiet: bool) -> None:
+    """``ess_callback`` logger on stderr: WARNING by default, 1 INFO, 2 DEBUG, *quiet*
+    ERROR; lines are JSON objects in JSON mode. One handler of ours, following the current
+    stderr (under a test runner each invocation has its own)."""
+    import logging
+
+    level = (
+        logging.ERROR
+        if quiet
+        else (logging.WARNING if verbose == 0 else logging.INFO if verbose == 1 else logging.DEBUG)
+    )
+    formatter = (
+        json_formatter()
+        if json_mode()
+        else logging.Formatter("ess-callback: %(levelname)s: %(message)s")
+    )
+    logger = logging.getLogger(LOGGER)
+    logger.setLevel(level)
+    for existing in logger.handlers:
+        if getattr(existing, "_ess_callback", False):
+            existing.setStream(sys.stderr)  # type: ignore[attr-defined]
+            existing.setFormatter(formatter)
+    if not any(getattr(h, "_ess_callback", False) for h in logger.handlers):
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(formatter)
+        handler._ess_callback = True  # type: ignore[attr-defined]
+        logger.addHandler(handler)
+    logger.propagate = False

@@ -12,17 +12,15 @@ and acted on after the status went out. ``JobExecution``, ``send`` and ``wait`` 
 from __future__ import annotations
 
 import contextlib
-import logging
 import signal
 import threading
 from collections.abc import Callable, Iterable, Iterator
 from types import FrameType
 from typing import Any
 
+from ._log import log
 from ._message import signal_name
 from ._posix import CANCEL_SIGNALS
-
-log = logging.getLogger("ess_callback")
 
 #: the signals that stop a job: passed on, and its end is CANCEL
 STOP_SIGNALS = CANCEL_SIGNALS

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import collections
 import contextlib
-import logging
 import math
 import os
 import select
@@ -22,8 +21,9 @@ import time
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
-from . import _host
+from . import _host, _log
 from ._errors import DeliveryInterrupted
+from ._log import log
 from ._message import RedactingFilter, Redactor, signal_name
 from ._process_group import PYTHON_IGNORES, group_members, passed_signals
 from ._relay import LineReader, OutputPipe, TailBuffer, make_pipe, open_standard_fds, progress_fd
@@ -40,8 +40,6 @@ if TYPE_CHECKING:
     from .outbox._lease_file import Lease
 
 __all__ = ["RunOptions", "Supervisor"]
-
-log = logging.getLogger("ess_callback")
 
 #: signals that stop the job: passed on to its group, and the end is CANCEL
 CANCEL_SIGNALS = STOP_SIGNALS
@@ -110,7 +108,9 @@ class Supervisor:
     # -- the whole run -------------------------------------------------------------------
     def run(self) -> int:
         """Run the command to its end, post the final status; return the exit status."""
-        log.addFilter(self._log_filter)
+        # Added before any record of the run (logging itself is loaded only when the
+        # first one is made, or once the command runs).
+        _log.defer(lambda logger: logger.addFilter(self._log_filter))
         try:
             open_standard_fds()
             self._install_signals()
@@ -120,10 +120,12 @@ class Supervisor:
                 self._spawn()
             except OSError as exc:
                 self._spawn_error = exc
+                _log.load()
                 reporter = self._make_reporter()
             else:
                 if self._on_started is not None:
                     self._on_started()
+                _log.load()  # the logger as set up, before the modules loaded now log
                 reporter = self._make_reporter()
                 reporter.prepare()
                 self._spawn_error = self._exec_result()  # the sender is built meanwhile

@@ -1,137 +1,52 @@
-"""The ``ess-callback`` command line: only the click layer.
+"""The ``ess-callback`` command line: ``main``, the click group (``_cli_group.py``).
 
-Each command resolves its settings at the edge and hands them to the module that does the
-work; heavy imports (requests, http.server) happen inside the commands that need them, so
-``--help`` and ``--version`` stay fast.
+The console script imports ``main`` from here. Started as that script with ``run``'s
+common form, ``ess-callback run [OPTIONS] -- COMMAND``, the command is started before
+click is even imported (``_launch.py``); anything else goes to the click group.
 """
 
 from __future__ import annotations
 
-from typing import Any
+import os
+import sys
+from typing import TYPE_CHECKING, Any
 
-import click
+if TYPE_CHECKING:
+    from ._cli_group import COMMANDS as COMMANDS
+    from ._cli_group import LazyGroup as LazyGroup
+    from ._cli_group import main as main
 
-from . import __version__
-from ._cli_options import CONTEXT_SETTINGS, fail, group_logging_options, pause_gc, resume_gc
-from ._output import reset as reset_output
-
-#: each command and the module (in ``_commands``) that defines it, in the order of --help
-COMMANDS = {
-    "run": "run:run_command",
-    "send": "send:send",
-    "flush": "flush:flush",
-    "outbox": "outbox:outbox_group",
-    "check": "check:check",
-    "wait": "wait:wait_command",
-    "fake-server": "fake_server:fake_server",
-}
+#: the console script's name (``sys.argv[0]`` until it strips a suffix)
+SCRIPT = "ess-callback"
 
 
-class LazyGroup(click.Group):
-    """A group that imports a command's module only when that command is used.
-
-    ``ess-callback --version`` and ``ess-callback run`` then pay only for what they run
-    (click's documented pattern for lazily loaded subcommands).
-    """
-
-    def main(self, *args: Any, **kwargs: Any) -> Any:
-        """Run the command line with the cyclic GC paused for start-up.
-
-        Start-up creates many long-lived objects (modules, classes) and the collector's
-        passes over them cost about 5% of ``ess-callback run -- true`` (measured side by
-        side). A command that then runs long calls ``resume_gc_for_long_run()``; otherwise
-        the collector comes back when the command returns.
-        """
-        pause_gc()
-        reset_output()
-        if not args and kwargs.get("args") is None and kwargs.get("standalone_mode", True):
-            # The process's own command line (a caller in-process passes its arguments).
-            from ._leaving import allow
-
-            allow()
-        try:
-            return super().main(*args, **kwargs)
-        finally:
-            resume_gc()
-
-    def make_context(self, *args: Any, **kwargs: Any) -> click.Context:
-        try:
-            return super().make_context(*args, **kwargs)
-        except click.ClickException as exc:
-            raise _as_json(exc) from None
-
-    def invoke(self, ctx: click.Context) -> Any:
-        try:
-            return super().invoke(ctx)
-        except click.ClickException as exc:
-            raise _as_json(exc) from None
-
-    def list_commands(self, ctx: click.Context) -> list[str]:
-        return list(COMMANDS)
-
-    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
-        target = COMMANDS.get(cmd_name)
-        if target is None:
-            return None
-        import importlib
-
-        try:  # every command needs POSIX signals, process groups or file locks
-            importlib.import_module("._posix", __package__)
-        except ImportError as exc:
-            fail(str(exc))
-        module, _, name = target.partition(":")
-        command = getattr(importlib.import_module(f"._commands.{module}", __package__), name)
-        assert isinstance(command, click.Command)
-        return command
+def _asked_by_the_console_script() -> bool:
+    """True when ``main`` is being imported by the ``ess-callback`` script itself: the
+    importer is the ``__main__`` module, at its top level, run as that script."""
+    try:
+        frame = sys._getframe(2)  # past __getattr__: the frame running the import
+    except ValueError:
+        return False
+    return (
+        frame.f_globals.get("__name__") == "__main__"
+        and frame.f_code.co_name == "<module>"
+        and os.path.basename(sys.argv[0] if sys.argv else "") == SCRIPT
+    )
 
 
-class _JsonUsageError(click.ClickException):
-    """A usage error shown as one JSON line (``--log-format json``), same exit status."""
-
-    def __init__(self, original: click.ClickException) -> None:
-        text = original.format_message()
-        ctx = getattr(original, "ctx", None)
-        if isinstance(original, click.UsageError) and ctx is not None:
-            text += f" (try '{ctx.command_path} --help')"
-        super().__init__(text)
-        # Per instance (the original's 1 or 2); a class variable in newer click's stubs.
-        object.__setattr__(self, "exit_code", original.exit_code)
-
-    def show(self, file: Any = None) -> None:
-        from ._output import say
-
-        say(self.message)
+#: what ``_cli_group.py`` defines, loaded on first use (PEP 562)
+GROUP_NAMES = frozenset({"COMMANDS", "LazyGroup", "main"})
 
 
-def _as_json(exc: click.ClickException) -> click.ClickException:
-    """*exc* as click shows it, or as one JSON line in JSON log mode (click's usage block
-    is several lines of text, which a log pipeline reading JSON would choke on)."""
-    from ._output import json_mode
+def __getattr__(name: str) -> Any:
+    if name not in GROUP_NAMES:  # e.g. the import system asking for __path__
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    if name == "main" and _asked_by_the_console_script():
+        from ._launch import launch
 
-    return _JsonUsageError(exc) if json_mode() and not isinstance(exc, _JsonUsageError) else exc
+        launch()  # returns only when the command line is not run's common form
+    import importlib
 
-
-@click.group(cls=LazyGroup, context_settings=CONTEXT_SETTINGS)
-@click.version_option(
-    __version__, "-V", "--version", prog_name="ess-callback", message="%(prog)s %(version)s"
-)
-@group_logging_options
-def main() -> None:
-    """Report a batch job's end to Oracle Enterprise Scheduler (ESS).
-
-    \b
-    Examples:
-      ess-callback run -- ./nightly_extract.sh --full
-      ess-callback send SUCCESS
-      ess-callback send ERROR --message "source database unreachable"
-      ess-callback check
-      ess-callback flush --metrics /var/lib/node_exporter/textfile/ess_callback.prom
-      ess-callback outbox --json
-      ess-callback -v --log-format json send SUCCESS
-      ess-callback wait saas-batch 44046 --relay
-      ess-callback fake-server --port 8765
-
-    Settings come from ESS_BASE_URL, ESS_REQUEST_ID, ESS_REQUEST_HANDLE and the credentials
-    from ESS_USERNAME + ESS_PASSWORD(_FILE) or ESS_TOKEN(_FILE). See the README for all.
-    Shell completion (bash): eval "$(_ESS_CALLBACK_COMPLETE=bash_source ess-callback)".
-    """
+    value = getattr(importlib.import_module("._cli_group", __package__), name)
+    globals()[name] = value  # later look-ups skip this function
+    return value

@@ -199,6 +199,6 @@ def run_command(
     )
     code = Supervisor(settings, options, os.environ, on_started=resume_gc_for_long_run).run()
     # The end is delivered or kept and the lease settled: nothing of the teardown is needed.
-    from .._leaving import leave
+    from .._lifecycle import leave
 
     leave(code)

@@ -11,15 +11,13 @@ planted in place of the folder (``corrupt -> /etc``) is refused, not followed.
 from __future__ import annotations
 
 import errno
-import logging
 import os
 import stat
 from pathlib import Path
 
 from .._checks import folder_problem
 from .._errors import ConfigurationError
-
-log = logging.getLogger("ess_callback")
+from .._log import log
 
 #: folders already warned about as readable by others (once per process is enough)
 _warned_open: set[str] = set()

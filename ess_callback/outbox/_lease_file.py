@@ -6,7 +6,6 @@ Light on purpose: ``run`` writes its lease before it starts the command.
 
 from __future__ import annotations
 
-import logging
 import os
 import time
 from collections.abc import Callable
@@ -14,13 +13,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .. import _host
+from .._log import log
 from .._recording import active_recorder
 from . import _store
 
 if TYPE_CHECKING:
     from .._settings import Settings
-
-log = logging.getLogger("ess_callback")
 
 RUNNING = "running"
 FORMAT_VERSION = 1

@@ -1,5 +1,9 @@
-"""Leaving the process once its work is done, without the interpreter's teardown.
+"""This process's start and end as a command: the GC paused for start-up, and leaving
+once the work is done without the interpreter's teardown.
 
+Light (no click, no attrs): the command line and ``run``'s quick start both use it.
+
+Leaving:
 ``run`` ends when the final status is delivered or kept in the outbox (which syncs it)
 and its lease is settled. Tearing the interpreter down then (every module, the objects
 start-up froze out of the collector's sight) costs more than the post itself, and
@@ -52,3 +56,36 @@ def leave(code: int) -> NoReturn:
         with contextlib.suppress(Exception):  # nowhere left to say it
             stream.flush()
     os._exit(code)
+
+
+_gc_paused = False
+
+
+def resume_gc(*, freeze: bool = False) -> None:
+    """Turn the cyclic GC back on if the command line paused it for start-up.
+
+    With *freeze*, what start-up created is first moved out of the collector's sight
+    (``gc.freeze``): it lives as long as the process, so scanning it again is wasted.
+    """
+    global _gc_paused
+    if _gc_paused:
+        import gc
+
+        _gc_paused = False
+        if freeze:
+            gc.freeze()
+        gc.enable()
+
+
+def resume_gc_for_long_run() -> None:
+    """``resume_gc(freeze=True)``, for a command that now runs long (``run``)."""
+    resume_gc(freeze=True)
+
+
+def pause_gc() -> None:
+    """Pause the cyclic GC for start-up (see ``LazyGroup.main`` in ``_cli_group.py``)."""
+    global _gc_paused
+    import gc
+
+    _gc_paused = gc.isenabled()
+    gc.disable()

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from ess_callback import Status, _leaving
+from ess_callback import Status, _lifecycle
 from ess_callback.testing import FakeScheduler
 
 WRAPPER = os.path.join(os.path.dirname(sys.executable), "ess-callback")
@@ -20,21 +20,21 @@ WRAPPER = os.path.join(os.path.dirname(sys.executable), "ess-callback")
 
 def test_leave_in_process_is_sys_exit(monkeypatch: pytest.MonkeyPatch) -> None:
     """Called in-process (a test runner, an application), leave() raises SystemExit."""
-    monkeypatch.setattr(_leaving._State, "allowed", False)
+    monkeypatch.setattr(_lifecycle._State, "allowed", False)
     with pytest.raises(SystemExit) as exited:
-        _leaving.leave(3)
+        _lifecycle.leave(3)
     assert exited.value.code == 3
 
 
 def test_leave_waits_for_threads_that_are_not_daemons(monkeypatch: pytest.MonkeyPatch) -> None:
     """A thread the normal exit would wait for keeps the normal exit."""
-    monkeypatch.setattr(_leaving._State, "allowed", True)
+    monkeypatch.setattr(_lifecycle._State, "allowed", True)
     stop = threading.Event()
     worker = threading.Thread(target=stop.wait, daemon=False)
     worker.start()
     try:
         with pytest.raises(SystemExit) as exited:
-            _leaving.leave(4)
+            _lifecycle.leave(4)
     finally:
         stop.set()
         worker.join()
@@ -43,14 +43,14 @@ def test_leave_waits_for_threads_that_are_not_daemons(monkeypatch: pytest.Monkey
 
 LEAVE_SCRIPT = """
 import atexit, logging, sys
-from ess_callback import _leaving
+from ess_callback import _lifecycle
 atexit.register(lambda: sys.stderr.write("exit handler ran\\n"))
 handler = logging.StreamHandler(sys.stderr)
 logging.getLogger("t").addHandler(handler)
 logging.getLogger("t").warning("a log line")
 sys.stdout.write("unflushed output")
-_leaving.allow()
-_leaving.leave(5)
+_lifecycle.allow()
+_lifecycle.leave(5)
 """
 
 
