@@ -24,7 +24,7 @@ from typing import Any
 
 from ._checks import MAX_SECONDS
 
-#: options with a value: name -> (keyword, converter returning None when click would refuse)
+#: turns an option's text into its value, or None where the click option would refuse it
 Converter = Callable[[str], Any]
 
 
@@ -66,6 +66,7 @@ def _regex(text: str) -> str | None:
     return text
 
 
+#: the options with a value: name -> (keyword of run_command, converter)
 VALUED: dict[str, tuple[str, Converter]] = {
     "--warning-exit-code": ("warning_codes", _int_in(0, 255)),
     "--business-error-exit-code": ("business_codes", _int_in(0, 255)),

@@ -10,6 +10,7 @@ at once (``run`` does so as soon as its command runs, before any other module lo
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, cast
 
@@ -22,27 +23,31 @@ NAME = "ess_callback"
 class _State:
     logger: logging.Logger | None = None
     pending: list[Callable[[logging.Logger], object]] = []
+    lock = threading.RLock()  # an action may log (and so load) itself
 
 
 def load() -> logging.Logger:
     """The ``ess_callback`` logger, with every deferred setting applied (in order)."""
     logger = _State.logger
-    if logger is None:
-        import logging
+    if logger is not None and not _State.pending:
+        return logger
+    with _State.lock:  # a thread of ours may log while the main thread loads it
+        if _State.logger is None:
+            import logging
 
-        logger = _State.logger = logging.getLogger(NAME)
-    while _State.pending:
-        _State.pending.pop(0)(logger)
-    return logger
+            _State.logger = logging.getLogger(NAME)
+        while _State.pending:
+            _State.pending.pop(0)(_State.logger)
+        return _State.logger
 
 
 def defer(action: Callable[[logging.Logger], object]) -> None:
     """``action(logger)`` now if the logger is loaded, else just before its first use."""
-    if _State.logger is None:
-        _State.pending.append(action)
-    else:
-        load()
-        action(_State.logger)
+    with _State.lock:
+        if _State.logger is None:
+            _State.pending.append(action)
+            return
+    action(load())
 
 
 class _LazyLogger:
