@@ -44,6 +44,7 @@ def fork_exec(
     their default action in the child."""
     dups = list(dups)
     resets = list(default_signals)
+    program = _first_on_path(argv[0], env)
     parent = os.getpid()
     set_death_signal = _prctl()  # looked up here: an import in the child costs far more
     read_end, write_end = os.pipe()  # both close-on-exec: the write end closes at exec
@@ -52,7 +53,7 @@ def fork_exec(
     try:
         pid = os.fork()
         if pid == 0:  # pragma: no cover  (the child: measured by its effects)
-            _child(argv, env, dups, resets, parent, old_mask, write_end, set_death_signal)
+            _child(argv, env, dups, resets, parent, old_mask, write_end, set_death_signal, program)
     except BaseException:
         os.close(read_end)
         os.close(write_end)
@@ -77,6 +78,7 @@ def _child(
     old_mask: Iterable[int],
     report: int,
     set_death_signal: Callable[[], object] | None,
+    program: str | None = None,
 ) -> None:  # pragma: no cover  (runs in the child only)
     code = 127
     try:
@@ -93,6 +95,9 @@ def _child(
             code = 128 + int(signal.SIGKILL)
             raise SystemExit
         signal.pthread_sigmask(signal.SIG_SETMASK, old_mask)
+        if program is not None:
+            with contextlib.suppress(OSError):  # then the whole search, as execvpe does it
+                os.execve(program, list(argv), env)
         os.execvpe(argv[0], list(argv), env)
     except OSError as exc:
         with contextlib.suppress(OSError):
@@ -100,6 +105,23 @@ def _child(
     except BaseException:
         pass
     os._exit(code)
+
+
+def _first_on_path(name: str, env: dict[str, str]) -> str | None:
+    """The file ``os.execvpe(name, ..., env)`` would run first: the first executable file
+    named *name* in the folders of env's PATH (None for a name with a slash, or none found).
+
+    Found in the parent, so that the child, a copy of a large process where every step
+    costs, tries it at once instead of failing through the PATH folders before it; should
+    that exec fail, the child still searches as ``execvpe`` does, with the same result.
+    """
+    if os.path.dirname(name):
+        return None
+    for folder in os.get_exec_path(env):
+        candidate = os.path.join(folder, name)
+        if os.path.isfile(candidate) and os.access(candidate, os.X_OK):
+            return candidate
+    return None
 
 
 def _prctl() -> Callable[[], object] | None:
