@@ -3,9 +3,13 @@
 Importing this package is cheap: ``requests`` is loaded only when something is sent.
 """
 
-from typing import TYPE_CHECKING, Any
+from __future__ import annotations
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING, without loading typing (see _launch.py)
 
 if TYPE_CHECKING:
+    from typing import Any
+
     from ._client import SchedulerClient
     from ._control import BusinessError, JobCancelled, JobPaused, JobSuspended, JobWarning
     from ._decorator import job

@@ -10,9 +10,10 @@ import re
 import stat
 from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from ._errors import ConfigurationError
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING, without loading typing (see _launch.py)
 
 if TYPE_CHECKING:
     from types import ModuleType

@@ -10,10 +10,13 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from typing import Any
 
 from ._errors import ConfigurationError
 from ._frozen import Frozen
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING, without loading typing (see _launch.py)
+if TYPE_CHECKING:
+    from typing import Any
 
 #: C0 and C1 control characters and DEL: never part of a credential
 _CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")

@@ -8,7 +8,9 @@ attrs classes elsewhere (attrs is imported only then).
 
 from __future__ import annotations
 
-from typing import Any
+TYPE_CHECKING = False  # typing.TYPE_CHECKING, without loading typing (see _launch.py)
+if TYPE_CHECKING:
+    from typing import Any
 
 
 class Frozen:

@@ -11,7 +11,6 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import TypeVar
 
 from ._checks import (
     DEFAULT_MEDIA_TYPE,
@@ -30,7 +29,11 @@ from ._errors import ConfigurationError
 from ._frozen import Frozen
 from ._url import parse_base_url
 
-T = TypeVar("T")
+TYPE_CHECKING = False  # typing.TYPE_CHECKING, without loading typing (see _launch.py)
+if TYPE_CHECKING:
+    from typing import TypeVar
+
+    T = TypeVar("T")
 
 
 class Settings(Frozen):

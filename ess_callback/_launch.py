@@ -19,13 +19,19 @@ from __future__ import annotations
 import math
 import os
 import sys
-from collections.abc import Callable
-from typing import Any
 
 from ._checks import MAX_SECONDS
 
-#: turns an option's text into its value, or None where the click option would refuse it
-Converter = Callable[[str], Any]
+# typing.TYPE_CHECKING without importing typing: every module loaded before the command
+# starts spells it so (mypy takes any TYPE_CHECKING as true), and uses typing's names in
+# annotations only, which are not evaluated at run time.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from typing import Any
+
+    #: turns an option's text into its value, or None where the click option would refuse it
+    Converter = Callable[[str], Any]
 
 
 def _int_in(low: int, high: int) -> Converter:

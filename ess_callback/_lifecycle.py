@@ -20,7 +20,10 @@ from __future__ import annotations
 import contextlib
 import os
 import sys
-from typing import NoReturn
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING, without loading typing (see _launch.py)
+if TYPE_CHECKING:
+    from typing import NoReturn
 
 
 class _State:

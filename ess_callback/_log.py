@@ -12,10 +12,12 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, cast
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING, without loading typing (see _launch.py)
 
 if TYPE_CHECKING:
     import logging
+    from typing import Any
 
 NAME = "ess_callback"
 
@@ -58,4 +60,4 @@ class _LazyLogger:
 
 
 #: the ``ess_callback`` logger, loaded on first use
-log = cast("logging.Logger", _LazyLogger())
+log: logging.Logger = _LazyLogger()  # type: ignore[assignment]

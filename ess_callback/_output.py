@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import contextlib
 import sys
-from typing import TYPE_CHECKING, Any, TextIO
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING, without loading typing (see _launch.py)
 
 if TYPE_CHECKING:
     import logging
+    from typing import Any, TextIO
 
 FORMATS = ("text", "json")
 LOGGER = "ess_callback"

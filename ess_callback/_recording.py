@@ -8,9 +8,12 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterator, Sequence
 from types import TracebackType
-from typing import TYPE_CHECKING, overload
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING, without loading typing (see _launch.py)
 
 if TYPE_CHECKING:
+    from typing import overload
+
     # Not at run time: run asks for the active recorder before it starts its command, and
     # _model needs attrs.
     from ._model import Callback
@@ -33,10 +36,13 @@ class Recorder(Sequence["Callback"]):
         self._items_lock = threading.Lock()
 
     # -- list-like -------------------------------------------------------------------
-    @overload
-    def __getitem__(self, index: int) -> Callback: ...
-    @overload
-    def __getitem__(self, index: slice) -> list[Callback]: ...
+    if TYPE_CHECKING:  # typing.overload, without loading typing at run time
+
+        @overload
+        def __getitem__(self, index: int) -> Callback: ...
+        @overload
+        def __getitem__(self, index: slice) -> list[Callback]: ...
+
     def __getitem__(self, index: int | slice) -> Callback | list[Callback]:
         with self._items_lock:
             return self._items[index]

@@ -16,11 +16,14 @@ import signal
 import threading
 from collections.abc import Callable, Iterable, Iterator
 from types import FrameType
-from typing import Any
 
 from ._log import log
 from ._message import signal_name
 from ._posix import CANCEL_SIGNALS
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING, without loading typing (see _launch.py)
+if TYPE_CHECKING:
+    from typing import Any
 
 #: the signals that stop a job: passed on, and its end is CANCEL
 STOP_SIGNALS = CANCEL_SIGNALS

@@ -19,7 +19,6 @@ import signal
 import threading
 import time
 from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING, Any
 
 from . import _host, _log
 from ._errors import DeliveryInterrupted
@@ -30,13 +29,17 @@ from ._relay import LineReader, OutputPipe, TailBuffer, make_pipe, open_standard
 from ._run_options import RunOptions
 from ._signals import STOP_SIGNALS, SignalGuard, give_back
 from ._spawn import exec_result, fork_exec, parent_death_available
-from ._status import Status
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING, without loading typing (see _launch.py)
 
 if TYPE_CHECKING:
+    from typing import Any
+
     from ._cancel import CancelWatcher
     from ._endings import ChildEnd
     from ._run_report import Reporter
     from ._settings import Settings
+    from ._status import Status
     from .outbox._lease_file import Lease
 
 __all__ = ["RunOptions", "Supervisor"]
@@ -300,6 +303,8 @@ class Supervisor:
             self._deadline = None
             timeout = self.options.timeout
             log.warning("timed out after %g s: stopping the job", timeout)
+            from ._status import Status
+
             self._stop(Status.ERROR, f"timed out after {timeout:g} s")
         if self._kill_at is not None and now >= self._kill_at:
             self._kill_at = None
@@ -337,6 +342,8 @@ class Supervisor:
         return min(GROUP_POLL_SECONDS, max(0.0, self._group_kill_at - now))
 
     def _handle_events(self) -> None:
+        from ._status import Status  # loaded by the reporter by now
+
         while self._events:
             kind, value = self._events.popleft()
             if kind == "cancel" and self._wait_status is None:

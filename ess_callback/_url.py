@@ -3,11 +3,15 @@ names the variable, not an error from deep inside the HTTP library at send time.
 
 from __future__ import annotations
 
+import collections
 import ipaddress
 import re
-from typing import NamedTuple
 
 from ._errors import ConfigurationError
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING, without loading typing (see _launch.py)
+if TYPE_CHECKING:
+    from typing import NamedTuple
 
 #: one DNS label: letters, digits, hyphens (and underscores, which some internal names
 #: carry and the HTTP stack accepts), not starting or ending with a hyphen
@@ -21,16 +25,24 @@ _URI = re.compile(r"(?:([^:/?#]+):)?(?://([^/?#]*))?([^?#]*)(?:\?([^#]*))?(?:#(.
 _PORT = re.compile(r"[0-9]{1,5}")
 
 
-class UrlParts(NamedTuple):
-    """A URL split as RFC 3986 says (see ``split_url``)."""
+if TYPE_CHECKING:
 
-    scheme: str  # lower case; "" when absent
-    userinfo: str | None  # what comes before an "@" in the authority
-    host: str  # without the brackets of an IPv6 address
-    bracketed: bool
-    port: int | None  # None when absent or empty
-    path: str
-    has_query_or_fragment: bool
+    class UrlParts(NamedTuple):
+        """A URL split as RFC 3986 says (see ``split_url``)."""
+
+        scheme: str  # lower case; "" when absent
+        userinfo: str | None  # what comes before an "@" in the authority
+        host: str  # without the brackets of an IPv6 address
+        bracketed: bool
+        port: int | None  # None when absent or empty
+        path: str
+        has_query_or_fragment: bool
+
+else:  # the same fields, without loading typing
+    UrlParts = collections.namedtuple(
+        "UrlParts", "scheme userinfo host bracketed port path has_query_or_fragment"
+    )
+    UrlParts.__doc__ = "A URL split as RFC 3986 says (see ``split_url``)."
 
 
 def split_url(text: str) -> UrlParts:

@@ -9,9 +9,12 @@ from __future__ import annotations
 
 import os
 import sys
-from typing import TYPE_CHECKING, Any
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING, without loading typing (see _launch.py)
 
 if TYPE_CHECKING:
+    from typing import Any
+
     from ._cli_group import COMMANDS as COMMANDS
     from ._cli_group import LazyGroup as LazyGroup
     from ._cli_group import main as main

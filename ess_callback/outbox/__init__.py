@@ -18,11 +18,14 @@ must not pay for the flush.
 from __future__ import annotations
 
 import importlib
-from typing import TYPE_CHECKING, Any
 
 from .. import _posix  # noqa: F401  (at import: a clear ImportError off POSIX)
 
+TYPE_CHECKING = False  # typing.TYPE_CHECKING, without loading typing (see _launch.py)
+
 if TYPE_CHECKING:
+    from typing import Any
+
     from .._settings import outbox_folder
     from ._flush import flush_outbox
     from ._flush_report import FlushReport, FlushResult

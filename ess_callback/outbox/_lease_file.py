@@ -10,14 +10,17 @@ import os
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
 
 from .. import _host
 from .._log import log
 from .._recording import active_recorder
 from . import _store
 
+TYPE_CHECKING = False  # typing.TYPE_CHECKING, without loading typing (see _launch.py)
+
 if TYPE_CHECKING:
+    from typing import Any
+
     from .._settings import Settings
 
 RUNNING = "running"

@@ -11,11 +11,14 @@ import contextlib
 import json
 import os
 from pathlib import Path
-from typing import Any
 
 from .._errors import ConfigurationError, EssCallbackError
 from .._posix import fcntl
 from ._folders import UnsafeFolderError, open_private_folder
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING, without loading typing (see _launch.py)
+if TYPE_CHECKING:
+    from typing import Any
 
 SUFFIX = ".json"
 TMP_SUFFIX = ".tmp"
