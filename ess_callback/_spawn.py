@@ -128,14 +128,40 @@ def _prctl() -> Callable[[], object] | None:
     """A call that sets SIGKILL as this process's parent-death signal, or None."""
     global _death_signal
     if _death_signal is None:
-        try:
-            import ctypes
-
-            prctl = ctypes.CDLL(None, use_errno=True).prctl
-        except (ImportError, OSError, AttributeError):
+        prctl = _c_function("prctl")
+        if prctl is None:
             return None
         _death_signal = functools.partial(prctl, PR_SET_PDEATHSIG, int(signal.SIGKILL), 0, 0, 0)
     return _death_signal
+
+
+def _c_function(name: str) -> Callable[..., object] | None:
+    """The C library's function *name*, called as ``ctypes.CDLL(None, use_errno=True)``
+    calls it (int arguments, int result), or None.
+
+    Built on ``_ctypes``, the core of ctypes: the ctypes package around it costs more to
+    import than the fork it serves, and only runs before the command starts. Should that
+    core not offer what is needed, ctypes itself is used.
+    """
+    try:
+        import _ctypes
+
+        class _Library:
+            _handle = _ctypes.dlopen(None, 0)  # type: ignore[arg-type]  # this program
+
+        class _Function(_ctypes.CFuncPtr):
+            _flags_ = _ctypes.FUNCFLAG_CDECL | _ctypes.FUNCFLAG_USE_ERRNO
+
+        return _Function((name, _Library()))  # type: ignore[arg-type]
+    except (ImportError, OSError, AttributeError, TypeError):
+        pass
+    try:
+        import ctypes
+
+        function: Callable[..., object] = getattr(ctypes.CDLL(None, use_errno=True), name)
+    except (ImportError, OSError, AttributeError):
+        return None
+    return function
 
 
 _death_signal: Callable[[], object] | None = None
