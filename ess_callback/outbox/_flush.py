@@ -13,7 +13,7 @@ What one run (one ``ess-callback flush``, one ``flush_outbox()`` call) does:
    than the credentials': kept, untouched. Not delivered: kept, its ``attempts`` and
    ``last_error`` updated in the file.
 4. What failed in a way the server may not repeat (408, 429, 5xx, a reset) is swept again,
-   oldest first, after a short wait (0.25 to 2 s, growing; longer when the server sent
+   oldest first, after a short wait (0.1 to 1 s, growing; longer when the server sent
    ``Retry-After``, up to 30 s, and counting the time the sweep itself took), for as long
    as the run's retry budget lasts (``ESS_CALLBACK_RETRY_SECONDS``, default 60 s, counted
    from the end of the first sweep: one budget for the whole run, not one per file).
@@ -61,8 +61,13 @@ ATTEMPT_SECONDS = 10.0
 #: the wait before sweep n+1 grows from SWEEP_WAIT (jittered) up to SWEEP_MAX_WAIT: a sweep
 #: over many files already spaces the attempts at each one, so the wait matters only once
 #: few are left
-SWEEP_WAIT = 0.5
-SWEEP_MAX_WAIT = 2.0
+SWEEP_WAIT = 0.2
+SWEEP_MAX_WAIT = 1.0
+
+
+def _pause(seconds: float) -> None:
+    """The wait between two sweeps (one name, so that tests can see it)."""
+    time.sleep(seconds)
 
 
 def sweep_wait(sweep: int, retry_after: float | None) -> float:
@@ -108,31 +113,46 @@ def _sweep(
 ) -> int:
     """Send the files *names* (oldest first) as step 3 to 5 of the module's docstring say;
     add what became of each to *found*; return the number of sweeps made."""
-    #: (name, why it is still here): what the next sweep tries again
-    left: list[tuple[str, str | None]] = [(name, None) for name in names]
+    # What the next sweep tries again: names, and beside them how each last failed (two
+    # flat lists, not an object per file: this is all a run holds per file; the files that
+    # failed alike share one Again).
+    left: list[str] = names
+    failed: list[Again | None] = [None] * len(names)
+    alike: dict[Again, Again] = {}
     deadline: float | None = None
     sweeps = 0
     while left:
         sweeps += 1
         started = time.monotonic()
-        again: list[tuple[str, str | None]] = []
+        again: list[str] = []
+        again_failed: list[Again | None] = []
         retry_after: float | None = None
-        for index, (name, _why) in enumerate(left):
+        for index, name in enumerate(left):
             seconds = ATTEMPT_SECONDS
             if deadline is not None:
                 seconds = min(seconds, deadline - time.monotonic())
                 if seconds < MIN_ATTEMPT_SECONDS:  # the budget is spent: the rest stays
                     again.extend(left[index:])
+                    again_failed.extend(failed[index:])
                     break
             outcome = sender.one(name, seconds)
             if isinstance(outcome, Again):
-                # the same text for all the files that failed alike: one string held, not n
-                again.append((name, _intern(outcome.reason)))
+                if len(alike) > 1000:
+                    alike.clear()
+                again.append(name)
+                again_failed.append(alike.setdefault(outcome, outcome))
                 if outcome.retry_after is not None:
                     retry_after = max(retry_after or 0.0, outcome.retry_after)
             else:
                 found.add(outcome)
-        left = again
+        left, failed = [], []
+        for name, how in zip(again, again_failed, strict=True):
+            if how is not None and how.base_url in sender.stopped:
+                # its server was given up later in the sweep: no need to open it again
+                found.add(_still_pending(sender.folder, name, how))
+            else:
+                left.append(name)
+                failed.append(how)
         if deadline is None:
             deadline = time.monotonic() + retry_seconds
         if not left:
@@ -142,10 +162,9 @@ def _sweep(
         if remaining <= 0 or (wait > remaining and retry_after is not None):
             break  # no time left for another sweep, or not before the server asked
         if wait > 0:
-            time.sleep(min(wait, remaining))
-    for name, why in left:
-        path = sender.folder / name
-        found.add(FlushResult(path, PENDING, now_at=path, reason=why))
+            _pause(min(wait, remaining))
+    for name, how in zip(left, failed, strict=True):
+        found.add(_still_pending(sender.folder, name, how))
     if left:
         log.warning(
             "%d final status(es) not delivered in %d sweep(s) within the retry budget of %.0f s"
@@ -157,13 +176,9 @@ def _sweep(
     return sweeps
 
 
-_interned: dict[str, str] = {}
-
-
-def _intern(text: str) -> str:
-    if len(_interned) > 1000:
-        _interned.clear()
-    return _interned.setdefault(text, text)
+def _still_pending(folder: Path, name: str, how: Again | None) -> FlushResult:
+    path = folder / name
+    return FlushResult(path, PENDING, now_at=path, reason=None if how is None else how.reason)
 
 
 def entry_names(folder: Path) -> list[str]:

@@ -136,6 +136,8 @@ class Again:
     """The attempt failed in a way the server may not repeat: the file stays, with the
     attempt recorded in it, and is tried again in the next sweep while the run lasts."""
 
+    #: the base URL the file is for
+    base_url: str
     reason: str
     #: the seconds the server asked to wait (``Retry-After``), if it did
     retry_after: float | None = None
@@ -361,4 +363,4 @@ class FlushSender:
                 else "not retried in this run (the retry budget, ESS_CALLBACK_RETRY_SECONDS, is 0)",
             )
         log.info("%s for request %d not delivered yet: %s", entry.status, entry.request_id, error)
-        return Again(str(error), error.retry_after)
+        return Again(base, str(error), error.retry_after)
