@@ -46,7 +46,7 @@ from . import _leases, _outbox
 from ._flush_report import CORRUPT, PENDING, FlushReport, FlushResult, ReportBuilder
 from ._flush_send import FIXABLE_STATUSES as FIXABLE_STATUSES
 from ._flush_send import LATE_SECONDS as LATE_SECONDS
-from ._flush_send import Again, FlushSender
+from ._flush_send import Again, FlushSender, entry_path
 from ._flush_send import late_message as late_message
 from ._flush_send import origin as origin
 from ._flush_send import shown_origin as shown_origin
@@ -95,7 +95,7 @@ def _dry_run(
         log.info("%s is a dead execution; it would be reported", lease.lease.path.name)
         sender.send(lease.callback, final=True)
     for name in names:
-        path = folder / name
+        path = entry_path(folder, name)
         try:
             entry = _outbox.read_entry(path)
         except (OSError, ValueError) as exc:
@@ -113,11 +113,13 @@ def _sweep(
 ) -> int:
     """Send the files *names* (oldest first) as step 3 to 5 of the module's docstring say;
     add what became of each to *found*; return the number of sweeps made."""
-    # What the next sweep tries again: names, and beside them how each last failed (two
-    # flat lists, not an object per file: this is all a run holds per file; the files that
-    # failed alike share one Again).
+    # What the sweep has still to try, newest first: pop() takes the oldest and lets go of
+    # its name at once. Beside each name, how it last failed (empty in the first sweep).
+    # Two flat lists, not an object per file: this is all a run holds per file; the files
+    # that failed alike share one Again.
     left: list[str] = names
-    failed: list[Again | None] = [None] * len(names)
+    left.reverse()
+    failed: list[Again | None] = []
     alike: dict[Again, Again] = {}
     deadline: float | None = None
     sweeps = 0
@@ -127,24 +129,29 @@ def _sweep(
         again: list[str] = []
         again_failed: list[Again | None] = []
         retry_after: float | None = None
-        for index, name in enumerate(left):
+        while left:
             seconds = ATTEMPT_SECONDS
             if deadline is not None:
                 seconds = min(seconds, deadline - time.monotonic())
-                if seconds < MIN_ATTEMPT_SECONDS:  # the budget is spent: the rest stays
-                    again.extend(left[index:])
-                    again_failed.extend(failed[index:])
-                    break
+                if seconds < MIN_ATTEMPT_SECONDS:
+                    break  # the budget is spent: the rest stays as it is
+            name = left.pop()
+            how = failed.pop() if failed else None
             outcome = sender.one(name, seconds)
             if isinstance(outcome, Again):
                 if len(alike) > 1000:
                     alike.clear()
-                again.append(name)
-                again_failed.append(alike.setdefault(outcome, outcome))
+                how = alike.setdefault(outcome, outcome)
                 if outcome.retry_after is not None:
                     retry_after = max(retry_after or 0.0, outcome.retry_after)
             else:
                 found.add(outcome)
+                continue
+            again.append(name)
+            again_failed.append(how)
+        # not reached in this sweep (newer than all tried): after them, oldest first
+        again.extend(reversed(left))
+        again_failed.extend(reversed(failed) if failed else [None] * len(left))
         left, failed = [], []
         for name, how in zip(again, again_failed, strict=True):
             if how is not None and how.base_url in sender.stopped:
@@ -153,6 +160,8 @@ def _sweep(
             else:
                 left.append(name)
                 failed.append(how)
+        left.reverse()
+        failed.reverse()
         if deadline is None:
             deadline = time.monotonic() + retry_seconds
         if not left:
@@ -163,7 +172,7 @@ def _sweep(
             break  # no time left for another sweep, or not before the server asked
         if wait > 0:
             _pause(min(wait, remaining))
-    for name, how in zip(left, failed, strict=True):
+    for name, how in zip(reversed(left), reversed(failed), strict=True):
         found.add(_still_pending(sender.folder, name, how))
     if left:
         log.warning(
@@ -177,7 +186,7 @@ def _sweep(
 
 
 def _still_pending(folder: Path, name: str, how: Again | None) -> FlushResult:
-    path = folder / name
+    path = entry_path(folder, name)
     return FlushResult(path, PENDING, now_at=path, reason=None if how is None else how.reason)
 
 

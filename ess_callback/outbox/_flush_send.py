@@ -116,6 +116,17 @@ def _rejection(error: DeliveryError) -> dict[str, Any]:
     return record
 
 
+def entry_path(folder: Path, name: str) -> Path:
+    """``folder / name``, made from a copy of *name*.
+
+    pathlib (before Python 3.12) interns every part of a path it builds: handed the names a
+    flush run holds, it would keep every one of them in the interpreter's table of interned
+    strings too, a table that never shrinks (about 2 MB more at 50,000 files). The copy is
+    interned instead, and goes away with the path.
+    """
+    return folder / "".join((name[:1], name[1:]))
+
+
 def failure_kind(error: DeliveryError) -> str:
     """``again`` (the next call may go through), ``silent`` (nothing there, or no answer in
     time), or ``stop`` (no other call of this run would do better)."""
@@ -188,7 +199,7 @@ class FlushSender:
 
     def one(self, name: str, seconds: float) -> FlushResult | Again:
         """Claim, read and send the file *name* once, within *seconds*."""
-        path = self.folder / name
+        path = entry_path(self.folder, name)
         try:
             claim = _outbox.claim(path)
         except OSError as exc:
