@@ -17,10 +17,10 @@ What one run (one ``ess-callback flush``, one ``flush_outbox()`` call) does:
    ``Retry-After``, up to 30 s, and counting the time the sweep itself took), for as long
    as the run's retry budget lasts (``ESS_CALLBACK_RETRY_SECONDS``, default 60 s, counted
    from the end of the first sweep: one budget for the whole run, not one per file).
-5. A server is given up for the rest of the run after 30 such failures in a row, 3
-   attempts in a row without an answer in time, or at once when it cannot be reached (a
-   refused connection, a name that does not resolve), TLS fails, or it refuses the flush's
-   setup (401, 407, 415, a redirect); its files stay pending (see ``_flush_send``).
+5. A server is given up for the rest of the run after 30 such failures in a row; after 3
+   attempts in a row that found nothing there (a refused connection, a name that does not
+   resolve) or got no answer in time; or at once when TLS fails or it refuses the flush's
+   setup (401, 407, 415, a redirect). Its files stay pending (see ``_flush_send``).
    One WARNING line tells of each server's first failure and one of each server given up,
    never one per file.
 
@@ -259,7 +259,8 @@ def flush_outbox(
     wait between sweeps, while the retry budget lasts (*retry_seconds*, else
     ``ESS_CALLBACK_RETRY_SECONDS``, default 60 s: one budget for the whole run, counted from
     the end of the first sweep). A server is given up for the run after 30 such failures in
-    a row, or at once when it cannot be reached; ``report.given_up`` says which and why.
+    a row, after 3 attempts in a row that find nothing there or get no answer in time, or
+    at once for TLS and setup refusals (401, ...); ``report.given_up`` says which and why.
     The report counts every file (``report.counts``) but keeps at most ``SAMPLES`` results
     of each kind, so that its memory stays flat at any backlog.
 
