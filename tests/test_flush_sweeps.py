@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import logging
+import sys
 from pathlib import Path
 
 import pytest
@@ -16,7 +17,7 @@ from helpers import outbox_files
 from ess_callback import Callback, SchedulerUnavailableError
 from ess_callback.cli import main
 from ess_callback.outbox import _flush, _flush_report, _outbox, flush_outbox
-from ess_callback.outbox._flush_send import GIVE_UP_AFTER, GIVE_UP_AFTER_SILENT
+from ess_callback.outbox._flush_send import GIVE_UP_AFTER, GIVE_UP_AFTER_SILENT, entry_path
 from ess_callback.testing import FakeScheduler
 
 BASE = "https://ess.example.com"
@@ -251,6 +252,15 @@ def test_the_run_holds_names_not_paths_or_records(box: Path) -> None:
     names = _flush.entry_names(box)
     assert all(isinstance(name, str) for name in names)
     assert names == sorted(p.name for p in outbox_files(box))
+
+
+def test_a_files_path_does_not_intern_the_name_the_run_holds(tmp_path: Path) -> None:
+    """pathlib (before 3.12) interns the parts of a path: the name a run holds must not end
+    up in the interpreter's table of interned strings, which never shrinks."""
+    name = "".join(["00000000000000000001-7-success-", "abcdef.json"])
+    path = entry_path(tmp_path, name)
+    assert path.name == name and path.parent == tmp_path
+    assert sys.intern("".join([name[:5], name[5:]])) is not name
 
 
 # -- against the real fake ------------------------------------------------------------------
