@@ -5,6 +5,10 @@ measured in the same run, alternated (A, B, A, B, ...) over several rounds, medi
 
     python bench/run.py            # the full set (a few minutes: relays 1 GB and 5 GB)
     python bench/run.py --quick    # a smoke run with small sizes and few rounds
+    python bench/run.py --only flush   # the flush figures alone
+
+The flush figures count *passes*: a pass is one ``ess-callback flush`` run, as cron would
+start it; a backlog is drained when a run exits 0 (everything delivered).
 
 It is not a test: it prints a table and exits 0 even when a target is missed (``--strict``
 makes a missed target exit 1).
@@ -606,11 +610,218 @@ def many_warnings(table: Table, fake: Any, outbox: str, rounds: int, count: int)
     )
 
 
+# -- flush: a backlog against a flaky server, and memory at a large backlog -----------------
+#
+# A *pass* is one `ess-callback flush` run (what cron would start); the figures count how many
+# runs it takes until one exits 0 (everything delivered), and time them all. The server is a
+# small threaded loopback HTTP server in this process: it answers at once, so the figures
+# measure the flush, not the server; a seeded random share of its calls fail (half 503, half
+# a connection reset).
+
+FLUSH_SEED = 15
+
+
+class FlakyServer:
+    """A loopback executionStatus endpoint that accepts every POST, except a seeded random
+    *fail_rate* of them: 503 with a small JSON body, or a reset (no answer)."""
+
+    def __init__(self) -> None:
+        import random
+        import socket
+        import threading
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        self.fail_rate = 0.0
+        self.rng = random.Random(FLUSH_SEED)
+        self.lock = threading.Lock()
+        self.accepted = 0
+        server = self
+        body = b'{"title": "Service Unavailable", "status": 503}'
+        answers = {
+            "ok": b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n",
+            "503": b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\n"
+            + f"Content-Length: {len(body)}\r\n\r\n".encode()
+            + body,
+        }
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+            def setup(self) -> None:
+                super().setup()
+                self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+            def do_POST(self) -> None:
+                self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                with server.lock:
+                    fails = server.rng.random() < server.fail_rate
+                    reset = fails and server.rng.random() < 0.5
+                    server.accepted += not fails
+                if reset:
+                    linger = (1).to_bytes(4, "little") + (0).to_bytes(4, "little")
+                    self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, linger)
+                    self.close_connection = True
+                    self.connection.close()
+                    return
+                self.wfile.write(answers["503" if fails else "ok"])  # one write: no Nagle
+
+        class Server(ThreadingHTTPServer):
+            daemon_threads = True
+            request_queue_size = 128
+
+        self.httpd = Server(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        self.thread.start()
+
+    def close(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+def write_backlog(folder: str, count: int, url: str) -> None:
+    """*count* outbox entries for *url*, written by the package's own writer (not synced to
+    disk: this is setup, not what is measured)."""
+    from datetime import datetime, timezone
+    from pathlib import Path
+
+    from ess_callback.outbox import _outbox
+
+    box = _outbox.ensure_folder(Path(folder))
+    created = datetime.now(timezone.utc).isoformat()
+    start = time.time_ns()
+    for i in range(count):
+        rid = 80_000_000 + i
+        record = {
+            "format": _outbox.FORMAT_VERSION,
+            "base_url": url,
+            "request_id": rid,
+            "request_handle": f"bench-{rid}",
+            "status": "ERROR",
+            "message": f"job {rid} failed: exit status 1",
+            "created": created,
+            "attempts": 1,
+            "last_error": None,
+        }
+        name = f"{start + i:020d}-{rid}-error-{i:06x}.json"
+        _outbox.write_atomic(box, name, record, durable=False)
+
+
+def flush_passes(folder: str, most: int = 10) -> tuple[int, float, int, int]:
+    """Run `ess-callback flush` until one exits 0 (at most *most* times); return (passes,
+    wall seconds of them all, the highest peak RSS KiB, the last exit status)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ESS_")}
+    env["ESS_CALLBACK_OUTBOX"] = folder
+    total, peak, code, passes = 0.0, 0, -1, 0
+    while passes < most and code != 0:
+        passes += 1
+        wall, _, rss, code = run_timed([WRAPPER, "flush", "-q"], env)
+        total += wall
+        peak = max(peak, rss)
+    return passes, total, peak, code
+
+
+def flush_flaky(table: Table, server: FlakyServer, tmp: str, count: int) -> None:
+    """A backlog of *count* entries flushed against a server failing half of its calls /
+    the same backlog against the same server failing none: passes and time."""
+    clean, flaky = os.path.join(tmp, "clean"), os.path.join(tmp, "flaky")
+    write_backlog(clean, count, server.url)
+    write_backlog(flaky, count, server.url)
+    server.fail_rate = 0.0
+    clean_passes, tb, _, code = flush_passes(clean)
+    assert (clean_passes, code) == (1, 0), f"no-failure flush: {clean_passes} passes, exit {code}"
+    server.fail_rate = 0.5
+    passes, ta, _, code = flush_passes(flaky)
+    server.fail_rate = 0.0
+    left = len(os.listdir(flaky)) - os.path.isdir(os.path.join(flaky, "running"))
+    ratio = ta / tb
+    ok = code == 0 and passes <= 3 and ratio <= 20
+    table.add(
+        f"flush {count:,} at 50 % failures",
+        f"{passes} pass{'' if passes == 1 else 'es'} {ta:.1f} s, exit {code}, {left} left",
+        f"no failures: 1 pass {tb:.1f} s",
+        f"{passes} pass{'' if passes == 1 else 'es'}, {ratio:.1f}x",
+        "<= 3 passes, <= 20x",
+        ok,
+    )
+
+
+def own_peak_rss(argv: Sequence[str], env: dict[str, str]) -> tuple[float, int, int]:
+    """Run *argv*; return (wall seconds, its own peak RSS KiB, exit status).
+
+    The ``ru_maxrss`` of a child counts the image it was forked from too (Linux keeps the
+    high-water mark across exec): a child of this process, grown by the figures before, would
+    show at least this process's size. ``VmHWM`` of /proc/<pid>/status is the peak of the
+    exec'd program alone; it is read while the child runs (its peak lasts for the whole
+    run: the names it holds). Without /proc, ``ru_maxrss`` stands in.
+    """
+    start = time.perf_counter()
+    proc = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    peak = 0
+    status = f"/proc/{proc.pid}/status"
+    while True:
+        try:
+            with open(status) as fh:
+                for line in fh:
+                    if line.startswith("VmHWM:"):
+                        peak = max(peak, int(line.split()[1]))
+        except OSError:
+            pass
+        pid, code, usage = os.wait4(proc.pid, os.WNOHANG)
+        if pid:
+            break
+        time.sleep(0.02)
+    wall = time.perf_counter() - start
+    proc.returncode = os.waitstatus_to_exitcode(code)
+    return wall, peak or usage.ru_maxrss, proc.returncode
+
+
+def flush_memory(table: Table, server: FlakyServer, tmp: str, sizes: Sequence[int]) -> None:
+    """Peak RSS of one `ess-callback flush` delivering a backlog of each size."""
+    server.fail_rate = 0.0
+    floor = None
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ESS_")}
+    for size in sizes:
+        folder = os.path.join(tmp, f"rss-{size}")
+        write_backlog(folder, size, server.url)
+        wall, rss, code = own_peak_rss(
+            [WRAPPER, "flush", "-q"], {**env, "ESS_CALLBACK_OUTBOX": folder}
+        )
+        assert code == 0, f"flush of {size} entries exited {code}"
+        mib = rss / 1024
+        floor = mib if floor is None else floor
+        table.add(
+            f"flush memory, {size:,} entries",
+            f"peak RSS {mib:.1f} MiB ({wall:.0f} s)",
+            f"{sizes[0]:,} entries: {floor:.1f} MiB",
+            f"{mib:.1f} MiB",
+            "<= 40 MiB",
+            mib <= 40,
+        )
+
+
+def flush_figures(table: Table, quick: bool) -> None:
+    """The flush figures, against one FlakyServer."""
+    import tempfile
+
+    server = FlakyServer()
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            flush_flaky(table, server, tmp, 1_000 if quick else 10_000)
+            flush_memory(table, server, tmp, [100, 5_000] if quick else [100, 50_000])
+    finally:
+        server.close()
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="small sizes, few rounds")
     parser.add_argument("--strict", action="store_true", help="exit 1 if a target is missed")
     parser.add_argument("--rounds", type=int, default=None, help="rounds per timed figure")
+    parser.add_argument("--only", choices=["flush"], help="run only these figures")
     args = parser.parse_args(argv)
     rounds = args.rounds or (5 if args.quick else 21)
 
@@ -633,6 +844,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         flush=True,
     )
     table = Table()
+    if args.only == "flush":
+        flush_figures(table, args.quick)
+        table.show()
+        return 1 if args.strict and not table.all_met else 0
     # auto_submit: every benchmark round reports to a request of its own, as many as it takes
     with tempfile.TemporaryDirectory() as tmp, FakeScheduler(auto_submit=True) as fake:
         outbox = os.path.join(tmp, "outbox")
@@ -650,6 +865,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         exit_latency(table, fake, outbox, 5 if args.quick else 11)
         block_exit(table, fake, outbox, rounds)
         many_warnings(table, fake, outbox, 3 if args.quick else 5, 1_000_000)
+    flush_figures(table, args.quick)
     table.show()
     return 1 if args.strict and not table.all_met else 0
 

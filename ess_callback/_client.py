@@ -284,6 +284,7 @@ class SchedulerClient:
                     retry_after = retry_after_seconds(answer.headers.get("Retry-After"))
                 wait = schedule.wait_before_next(retry_after)
                 if wait is None:
+                    error.retry_after = retry_after
                     raise error
                 if attempt == 1 and callback.status.is_final:
                     # SPEC 5's retry notice: a wrong port or a down scheduler must not
@@ -366,12 +367,11 @@ class SchedulerClient:
         ) as exc:
             reason = self._redact(network_reason(exc))
             log.debug("no answer after %.2f s: %s", time.monotonic() - started, reason)
-            raise _NoAnswer(
-                SchedulerUnavailableError(
-                    f"cannot reach the scheduler at {self.base_url}: {reason}",
-                    attempts=attempt,
-                )
-            ) from None
+            unreachable = SchedulerUnavailableError(
+                f"cannot reach the scheduler at {self.base_url}: {reason}", attempts=attempt
+            )
+            unreachable.network = reason
+            raise _NoAnswer(unreachable) from None
         except (requests.RequestException, ValueError, UnicodeError) as exc:
             # Mostly raised before the request left: a header, URL or proxy setting the HTTP
             # stack refused (the settings check finds most of these before the job runs).

@@ -32,6 +32,10 @@ class DeliveryError(EssCallbackError):
 
     #: True when trying again later may succeed (network trouble, 5xx, 429, 408)
     retryable = False
+    #: when no answer came: the short network reason ("connection refused", "timed out", ...)
+    network: str | None = None
+    #: the seconds a 429 or 503 asked to wait (``Retry-After``), when it said
+    retry_after: float | None = None
 
     def __init__(
         self,

@@ -156,7 +156,9 @@ def test_wrong_credentials_keep_the_file_until_fixed(tmp_path: Path, box: Path) 
 def test_an_unreachable_scheduler_keeps_everything_exit_75(
     fake: FakeScheduler, box: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Still down: files stay, the summary counts them pending, exit 75."""
+    """Still down: files stay, the summary counts them pending, exit 75. A reset may be
+    one call's bad luck, so each file gets its one attempt; with no retry budget, none
+    gets a second."""
     monkeypatch.setenv("ESS_CALLBACK_RETRY_SECONDS", "0")
     fake.reset_next(10)
     for rid in (1, 2, 3):
@@ -165,7 +167,26 @@ def test_an_unreachable_scheduler_keeps_everything_exit_75(
     assert result.exit_code == 75
     assert "delivered 0, rejected 0, pending 3" in result.stdout
     assert len(list(box.glob("*.json"))) == 3
-    assert len(fake.requests) == 1  # the server was found down once, not hammered
+    assert len(fake.requests) == 3  # one attempt each, none sent twice
+
+
+def test_a_refused_connection_gives_the_server_up_after_three_attempts(box: Path) -> None:
+    """Nothing listens at the port: three attempts in a row find it so, the other files are
+    not tried, and the summary says the server was given up and why."""
+    with FakeScheduler() as gone:
+        url = gone.url  # a port that refuses connections once the fake has stopped
+    for rid in (1, 2, 3, 4, 5):
+        spool(box, url, rid)
+    result = flush()
+    assert result.exit_code == 75
+    assert "delivered 0, rejected 0, pending 5" in result.stdout
+    assert f"gave up on {url} for this run: 3 attempts in a row without an answer" in (
+        result.stdout
+    )
+    assert "connection refused" in result.stdout
+    attempts = [json.loads(p.read_text())["attempts"] for p in sorted(box.glob("*.json"))]
+    assert attempts == [2, 2, 2, 1, 1]  # spooled after 1; the three oldest tried once more
+    assert result.stderr.count("WARNING") == 2  # the first failure, and giving up
 
 
 def test_a_corrupt_file_warns_and_does_not_stop_the_flush(fake: FakeScheduler, box: Path) -> None:

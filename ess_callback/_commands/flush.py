@@ -51,10 +51,13 @@ def flush(
     this host that died without reporting (a lease in running/ whose process is gone) is
     reported as ERROR. Delivered files are deleted; refused ones (400, 403, 404)
     move to rejected/, unreadable ones to corrupt/; 401 or an unreachable scheduler keep
-    them. Safe to run concurrently and from cron. Prints one summary line. Exit 0 all
-    delivered (or nothing to do), 1 something was rejected or unreadable, 75 something is
-    still pending, 2 usage, configuration, or an outbox folder that cannot be read or
-    written.
+    them. Each file gets one attempt per sweep; what failed with a 5xx, 429, 408 or a
+    reset is swept again, after a short wait, while the retry budget lasts (one for the
+    whole run); a server is given up for the run after 30 failures in a row, or 3 refused
+    or unanswered attempts. Safe to run concurrently and from cron. Prints one summary
+    line. Exit 0 all delivered (or nothing to do), 1 something was rejected or unreadable,
+    75 something is still pending, 2 usage, configuration, or an outbox folder that cannot
+    be read or written.
 
     \b
     Examples:

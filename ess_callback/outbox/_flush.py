@@ -1,287 +1,87 @@
 """``flush_outbox``: send the kept final callbacks again, oldest first, each at most once.
 
-Each file goes to its own base URL with the credentials of the flushing environment. A
-delivered file is deleted; one refused for good (400, 403, 404 and the other 4xx that a
-retry cannot change) moves to ``rejected/`` with the reason; one refused with 401, or still
-undeliverable, stays. A file that cannot be read back moves to ``corrupt/``. Concurrent
-flushes cooperate through per-file claims (see ``_outbox``).
+What one run (one ``ess-callback flush``, one ``flush_outbox()`` call) does:
+
+1. Each dead execution of this host (SPEC 11) becomes an ERROR entry of the outbox.
+2. The folder is listed once, by name (names start with the creation time: oldest first).
+   Only the names are held; each file is claimed, read, sent and let go one at a time, so a
+   run's memory does not grow with the backlog. The report keeps counts and at most
+   ``SAMPLES`` results of each kind.
+3. The first *sweep* goes over every file, oldest first, with one attempt each (no retries
+   within it; up to 10 s). Delivered: deleted. Refused for good (400, 403, 404, ...): moved
+   to ``rejected/`` with the reason. Unreadable: moved to ``corrupt/``. For another server
+   than the credentials': kept, untouched. Not delivered: kept, its ``attempts`` and
+   ``last_error`` updated in the file.
+4. What failed in a way the server may not repeat (408, 429, 5xx, a reset) is swept again,
+   oldest first, after a short wait (0.1 to 1 s, growing; longer when the server sent
+   ``Retry-After``, up to 30 s, and counting the time the sweep itself took), for as long
+   as the run's retry budget lasts (``ESS_CALLBACK_RETRY_SECONDS``, default 60 s, counted
+   from the end of the first sweep: one budget for the whole run, not one per file).
+5. A server is given up for the rest of the run after 30 such failures in a row; after 3
+   attempts in a row that found nothing there (a refused connection, a name that does not
+   resolve) or got no answer in time; or at once when TLS fails or it refuses the flush's
+   setup (401, 407, 415, a redirect). Its files stay pending (see ``_flush_send``).
+   One WARNING line tells of each server's first failure and one of each server given up,
+   never one per file.
+
+Whatever is still pending at the end stays for the next run (exit 75).
 """
 
 from __future__ import annotations
 
-import errno
 import logging
 import os
+import random
+import time
 from collections.abc import Mapping
-from datetime import datetime, timezone
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
 
 import attrs
 
 from .. import _recording
 from .._checks import folder_problem
-from .._errors import AuthenticationError, DeliveryError, RejectedError
-from .._message import DEFAULT_MAX_MESSAGE_BYTES, Redactor, truncate_message
-from .._settings import FlushSettings, parse_base_url, resolve_flush_settings
-from .._status import Status
-from .._url import split_url
+from .._retry import MAX_SINGLE_WAIT, MIN_ATTEMPT_SECONDS
+from .._settings import resolve_flush_settings
 from . import _leases, _outbox
-from ._flush_report import (
-    CORRUPT,
-    DELIVERED,
-    ELSEWHERE,
-    PENDING,
-    REJECTED,
-    FlushReport,
-    FlushResult,
-)
-from ._outbox import Claim, CorruptEntryError, NewerFormatError, OutboxEntry, OutboxError
-
-if TYPE_CHECKING:
-    from .._client import SchedulerClient
+from ._flush_report import CORRUPT, PENDING, FlushReport, FlushResult, ReportBuilder
+from ._flush_send import FIXABLE_STATUSES as FIXABLE_STATUSES
+from ._flush_send import LATE_SECONDS as LATE_SECONDS
+from ._flush_send import Again, FlushSender, entry_path
+from ._flush_send import late_message as late_message
+from ._flush_send import origin as origin
+from ._flush_send import shown_origin as shown_origin
+from ._outbox import OutboxError
 
 log = logging.getLogger("ess_callback")
 
 #: temp files older than this were left by a writer that died mid-write
 STALE_TEMP_SECONDS = 3600.0
-#: 4xx answers that a later retry may turn around: the flush's own setup is at fault
-FIXABLE_STATUSES = frozenset({401, 407, 415})
-#: a final status sent this long after it was kept says when the job ended (SPEC 11)
-LATE_SECONDS = 60.0
-LATE_STATUSES = frozenset({Status.ERROR, Status.BUSINESS_ERROR, Status.WARNING})
-DEFAULT_PORTS = {"https": 443, "http": 80}
+#: the longest one attempt of a flush may take (SPEC 5's per-attempt timeout)
+ATTEMPT_SECONDS = 10.0
+#: the wait before sweep n+1 grows from SWEEP_WAIT (jittered) up to SWEEP_MAX_WAIT: a sweep
+#: over many files already spaces the attempts at each one, so the wait matters only once
+#: few are left
+SWEEP_WAIT = 0.2
+SWEEP_MAX_WAIT = 1.0
 
 
-def origin(url: str) -> tuple[str, str, int | None]:
-    """Scheme, host and port of *url* (the port its scheme's default when absent)."""
-    parts = split_url(url)
-    port = parts.port if parts.port is not None else DEFAULT_PORTS.get(parts.scheme)
-    return parts.scheme, parts.host.lower(), port
+def _pause(seconds: float) -> None:
+    """The wait between two sweeps (one name, so that tests can see it)."""
+    time.sleep(seconds)
 
 
-def shown_origin(url: str) -> str:
-    """``https://other.example.com``: the scheme, host and port of *url*, as written."""
-    parts = split_url(url)
-    host = f"[{parts.host}]" if parts.bracketed else parts.host
-    port = f":{parts.port}" if parts.port is not None else ""
-    return f"{parts.scheme}://{host}{port}"
+def sweep_wait(sweep: int, retry_after: float | None) -> float:
+    """Seconds between the start of sweep *sweep* and that of the next one."""
+    base = min(SWEEP_MAX_WAIT, SWEEP_WAIT * 2.0 ** (sweep - 1))
+    wait = base / 2 + random.uniform(0, base / 2)
+    if retry_after is not None:
+        wait = max(wait, min(retry_after, MAX_SINGLE_WAIT))
+    return wait
 
 
-def late_message(entry: OutboxEntry, message: str | None) -> str | None:
-    """An ERROR, BUSINESS_ERROR or WARNING sent more than LATE_SECONDS after it was kept
-    ends with `` [ended <UTC time>; reported late]``, within the message's byte limit (the
-    text is cut, never the suffix). ESS ignores the message of SUCCESS and CANCEL."""
-    if entry.status not in LATE_STATUSES or entry.created is None:
-        return message
-    try:
-        created = datetime.fromisoformat(entry.created)
-    except ValueError:
-        return message
-    if created.tzinfo is None:
-        created = created.replace(tzinfo=timezone.utc)
-    if (datetime.now(timezone.utc) - created).total_seconds() <= LATE_SECONDS:
-        return message
-    when = created.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
-    suffix = f" [ended {when}; reported late]"
-    room = DEFAULT_MAX_MESSAGE_BYTES - len(suffix.encode("utf-8"))
-    return truncate_message(message or "", room) + suffix
-
-
-#: errors that say the system is short of something, not that the file is bad
-_SHORT_OF_RESOURCES = frozenset(
-    {errno.EMFILE, errno.ENFILE, errno.ENOMEM, errno.ENOBUFS, errno.EAGAIN, errno.EINTR}
-)
-
-
-def _rejection(error: DeliveryError) -> dict[str, Any]:
-    record = _outbox.error_record(error) or {}
-    record["at"] = _outbox.now_iso()
-    record["title"] = error.title
-    record["detail"] = error.detail
-    return record
-
-
-class _Flush:
-    """One pass over the outbox (an object only to share the clients and stop reasons)."""
-
-    def __init__(self, folder: Path, config: FlushSettings) -> None:
-        self.folder = folder
-        self.config = config
-        self.redact = Redactor(config.secrets())
-        self.clients: dict[str, SchedulerClient] = {}
-        #: base URL -> why the remaining files for it are not tried in this run
-        self.stopped: dict[str, str] = {}
-        #: pending files stay claimed until the end, so no concurrent flush retries them now
-        self.held: list[Claim] = []
-
-    def client(self, base_url: str) -> SchedulerClient:
-        if base_url not in self.clients:
-            from .._client import RetryPolicy, SchedulerClient
-
-            self.clients[base_url] = SchedulerClient(
-                base_url,
-                auth=self.config.auth,
-                media_type=self.config.media_type,
-                retry=RetryPolicy(budget=self.config.retry_seconds),
-                ca_bundle=self.config.ca_bundle,
-                allow_http=self.config.allow_http,
-            )
-        return self.clients[base_url]
-
-    def other_server(self, base_url: str) -> str | None:
-        """The origin of *base_url* when credentials are set and it is not theirs, else None."""
-        if self.config.auth is None or self.config.base_url is None:
-            return None
-        theirs = origin(base_url)
-        return None if theirs == origin(self.config.base_url) else shown_origin(base_url)
-
-    def close(self) -> None:
-        for held in self.held:
-            held.release()
-        for client in self.clients.values():
-            client.close()
-
-    def one(self, path: Path) -> FlushResult:
-        try:
-            claim = _outbox.claim(path)
-        except OSError as exc:
-            if exc.errno in _SHORT_OF_RESOURCES:
-                return self.left_pending(path, exc)
-            return self.set_aside(path, None, f"cannot open it: {exc.strerror or exc}")
-        if claim is None:
-            return FlushResult(path, ELSEWHERE)
-        keep = False
-        try:
-            try:
-                entry = claim.entry()
-            except NewerFormatError as exc:
-                log.warning("%s: %s; left in place", path.name, exc)
-                return FlushResult(path, PENDING, now_at=path, reason=str(exc))
-            except OSError as exc:
-                if exc.errno in _SHORT_OF_RESOURCES:
-                    return self.left_pending(path, exc)
-                return self.set_aside(path, claim, str(exc.strerror or exc))
-            except CorruptEntryError as exc:
-                return self.set_aside(path, claim, str(exc))
-            result = self.send(claim, entry)
-            keep = result.result == PENDING and result.error is not None
-            return result
-        finally:
-            if keep:
-                self.held.append(claim)
-            else:
-                claim.release()
-
-    def left_pending(self, path: Path, exc: OSError) -> FlushResult:
-        """The system, not the file, is short of something (descriptors, memory): the entry
-        stays pending for the next flush."""
-        why = f"cannot open it now: {exc.strerror or exc}"
-        log.warning("%s: %s; left pending", path.name, why)
-        return FlushResult(path, PENDING, now_at=path, reason=why)
-
-    def set_aside(self, path: Path, claim: Claim | None, why: str) -> FlushResult:
-        """Move an unreadable file to ``corrupt/`` (as it is: it cannot be annotated)."""
-        target = self.folder / _outbox.CORRUPT
-        try:
-            moved = claim.move_to(target) if claim is not None else _outbox.move_into(path, target)
-        except _outbox.UnsafeOutboxError:
-            raise  # a planted link or an open folder: refused, never followed
-        except (OSError, OutboxError) as exc:
-            log.warning("%s is unreadable (%s) and could not be moved aside: %s", path, why, exc)
-            return FlushResult(path, CORRUPT, now_at=path, reason=why)
-        log.warning("%s is unreadable (%s); moved to %s", path.name, why, moved)
-        return FlushResult(path, CORRUPT, now_at=moved, reason=why)
-
-    def send(self, claim: Claim, entry: OutboxEntry) -> FlushResult:
-        path = claim.path
-        stop = self.stopped.get(entry.base_url)
-        if stop is not None:
-            log.info("%s kept, not tried: %s", path.name, stop)
-            return FlushResult(path, PENDING, entry, now_at=path, reason=f"not tried: {stop}")
-        server = self.other_server(entry.base_url)
-        if server is not None:
-            # Credentials go only to their own server (SPEC 6): this one waits for a flush
-            # with that server's settings, untouched.
-            log.info("%s kept: it is for another server, %s", path.name, server)
-            why = f"for another server, {server}"
-            return FlushResult(path, PENDING, entry, now_at=path, reason=why, server=server)
-        try:
-            parse_base_url(entry.base_url, allow_http=self.config.allow_http)
-        except ValueError as exc:
-            self.stopped[entry.base_url] = str(exc)
-            log.warning("%s kept: %s", path.name, exc)
-            return FlushResult(path, PENDING, entry, now_at=path, reason=str(exc))
-        message = self.redact(entry.message) if entry.message else entry.message
-        message = late_message(entry, message)
-        try:
-            outcome = self.client(entry.base_url).post_status(
-                entry.request_id,
-                entry.request_handle,
-                entry.status,
-                message,
-                sent_before=entry.attempts > 0,  # its answer may have been lost
-            )
-        except DeliveryError as error:
-            return self.failed(claim, entry, error)
-        try:
-            claim.delete()
-        except OSError as exc:
-            log.error(
-                "%s was delivered but cannot be removed (%s): it will be sent again",
-                path,
-                exc.strerror or exc,
-            )
-        log.info(
-            "delivered %s for request %d (%s, %d attempt(s))",
-            entry.status,
-            entry.request_id,
-            path.name,
-            outcome.attempts,
-        )
-        return FlushResult(path, DELIVERED, entry)
-
-    def failed(self, claim: Claim, entry: OutboxEntry, error: DeliveryError) -> FlushResult:
-        path = claim.path
-        record = dict(entry.record)
-        record["attempts"] = entry.attempts + error.attempts
-        record["last_error"] = _outbox.error_record(error)
-        record["last_attempt"] = _outbox.now_iso()
-        status = error.http_status
-        permanent = isinstance(error, RejectedError) and not (
-            isinstance(error, AuthenticationError)
-            or status in FIXABLE_STATUSES
-            or (status is not None and 300 <= status < 400)
-        )
-        if permanent:
-            record["reason"] = str(error)
-            record["rejected"] = _rejection(error)
-            try:
-                moved = claim.replace_with(record, self.folder / _outbox.REJECTED)
-            except _outbox.UnsafeOutboxError:
-                raise  # a planted link or an open folder: refused, never followed
-            except (OSError, OutboxError) as exc:
-                log.error("%s was rejected (%s) but could not be moved: %s", path, error, exc)
-                moved = path
-            log.warning(
-                "%s for request %d rejected: %s; moved to %s",
-                entry.status,
-                entry.request_id,
-                error,
-                moved,
-            )
-            return FlushResult(path, REJECTED, entry, now_at=moved, reason=str(error), error=error)
-        # Everything else may go through later: the same server will answer the same now.
-        self.stopped[entry.base_url] = str(error)
-        try:
-            claim.replace_with(record)
-        except (OSError, OutboxError) as exc:
-            log.debug("could not record the attempt in %s: %s", path, exc)
-        log.warning("%s for request %d kept: %s", entry.status, entry.request_id, error)
-        return FlushResult(path, PENDING, entry, now_at=path, reason=str(error), error=error)
-
-
-def _dry_run(paths: list[Path], dead: list[_leases.DeadExecution]) -> list[FlushResult]:
+def _dry_run(
+    folder: Path, names: list[str], dead: list[_leases.DeadExecution], found: ReportBuilder
+) -> None:
     """What a flush would send, through the dry-run sender (or the test recorder, when one
     is active); no file is claimed or touched, no process stopped."""
     from .._recording import active_recorder
@@ -291,28 +91,118 @@ def _dry_run(paths: list[Path], dead: list[_leases.DeadExecution]) -> list[Flush
     sender: DryRunSender | RecordingSender = (
         DryRunSender() if recorder is None else RecordingSender(recorder)
     )
-    for found in dead:
-        log.info("%s is a dead execution; it would be reported", found.lease.path.name)
-        sender.send(found.callback, final=True)
-    results = []
-    for path in paths:
+    for lease in dead:
+        log.info("%s is a dead execution; it would be reported", lease.lease.path.name)
+        sender.send(lease.callback, final=True)
+    for name in names:
+        path = entry_path(folder, name)
         try:
             entry = _outbox.read_entry(path)
         except (OSError, ValueError) as exc:
             why = exc.strerror if isinstance(exc, OSError) else str(exc)
             log.warning("%s is unreadable (%s); a flush would move it aside", path.name, why)
-            results.append(FlushResult(path, CORRUPT, now_at=path, reason=str(why or exc)))
+            found.add(FlushResult(path, CORRUPT, now_at=path, reason=str(why or exc)))
             continue
         log.info("%s would go to %s", path.name, entry.base_url)
         sender.send(entry.callback, final=True)
-        results.append(FlushResult(path, PENDING, entry, now_at=path, reason="dry run"))
-    return results
+        found.add(FlushResult(path, PENDING, entry, now_at=path, reason="dry run"))
 
 
-def _check_folder(folder: Path, *, write: bool = True) -> list[Path] | None:
-    """The files to flush, oldest first; None when there is no outbox; OutboxError when it
-    cannot be used (a flush that cannot delete would send the same files again), or is
-    unsafe (a symbolic link, another user's, writable by others)."""
+def _sweep(
+    sender: FlushSender, names: list[str], retry_seconds: float, found: ReportBuilder
+) -> int:
+    """Send the files *names* (oldest first) as step 3 to 5 of the module's docstring say;
+    add what became of each to *found*; return the number of sweeps made."""
+    # What the sweep has still to try, newest first: pop() takes the oldest and lets go of
+    # its name at once. Beside each name, how it last failed (empty in the first sweep).
+    # Two flat lists, not an object per file: this is all a run holds per file; the files
+    # that failed alike share one Again.
+    left: list[str] = names
+    left.reverse()
+    failed: list[Again | None] = []
+    alike: dict[Again, Again] = {}
+    deadline: float | None = None
+    sweeps = 0
+    while left:
+        sweeps += 1
+        started = time.monotonic()
+        again: list[str] = []
+        again_failed: list[Again | None] = []
+        retry_after: float | None = None
+        while left:
+            seconds = ATTEMPT_SECONDS
+            if deadline is not None:
+                seconds = min(seconds, deadline - time.monotonic())
+                if seconds < MIN_ATTEMPT_SECONDS:
+                    break  # the budget is spent: the rest stays as it is
+            name = left.pop()
+            how = failed.pop() if failed else None
+            outcome = sender.one(name, seconds)
+            if isinstance(outcome, Again):
+                if len(alike) > 1000:
+                    alike.clear()
+                how = alike.setdefault(outcome, outcome)
+                if outcome.retry_after is not None:
+                    retry_after = max(retry_after or 0.0, outcome.retry_after)
+            else:
+                found.add(outcome)
+                continue
+            again.append(name)
+            again_failed.append(how)
+        # not reached in this sweep (newer than all tried): after them, oldest first
+        again.extend(reversed(left))
+        again_failed.extend(reversed(failed) if failed else [None] * len(left))
+        left, failed = [], []
+        for name, how in zip(again, again_failed, strict=True):
+            if how is not None and how.base_url in sender.stopped:
+                # its server was given up later in the sweep: no need to open it again
+                found.add(_still_pending(sender.folder, name, how))
+            else:
+                left.append(name)
+                failed.append(how)
+        left.reverse()
+        failed.reverse()
+        if deadline is None:
+            deadline = time.monotonic() + retry_seconds
+        if not left:
+            break
+        wait = sweep_wait(sweeps, retry_after) - (time.monotonic() - started)
+        remaining = deadline - time.monotonic() - MIN_ATTEMPT_SECONDS
+        if remaining <= 0 or (wait > remaining and retry_after is not None):
+            break  # no time left for another sweep, or not before the server asked
+        if wait > 0:
+            _pause(min(wait, remaining))
+    for name, how in zip(reversed(left), reversed(failed), strict=True):
+        found.add(_still_pending(sender.folder, name, how))
+    if left:
+        log.warning(
+            "%d final status(es) not delivered in %d sweep(s) within the retry budget of %.0f s"
+            " (ESS_CALLBACK_RETRY_SECONDS); they stay in the outbox for the next flush",
+            len(left),
+            sweeps,
+            retry_seconds,
+        )
+    return sweeps
+
+
+def _still_pending(folder: Path, name: str, how: Again | None) -> FlushResult:
+    path = entry_path(folder, name)
+    return FlushResult(path, PENDING, now_at=path, reason=None if how is None else how.reason)
+
+
+def entry_names(folder: Path) -> list[str]:
+    """The names of the kept callbacks in *folder*, oldest first (names only: a list of
+    ``Path`` objects would cost several times the memory at a large backlog)."""
+    with os.scandir(folder) as it:
+        names = [item.name for item in it if _outbox.is_entry_name(item.name)]
+    names.sort()
+    return names
+
+
+def _check_folder(folder: Path, *, write: bool = True) -> list[str] | None:
+    """The names of the files to flush, oldest first; None when there is no outbox;
+    OutboxError when it cannot be used (a flush that cannot delete would send the same
+    files again), or is unsafe (a symbolic link, another user's, writable by others)."""
     if os.path.lexists(folder):
         if write:
             _outbox.ensure_folder(folder)  # refused when unsafe; 0700 when others may read
@@ -321,7 +211,7 @@ def _check_folder(folder: Path, *, write: bool = True) -> list[Path] | None:
             if problem is not None and problem != "is not a folder":
                 raise _outbox.UnsafeOutboxError(f"outbox folder {folder} {problem}")
     try:
-        paths = _outbox.entry_paths(folder)
+        paths = entry_names(folder)
     except FileNotFoundError:
         return None
     except NotADirectoryError:
@@ -364,6 +254,16 @@ def flush_outbox(
     for its scheme, host and port are sent: the others wait for a flush with their own
     server's settings. Without credentials, each file goes to its own base URL.
 
+    One run makes a first sweep over every file (one attempt each), then sweeps again over
+    what failed in a way the server may not repeat (5xx, 429, 408, a reset), with a short
+    wait between sweeps, while the retry budget lasts (*retry_seconds*, else
+    ``ESS_CALLBACK_RETRY_SECONDS``, default 60 s: one budget for the whole run, counted from
+    the end of the first sweep). A server is given up for the run after 30 such failures in
+    a row, after 3 attempts in a row that find nothing there or get no answer in time, or
+    at once for TLS and setup refusals (401, ...); ``report.given_up`` says which and why.
+    The report counts every file (``report.counts``) but keeps at most ``SAMPLES`` results
+    of each kind, so that its memory stays flat at any backlog.
+
     First, each dead execution of this host (a lease in ``running/`` whose process is gone,
     SPEC 11) has what is left of it stopped and becomes an ERROR entry, sent with the rest;
     ``report.dead_reported`` counts them.
@@ -390,26 +290,24 @@ def flush_outbox(
     folder = config.outbox
     if _recording.active_recorder() is not None:
         config = attrs.evolve(config, dry_run=True)
-    paths = _check_folder(folder, write=not config.dry_run)
-    if paths is None:
+    names = _check_folder(folder, write=not config.dry_run)
+    if names is None:
         return FlushReport(folder, existed=False, dry_run=config.dry_run)
+    found = ReportBuilder(folder)
     if config.dry_run:
         dead = _leases.find_dead(folder)
-        return FlushReport(
-            folder, tuple(_dry_run(paths, dead)), dry_run=True, dead_reported=len(dead)
-        )
+        _dry_run(folder, names, dead, found)
+        return found.report(dry_run=True, dead_reported=len(dead))
     # The dead first: each becomes an ERROR entry of the outbox, sent below like any other.
     dead = _leases.report_dead(folder)
     if dead:
-        paths = _check_folder(folder) or []
+        names = _check_folder(folder) or []
     removed = _outbox.remove_stale_temp_files(folder, older_than=STALE_TEMP_SECONDS)
     if removed:
         log.info("removed %d temp file(s) left by interrupted writers", removed)
-    flush = _Flush(folder, config)
-    results: list[FlushResult] = []
+    sender = FlushSender(folder, config)
     try:
-        for path in paths:
-            results.append(flush.one(path))
+        sweeps = _sweep(sender, names, config.retry_seconds, found) if names else 0
     finally:
-        flush.close()
-    return FlushReport(folder, tuple(results), dead_reported=len(dead))
+        sender.close()
+    return found.report(dead_reported=len(dead), given_up=tuple(sender.given_up), sweeps=sweeps)

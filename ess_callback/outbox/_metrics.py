@@ -39,7 +39,7 @@ def metrics_text(report: FlushReport, *, now: float | None = None) -> str:
         "ess_callback_outbox_rejected": counts.rejected,
         "ess_callback_outbox_leases": counts.leases,
         "ess_callback_outbox_oldest_pending_age_seconds": counts.oldest_pending_age_seconds,
-        "ess_callback_flush_delivered": len(report.delivered),
+        "ess_callback_flush_delivered": report.counts.delivered,
         "ess_callback_flush_dead_reported": report.dead_reported,
         "ess_callback_flush_last_run_timestamp_seconds": round(
             time.time() if now is None else now, 3
