@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 import attrs
 
 from ._endings import ChildEnd, command_ending, exit_code
-from ._message import RedactingFilter, Redactor
+from ._message import Redactor
 from ._model import Outcome
 from ._relay import parse_progress
 from ._session import ReportingSession, SenderFuture, WarningList
@@ -48,8 +48,6 @@ class Reporter:
         self.session = ReportingSession(
             settings, self._future, redact=redact, update_interval=update_interval
         )
-        #: hides secrets in the ``ess_callback`` logger's records while ``run`` works
-        self.log_filter = RedactingFilter(redact)
 
     @property
     def warnings(self) -> WarningList:
