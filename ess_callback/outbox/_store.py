@@ -8,7 +8,7 @@ starts the command.
 from __future__ import annotations
 
 import contextlib
-import json
+import math
 import os
 from pathlib import Path
 
@@ -71,13 +71,47 @@ def ensure_folder(path: Path) -> Path:
     return path
 
 
+def dumps(data: dict[str, Any]) -> str:
+    """*data* as ``json.dumps(data, indent=2, sort_keys=True)`` writes it.
+
+    A flat object (strings, numbers, booleans, null: what a lease holds) is written here
+    with the C string encoder alone, because importing the ``json`` package before ``run``
+    starts its command costs more than the rest of writing the lease; anything else is
+    left to ``json``.
+    """
+    try:
+        from _json import encode_basestring_ascii as quote
+    except ImportError:  # an interpreter without the C accelerator
+        from json.encoder import py_encode_basestring_ascii as quote
+
+    fields = []
+    for key in sorted(data):
+        value = data[key]
+        if value is None or isinstance(value, bool):
+            text = {None: "null", True: "true", False: "false"}[value]
+        elif isinstance(value, str):
+            text = quote(value)
+        elif type(value) is int:
+            text = int.__repr__(value)
+        elif type(value) is float and math.isfinite(value):
+            text = float.__repr__(value)
+        else:
+            break
+        fields.append(f"  {quote(key)}: {text}")
+    else:
+        return "{\n" + ",\n".join(fields) + "\n}" if fields else "{}"
+    import json
+
+    return json.dumps(data, indent=2, sort_keys=True)
+
+
 def _write_temp(
     dir_fd: int, name: str, data: dict[str, Any], *, lock: bool, durable: bool = True
 ) -> tuple[str, int]:
     """Write *data* to a fresh temp file next to *name* in the folder *dir_fd*; return its
     name and its open fd (synced to disk unless not *durable*)."""
     tmp = f".{name}.{os.urandom(4).hex()}{TMP_SUFFIX}"
-    payload = (json.dumps(data, indent=2, sort_keys=True) + "\n").encode("utf-8")
+    payload = (dumps(data) + "\n").encode("utf-8")
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
     fd = os.open(tmp, flags, 0o600, dir_fd=dir_fd)
     try:
