@@ -54,7 +54,8 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
     terminalreporter.section("examples of the README and the manual")
     for language in sorted({*ran, *skipped}):
         terminalreporter.write_line(
-            f"{language:>10}: {ran.get(language, 0)} run, {skipped.get(language, 0)} skipped"
+            f"{language:>10}: {ran.get(language, 0)} run or checked, "
+            f"{skipped.get(language, 0)} skipped"
         )
     for skip in skips:
         terminalreporter.write_line(f"skipped {skip}")
