@@ -9,8 +9,9 @@ The convention (also told in docs/development.md):
 * The blocks of a page run in order in one folder of the page's own (the working directory
   and ``HOME``), with a loopback fake scheduler (``auto_submit``) behind
   ``ESS_BASE_URL``, ``ESS_REQUEST_ID=42`` and ``ESS_REQUEST_HANDLE=handle-42``.
-* Port 8765, the one the examples give ``ess-callback fake-server``, is replaced by a free
-  port of the page's own, everywhere on that page (pages run side by side).
+* Port 8765, the one the examples give ``ess-callback fake-server`` (and its default), is
+  replaced by a free port of the page's own, everywhere on that page (pages run side by
+  side): a fake-server command without ``--port`` gets ``--port`` with that port.
 """
 
 from __future__ import annotations
@@ -40,6 +41,8 @@ KNOWN = RUN_AS_PROGRAM | CONFIG | {"pycon", "console", "text"}
 MARKERS = {"file", "exit", "env", "unset", "background", "run", "skip"}
 #: the port examples give fake-server; each page gets a free one instead
 EXAMPLE_PORT = "8765"
+#: a fake-server command line that does not name its port (it listens on 8765 then)
+_FAKE_SERVER = re.compile(r"ess-callback\s+fake-server(?![^\n]*(?:\\\n[^\n]*)*--port)")
 #: how long one block (or one console command) may run
 BLOCK_TIMEOUT = 60.0
 
@@ -265,6 +268,9 @@ class Page:
     skips: list[str] = field(default_factory=list)
 
     def localize(self, text: str) -> str:
+        """*text* with the page's own port for 8765, given or implied (fake-server's
+        default), so that pages run side by side."""
+        text = _FAKE_SERVER.sub(rf"\g<0> --port {self.port}", text)
         return text.replace(EXAMPLE_PORT, self.port)
 
     def shell(self, command: str, timeout: float = BLOCK_TIMEOUT) -> tuple[int, str]:
