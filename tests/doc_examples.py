@@ -9,9 +9,10 @@ The convention (also told in docs/development.md):
 * The blocks of a page run in order in one folder of the page's own (the working directory
   and ``HOME``), with a loopback fake scheduler (``auto_submit``) behind
   ``ESS_BASE_URL``, ``ESS_REQUEST_ID=42`` and ``ESS_REQUEST_HANDLE=handle-42``.
-* Port 8765, the one the examples give ``ess-callback fake-server`` (and its default), is
-  replaced by a free port of the page's own, everywhere on that page (pages run side by
-  side): a fake-server command without ``--port`` gets ``--port`` with that port.
+* The ports 8765 to 8799 that examples give ``ess-callback fake-server`` (8765 is its
+  default) are replaced by free ports of the page's own, everywhere on that page (pages run
+  side by side, with other tests): a fake-server command without ``--port`` gets
+  ``--port`` with the one for 8765.
 """
 
 from __future__ import annotations
@@ -39,14 +40,16 @@ RUN_AS_PROGRAM = {"python", "bash", "sh"}
 CONFIG = {"ini", "yaml", "dockerfile", "toml", "json", "crontab"}
 KNOWN = RUN_AS_PROGRAM | CONFIG | {"pycon", "console", "text"}
 MARKERS = {"file", "exit", "env", "unset", "background", "run", "skip"}
-#: the port examples give fake-server; each page gets a free one instead
-EXAMPLE_PORT = "8765"
+#: the ports examples give fake-server (8765 its default); each page gets free ones instead
+EXAMPLE_PORTS = re.compile(r"(?<![\d.])87(?:6[5-9]|[7-9]\d)(?!\d)")
+DEFAULT_PORT = "8765"
 #: a fake-server command line that does not name its port (it listens on 8765 then)
 _FAKE_SERVER = re.compile(r"ess-callback\s+fake-server(?![^\n]*(?:\\\n[^\n]*)*--port)")
 #: how long one block (or one console command) may run
 BLOCK_TIMEOUT = 60.0
 
 _FENCE = re.compile(r"^(?P<fence>`{3,}|~{3,})(?P<info>[^`]*)$")
+_HEADING = re.compile(r"^(#{1,6})\s+(.*?)\s*#*\s*$")
 _MARKER = re.compile(r"^\s*<!--\s*example:(?P<body>.*?)-->\s*$")
 _EXITS = re.compile(r"\s#\s*exits\s+(\d+)\s*$")
 
@@ -69,6 +72,7 @@ class Block:
     number: int  # 1-based, among the page's blocks
     info: str  # the first word of the info string ("" when none)
     text: str
+    headings: tuple[str, ...] = ()  # the titles of the sections it stands in, outermost first
     markers: dict[str, str] = field(default_factory=dict)
     marker_errors: list[str] = field(default_factory=list)
 
@@ -116,11 +120,16 @@ def read_blocks(path: Path) -> list[Block]:
     lines = path.read_text(encoding="utf-8").splitlines()
     page = path.relative_to(ROOT).as_posix()
     blocks: list[Block] = []
+    headings: list[tuple[int, str]] = []
     i = 0
     while i < len(lines):
         stripped = lines[i].lstrip()
         match = _FENCE.match(stripped)
         if match is None:
+            heading = _HEADING.match(lines[i])
+            if heading is not None:
+                level = len(heading.group(1))
+                headings = [h for h in headings if h[0] < level] + [(level, heading.group(2))]
             i += 1
             continue
         opened = len(lines[i]) - len(stripped)  # a fence may be indented inside a list item
@@ -144,9 +153,9 @@ def read_blocks(path: Path) -> list[Block]:
             comment = _MARKER.match(lines[start - 1])
             if comment is not None:
                 markers, errors = parse_markers(comment.group("body"))
-        blocks.append(
-            Block(page, start + 1, len(blocks) + 1, info, "\n".join(body) + "\n", markers, errors)
-        )
+        text = "\n".join(body) + "\n"
+        titles = tuple(title for _, title in headings)
+        blocks.append(Block(page, start + 1, len(blocks) + 1, info, text, titles, markers, errors))
     return blocks
 
 
@@ -261,17 +270,25 @@ class Page:
 
     folder: Path
     env: dict[str, str]
-    port: str
+    ports: dict[str, str] = field(default_factory=dict)
     background: list[subprocess.Popen[str]] = field(default_factory=list)
+    #: (command, output) of every command run, background ones included (once stopped)
+    outputs: list[tuple[str, str]] = field(default_factory=list)
+    _background_output: list[tuple[str, list[str], threading.Thread]] = field(default_factory=list)
     ran: dict[str, int] = field(default_factory=dict)
     skipped: dict[str, int] = field(default_factory=dict)
     skips: list[str] = field(default_factory=list)
 
     def localize(self, text: str) -> str:
-        """*text* with the page's own port for 8765, given or implied (fake-server's
-        default), so that pages run side by side."""
-        text = _FAKE_SERVER.sub(rf"\g<0> --port {self.port}", text)
-        return text.replace(EXAMPLE_PORT, self.port)
+        """*text* with the page's own ports for 8765 to 8799, given or implied (8765 is
+        fake-server's default), so that pages run side by side."""
+        text = _FAKE_SERVER.sub(rf"\g<0> --port {DEFAULT_PORT}", text)
+        return EXAMPLE_PORTS.sub(self._port_for, text)
+
+    def _port_for(self, match: re.Match[str]) -> str:
+        if match.group(0) not in self.ports:
+            self.ports[match.group(0)] = str(free_port())
+        return self.ports[match.group(0)]
 
     def shell(self, command: str, timeout: float = BLOCK_TIMEOUT) -> tuple[int, str]:
         try:
@@ -288,7 +305,10 @@ class Page:
             )
         except subprocess.TimeoutExpired as exc:
             out = exc.stdout if isinstance(exc.stdout, str) else (exc.stdout or b"").decode()
-            return -1, out + f"\n[timed out after {timeout:.0f} s]"
+            out += f"\n[timed out after {timeout:.0f} s]"
+            self.outputs.append((command, out))
+            return -1, out
+        self.outputs.append((command, done.stdout))
         return done.returncode, done.stdout
 
     def run(self, argv: list[str]) -> tuple[int, str]:
@@ -304,15 +324,28 @@ class Page:
                 with contextlib.suppress(ProcessLookupError):
                     os.killpg(process.pid, signal.SIGKILL)
                 process.wait()
+        for command, seen, pump in self._background_output:
+            pump.join(timeout=5)
+            self.outputs.append((command, "".join(seen)))
+        self._background_output.clear()
+
+    @property
+    def output(self) -> str:
+        """Everything the page's commands printed, in the order they ran (a background
+        command's output once it was stopped)."""
+        return "".join(output for _, output in self.outputs)
 
 
-def run_page(path: Path, folder: Path, fake_url: str) -> Page:
-    """Run every block of the page at *path* in *folder*; raise ExampleFailed at the first
-    block that fails. Returns what ran and what was skipped."""
-    page = Page(folder, page_environment(folder, fake_url), str(free_port()))
+def run_page(path: Path, folder: Path, fake_url: str, section: str | None = None) -> Page:
+    """Run every block of the page at *path* in *folder* (only those under a heading that
+    starts with *section*, when given); raise ExampleFailed at the first block that fails.
+    Returns what ran, what was skipped and what the commands printed."""
+    page = Page(folder, page_environment(folder, fake_url))
     try:
         for block in read_blocks(path):
             if block.is_directive:
+                continue
+            if section is not None and not any(h.startswith(section) for h in block.headings):
                 continue
             wrong = problems([block])
             if wrong:
@@ -411,7 +444,9 @@ def start_background(
         for line in stream:
             seen.append(line)
 
-    threading.Thread(target=pump, daemon=True).start()
+    pumping = threading.Thread(target=pump, daemon=True)
+    pumping.start()
+    page._background_output.append((command, seen, pumping))
     deadline = time.monotonic() + 20
     while True:
         output = "".join(seen)
