@@ -8,6 +8,7 @@ the page, the line of the block's fence and the block, with the output it gave.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -123,3 +124,19 @@ def test_blocks_are_read_with_their_lines_and_markers(tmp_path: Path) -> None:
     lines = page.read_text(encoding="utf-8").splitlines()
     for block in blocks:
         assert lines[block.line - 1].lstrip().startswith(("```", "~~~")), block.where
+
+
+def test_the_api_reference_documents_every_public_name() -> None:
+    """docs/reference/api.md names each public name of ess_callback (listed one by one, in
+    an order that reads well) and documents the other three modules whole."""
+    import ess_callback
+
+    api = (ROOT / "docs" / "reference" / "api.md").read_text(encoding="utf-8")
+    missing = [
+        name
+        for name in ess_callback.__all__
+        if name != "__version__" and not re.search(rf"::\s+ess_callback\.{name}\s*$", api, re.M)
+    ]
+    assert missing == []
+    for module in ("ess_callback.testing", "ess_callback.watch", "ess_callback.outbox"):
+        assert re.search(rf"^\.\. automodule:: {re.escape(module)}\n   :members:", api, re.M)
