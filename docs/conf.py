@@ -10,6 +10,7 @@ Markdown links, which MyST resolves to the built pages.
 
 from __future__ import annotations
 
+import re
 import sys
 from pathlib import Path
 
@@ -66,8 +67,40 @@ html_title = f"ess-callback {release}"
 html_static_path: list[str] = []
 
 
+# Command lines are quoted as typed: "--" stays two hyphens, quotes stay straight.
+smartquotes = False
+
+#: what reStructuredText would read as markup in the commands' help texts, which are plain
+#: text (``ESS_*``, ``***``, ``'export ESS_...'``): a star, a backquote, a bar, a backslash,
+#: and an underscore that ends a word (a reference)
+_RST_MARKUP = re.compile(r"[\\*`|]|(?<=\w)_(?=\W|$)")
+
+
+def _plain(line: str) -> str:
+    return _RST_MARKUP.sub(lambda match: "\\" + match.group(0), line)
+
+
+def _plain_description(app: object, ctx: object, lines: list[str]) -> None:
+    """sphinx-click reads a command's help as reStructuredText; ours is plain text (but for
+    click's ``\\b`` paragraphs, which sphinx-click turns into line blocks)."""
+    for i, line in enumerate(lines):
+        lines[i] = "| " + _plain(line[2:]) if line.startswith("| ") else _plain(line)
+
+
+def _plain_options(app: object, ctx: object, lines: list[str]) -> None:
+    """The help of each option (the indented lines under ``.. option::``), as plain text."""
+    for i, line in enumerate(lines):
+        text = line.lstrip()
+        if line.startswith("    ") and not text.startswith((":", "..")):
+            lines[i] = line[: len(line) - len(text)] + _plain(text)
+
+
 def setup(app: object) -> None:
-    """Highlight ``crontab`` blocks (an info string the examples use) as shell lines."""
+    """Highlight ``crontab`` blocks (an info string the examples use) as shell lines; show
+    the commands' help texts as the plain text they are."""
     from pygments.lexers.shell import BashLexer
 
     app.add_lexer("crontab", BashLexer)  # type: ignore[attr-defined]
+    app.connect("sphinx-click-process-description", _plain_description)  # type: ignore[attr-defined]
+    app.connect("sphinx-click-process-epilog", _plain_description)  # type: ignore[attr-defined]
+    app.connect("sphinx-click-process-options", _plain_options)  # type: ignore[attr-defined]
