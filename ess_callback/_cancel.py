@@ -49,9 +49,11 @@ class CancelWatcher:
     (at most once a minute) and never stop the job. Needs ``settings.base_url``,
     ``request_id`` and ``cancel_poll``; without them ``start()`` does nothing.
 
+    >>> from ess_callback._settings import resolve_settings
+    >>> settings = resolve_settings(cancel_poll=30)     # the job's own ESS_* variables
     >>> watcher = CancelWatcher(settings, on_cancel=lambda reason: print(reason))
     >>> watcher.start()
-    >>> ...                       # the job's work
+    >>> # the job's work
     >>> watcher.stop()
     """
 

@@ -132,6 +132,7 @@ def main() -> None:
       ess-callback fake-server --port 8765
 
     Settings come from ESS_BASE_URL, ESS_REQUEST_ID, ESS_REQUEST_HANDLE and the credentials
-    from ESS_USERNAME + ESS_PASSWORD(_FILE) or ESS_TOKEN(_FILE). See the README for all.
+    from ESS_USERNAME + ESS_PASSWORD(_FILE) or ESS_TOKEN(_FILE). All of them: the
+    manual, docs/reference/environment.md.
     Shell completion (bash): eval "$(_ESS_CALLBACK_COMPLETE=bash_source ess-callback)".
     """

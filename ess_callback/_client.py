@@ -130,7 +130,8 @@ class SchedulerClient:
     """Posts executionStatus callbacks to one ESS server over one ``requests.Session``.
 
     ``auth`` is a ``(username, password)`` tuple for Basic, ``BearerAuth(token)``, or None.
-    ``retry`` is a :class:`RetryPolicy` (8 attempts, 60 s budget, 10 s per attempt by default).
+    ``retry`` is a ``RetryPolicy`` of ``ess_callback._retry`` (8 attempts, 60 s budget, 10 s per
+    attempt by default).
     ``http://`` is refused for a host that is not loopback unless ``allow_http=True``.
     While ``ess_callback.testing.record_callbacks()`` is active, calls are recorded, not sent.
     """

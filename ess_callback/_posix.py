@@ -16,7 +16,7 @@ import sys
 
 __all__ = ["CANCEL_SIGNALS", "PORTABLE", "POSIX_ONLY", "fcntl", "missing"]
 
-#: the parts of ess-callback that need a POSIX system (the README says the same)
+#: the parts of ess-callback that need a POSIX system (the manual says the same: docs/index.md)
 POSIX_ONLY = (
     "JobExecution, the outbox (ess_callback.outbox) and the ess-callback command "
     "(run, send, flush, wait, fake-server)"

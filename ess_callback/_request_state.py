@@ -49,9 +49,13 @@ class RequestStateReader:
     """Reads the state of ESS requests over one ``requests.Session`` (given, and closed
     with the reader): ``state(request_id)`` is the raw RequestDetails ``state``.
 
-    >>> with RequestStateReader(base_url, session, timeout=5.0, ca_bundle=None,
-    ...                         credential_hint=hint) as reader:
-    ...     reader.state(4711)
+    >>> import requests
+    >>> from ess_callback.testing import FakeScheduler
+    >>> with FakeScheduler() as ess:
+    ...     _ = ess.submit(4711)
+    ...     with RequestStateReader(ess.url, requests.Session(), timeout=5.0, ca_bundle=None,
+    ...                             credential_hint=None) as reader:
+    ...         reader.state(4711)
     'RUNNING'
     """
 

@@ -153,10 +153,15 @@ class ReportingSession:
     once the final status went out. Messages are redacted (*redact*) and cut to
     *max_message_bytes*. The callbacks delivered are appended to *sent* when one is given.
 
+    >>> from ess_callback._message import Redactor
+    >>> from ess_callback._sender import make_sender
+    >>> from ess_callback._settings import resolve_settings
+    >>> settings = resolve_settings()               # the job's own ESS_* variables
     >>> session = ReportingSession(settings, make_sender(settings), redact=Redactor())
     >>> session.update("half way")                  # throttled, never blocks, never raises
     >>> outcome = session.finish(Status.SUCCESS, None)
-    >>> code = exit_code_for(outcome)
+    >>> outcome.status, outcome.delivered, exit_code_for(outcome)
+    (<Status.SUCCESS: 'SUCCESS'>, True, 0)
     """
 
     def __init__(

@@ -66,6 +66,7 @@ class SignalGuard:
 
     >>> guard = SignalGuard()
     >>> guard.install()           # armed: a signal unwinds the block
+    True
     >>> guard.hold()              # the final status is on its way: signals are noted
     >>> guard.restore()
     """

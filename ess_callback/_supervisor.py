@@ -59,7 +59,10 @@ GROUP_POLL_SECONDS = 0.05
 class Supervisor:
     """Runs one command as the job: start it, relay, pass signals on, reap, report.
 
-    >>> code = Supervisor(settings, RunOptions(("./extract.sh",)), os.environ).run()
+    >>> from ess_callback._settings import resolve_settings
+    >>> settings = resolve_settings()               # the job's own ESS_* variables
+    >>> Supervisor(settings, RunOptions(("true",)), os.environ).run()
+    0
     """
 
     def __init__(

@@ -221,7 +221,7 @@ def main() -> int:
         say(f"   UNEXPECTED: the fake server exited {stopped}")
     say()
     say("Next: run 'ess-callback fake-server' in a terminal of your own and point a job at it;")
-    say("the README's 'Testing your jobs' shows how to unit-test a job without any server.")
+    say("docs/howto/testing.md shows how to unit-test a job without any server.")
     return 0 if ok else 1
 
 

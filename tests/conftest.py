@@ -30,6 +30,37 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.add_marker(pytest.mark.integration)
 
 
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    """After a run of the manual's examples (tests/test_docs_examples.py): the blocks run and
+    skipped per language, and each skip with its reason."""
+    ran: dict[str, int] = {}
+    skipped: dict[str, int] = {}
+    skips: list[str] = []
+    for reports in terminalreporter.stats.values():
+        for report in reports:
+            if getattr(report, "when", None) != "call":
+                continue
+            for name, value in getattr(report, "user_properties", ()):
+                if name == "examples_run":
+                    for language, count in value.items():
+                        ran[language] = ran.get(language, 0) + count
+                elif name == "examples_skipped":
+                    for language, count in value.items():
+                        skipped[language] = skipped.get(language, 0) + count
+                elif name == "example_skip":
+                    skips.append(value)
+    if not ran and not skipped:
+        return
+    terminalreporter.section("examples of the README and the manual")
+    for language in sorted({*ran, *skipped}):
+        terminalreporter.write_line(
+            f"{language:>10}: {ran.get(language, 0)} run or checked, "
+            f"{skipped.get(language, 0)} skipped"
+        )
+    for skip in skips:
+        terminalreporter.write_line(f"skipped {skip}")
+
+
 #: signals whose SIG_IGN a child inherits but Python sets itself (subprocess and the
 #: wrapper give the child their default back), and those no process can catch
 _NOT_INHERITED = {signal.SIGPIPE, signal.SIGXFSZ, signal.SIGKILL, signal.SIGSTOP}

@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import inspect
 import os
-import re
 import signal
 import subprocess
 import sys
@@ -15,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from doc_examples import ROOT, read_blocks
 
 import ess_callback
 from ess_callback import (
@@ -396,21 +396,24 @@ def test_a_decorated_async_job_reports_what_the_sync_job_reports(
         assert (code, out, received[-1]) == (want_code, want_out, (want_status, want_message))
 
 
-# -- the README -----------------------------------------------------------------------------
+# -- the manual -----------------------------------------------------------------------------
 
 
-def readme_python_examples() -> list[str]:
-    """The ```python blocks of the README's three-forms section, in order."""
-    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text(encoding="utf-8")
-    section = readme.split("<!-- section:python -->", 1)[1].split("<!-- /section:python -->")[0]
-    return re.findall(r"```python\n(.*?)```", section, re.S)
+def three_forms_examples() -> list[str]:
+    """The ```python blocks of the "Three forms" section of the Python-job how-to, in order."""
+    page = ROOT / "docs" / "howto" / "python-job.md"
+    return [
+        block.text
+        for block in read_blocks(page)
+        if block.info == "python" and any(h.startswith("Three forms") for h in block.headings)
+    ]
 
 
 @pytest.mark.integration
-def test_readme_three_forms_run_as_printed() -> None:
-    """The README's with, async with and @job examples run as printed (in dry run) and
+def test_three_forms_in_the_manual_run_as_printed() -> None:
+    """The manual's with, async with and @job examples run as printed (in dry run) and
     print what their comments say."""
-    with_block, async_block, decorated = readme_python_examples()
+    with_block, async_block, decorated = three_forms_examples()
     env = {k: v for k, v in os.environ.items() if not k.startswith("ESS_")}
     printed = []
     for script in (with_block, async_block, decorated):

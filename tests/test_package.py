@@ -231,8 +231,9 @@ def source_files(folder: Path) -> set[str]:
 
 @pytest.mark.integration
 def test_sdist_holds_the_whole_suite_and_the_license(tmp_path: Path) -> None:
-    """The sdist holds every file of tests/ and samples/ (conftest.py and the fixtures
-    included), the changelog and LICENSE, so the suite runs from the unpacked sdist."""
+    """The sdist holds every file of tests/, samples/ and docs/ (conftest.py and the
+    fixtures included; the manual, whose examples are tests, without its build output), the
+    changelog and LICENSE, so the suite runs from the unpacked sdist."""
     with build_sdist(tmp_path) as sdist:
         top = sdist.getnames()[0].split("/")[0]
         names = {n.partition("/")[2] for n in sdist.getnames()}
@@ -240,7 +241,10 @@ def test_sdist_holds_the_whole_suite_and_the_license(tmp_path: Path) -> None:
         assert pkg_info is not None
         metadata = pkg_info.read().decode()
     expected = source_files(ROOT / "tests") | source_files(ROOT / "samples")
+    expected |= {n for n in source_files(ROOT / "docs") if not n.startswith("docs/_build/")}
     assert "tests/conftest.py" in expected
+    assert {"docs/conf.py", "docs/index.md", "docs/reference/cli.md"} <= expected
+    assert not any(n.startswith("docs/_build/") for n in names)
     assert any(n.startswith("tests/fixtures/") for n in expected)
     assert expected - names == set()
     for name in ("LICENSE", "CHANGELOG.md", "README.md", "setup.cfg", "ess_callback/py.typed"):

@@ -3,14 +3,14 @@ fixture records for one test and stops afterwards. Run as a user would, in a fre
 
 from __future__ import annotations
 
-import os
 import re
-import subprocess
-import sys
 from importlib.metadata import entry_points
 from pathlib import Path
 
 import pytest
+from doc_examples import ROOT, run_page
+
+from ess_callback.testing import FakeScheduler
 
 pytestmark = pytest.mark.integration
 
@@ -86,22 +86,12 @@ def test_fixture_comes_from_the_entry_point(pytester: pytest.Pytester) -> None:
     assert without.ret != 0
 
 
-def readme_testing_examples() -> list[str]:
-    """The ```python blocks of the README's "Testing your jobs" section, in order."""
-    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text(encoding="utf-8")
-    section = readme.split("<!-- section:testing -->", 1)[1].split("<!-- /section:testing -->")[0]
-    return re.findall(r"```python\n(.*?)```", section, re.S)
-
-
-def test_readme_testing_examples_run(pytester: pytest.Pytester) -> None:
-    """Every Python example of the README's testing section runs as printed: the scripts
-    exit 0 and the fixture example's tests pass."""
-    recording, fixture_tests, fake_scheduler, watched = readme_testing_examples()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("ESS_")}
-    for script in (recording, fake_scheduler, watched):
-        done = subprocess.run(
-            [sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=60
-        )
-        assert done.returncode == 0, done.stderr
-    pytester.makepyfile(test_close_books=fixture_tests)
-    pytester.runpytest_subprocess("-p", "no:cacheprovider").assert_outcomes(passed=2)
+@pytest.mark.integration
+def test_the_manual_fixture_example_passes(tmp_path: Path) -> None:
+    """The testing how-to's fixture example, run as the manual's harness runs it (written to
+    test_close_books.py, then pytest), passes both its tests. (The page's other examples,
+    recording and the fake scheduler, run in its harness test.)"""
+    page = ROOT / "docs" / "howto" / "testing.md"
+    with FakeScheduler(auto_submit=True) as fake:
+        ran = run_page(page, tmp_path, fake.url, section="The pytest fixture")
+    assert re.search(r"^2 passed in ", ran.output, re.MULTILINE), ran.output

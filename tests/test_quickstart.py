@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from doc_examples import ROOT, match_output, read_blocks
 
 QUICKSTART = Path(__file__).resolve().parent.parent / "samples" / "quickstart.py"
 
@@ -61,3 +62,11 @@ def test_quickstart_shows_the_whole_flow_through_fake_server_and_exits_0(tmp_pat
         assert f"request {request_id}  ended {status}  (job exit {code})  as expected" in out
     assert "UNEXPECTED" not in out
     assert "Traceback" not in out + done.stderr
+    # The README's excerpt of this output shows only what the run prints.
+    (excerpt,) = (
+        block.text
+        for block in read_blocks(ROOT / "README.md")
+        if block.info == "text" and "Quick start" in block.headings
+    )
+    missing = match_output(excerpt.splitlines(), out)
+    assert missing is None, f"README.md's quick start output: {missing}\n{out}"

@@ -2,7 +2,7 @@
 
 Every test here runs jobs or flushes as separate processes against the loopback
 ``FakeScheduler`` and its fault injection; each prints the figures it reached (run with
-``-s`` to see them; the README quotes them). The fakes run with ``auto_submit``: each job's
+``-s`` to see them; docs/guarantees.md quotes them). The fakes run with ``auto_submit``: each job's
 request is submitted on its first callback, with the handle its job was given.
 """
 

@@ -7,9 +7,7 @@ import contextlib
 import fcntl
 import json
 import os
-import re
 import signal
-import socket
 import subprocess
 import sys
 import termios
@@ -19,6 +17,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from doc_examples import ROOT, run_page
 from helpers import wait_until
 
 from ess_callback import Callback, Status
@@ -912,41 +911,21 @@ def test_cancel_in_ess_stops_the_command_and_posts_cancel(
     assert fake.state(42) == "CANCELLED"
 
 
-# -- the README --------------------------------------------------------------------------------
-README = Path(__file__).resolve().parent.parent / "README.md"
+# -- the manual --------------------------------------------------------------------------------
 
 
-def readme_run_example() -> str:
-    """The first shell block of the README's ``run`` section, as a user would paste it."""
-    text = README.read_text()
-    section = text[text.index("<!-- section:run -->") : text.index("<!-- /section:run -->")]
-    start = section.index("```sh\n") + len("```sh\n")
-    return section[start : section.index("```", start)]
-
-
-def test_readme_run_example_works_as_written(tmp_path: Path) -> None:
-    """The README's fake-server + run example, pasted into bash, ends each request as it
-    says (SUCCESS, then a BUSINESS_ERROR for another request) and stops the server."""
-    with socket.socket() as sock:  # a free port instead of 8765, which may be taken here
-        sock.bind(("127.0.0.1", 0))
-        port = str(sock.getsockname()[1])
-    script = readme_run_example().replace("8765", port)
-    env = {k: v for k, v in os.environ.items() if not k.startswith("ESS_")}
-    env["PATH"] = os.path.dirname(WRAPPER) + os.pathsep + env.get("PATH", "")
-    env["ESS_CALLBACK_OUTBOX"] = str(tmp_path / "outbox")
-    done = subprocess.run(
-        ["bash", "-c", script + "\nwait\n"],
-        env=env,
-        cwd=README.parent,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert done.returncode == 0, done.stdout + done.stderr
-    assert re.search(r"request 42  SUCCESS$", done.stdout, re.MULTILINE), done.stdout
-    assert re.search(r"request 43  BUSINESS_ERROR  exit code 3", done.stdout), done.stdout
-    assert "# stopped; " in done.stdout  # kill %1 ended the server cleanly
-    assert "not delivered" not in done.stderr and "Traceback" not in done.stderr
+def test_the_manual_run_example_ends_each_request_as_it_says(tmp_path: Path) -> None:
+    """The "Wrap a script" example of the script how-to, run as the manual's harness runs
+    it, ends each request as the page says: request 42 SUCCESS, then request 43
+    BUSINESS_ERROR with "exit code 3" and the end of the script's stderr."""
+    page = ROOT / "docs" / "howto" / "script.md"
+    with FakeScheduler(auto_submit=True) as fake:
+        ran = run_page(page, tmp_path, fake.url, section="Wrap a script")
+        assert fake.callbacks_for(42)[-1].status is Status.SUCCESS
+        closed = fake.callbacks_for(43)[-1]
+    assert closed.status is Status.BUSINESS_ERROR
+    assert (closed.message or "").startswith("exit code 3\n--- stderr ---\naccounting period")
+    assert "Traceback" not in ran.output
 
 
 # -- the sample -------------------------------------------------------------------------------

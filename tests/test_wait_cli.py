@@ -17,6 +17,7 @@ import pytest
 import responses
 from cli_runner import cli_runner
 from click.testing import Result
+from doc_examples import ROOT, run_page
 from helpers import saas_body
 
 from ess_callback import Status
@@ -648,50 +649,27 @@ def test_unusable_requests_ca_bundle_is_one_line_not_a_traceback() -> None:
     assert "/nonexistent/ca.pem" in result.stderr
 
 
-# -- the README ---------------------------------------------------------------------------
-README = Path(__file__).resolve().parent.parent / "README.md"
-
-
-def readme_try_it_block() -> str:
-    """The shell block after "Try it with no server at hand" in the README's wait section."""
-    text = README.read_text(encoding="utf-8")
-    section = text[text.index("<!-- section:watch -->") : text.index("<!-- /section:watch -->")]
-    after = section[section.index("Try it with no server at hand") :]
-    start = after.index("```sh\n") + len("```sh\n")
-    return after[start : after.index("```", start)]
+# -- the manual ---------------------------------------------------------------------------
 
 
 @pytest.mark.integration
-def test_readme_wait_examples_work_as_pasted_against_fake_server(tmp_path: Path) -> None:
-    """The README's try-it block, pasted into bash, waits on all four APIs through
-    'ess-callback fake-server --watched': ESS and saas-batch succeed, PaaS WARN is a success,
-    the CFW task fails (exit 1), and the server stops cleanly."""
-    with socket.socket() as sock:  # a free port instead of 8765, which may be taken here
-        sock.bind(("127.0.0.1", 0))
-        port = str(sock.getsockname()[1])
-    script = readme_try_it_block().replace("8765", port)
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("ESS_", "WATCH_"))}
-    env["PATH"] = os.path.dirname(sys.executable) + os.pathsep + env.get("PATH", "")
-    env["ESS_CALLBACK_OUTBOX"] = str(tmp_path / "outbox")
-    done = subprocess.run(
-        ["bash", "-e", "-c", script + "\nwait\n"],
-        env=env,
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    out = done.stdout
-    assert done.returncode == 0, out + done.stderr
+def test_the_manual_wait_examples_work_as_pasted_against_fake_server(tmp_path: Path) -> None:
+    """The wait how-to's shell examples, run as the manual's harness runs them, wait on all
+    four APIs through 'ess-callback fake-server --watched': ESS and saas-batch succeed, PaaS
+    WARN is a success, the CFW task fails (exit 1), and the server stops cleanly."""
+    page = ROOT / "docs" / "howto" / "wait.md"
+    with FakeScheduler(auto_submit=True) as fake:
+        ran = run_page(page, tmp_path, fake.url, section="Wait from the shell")
+    out = ran.output
     assert "ess job 4711: SUCCEEDED" in out
     assert "saas-batch job 44046: PENDING (ENQUEUED) 0%" in out
     assert "saas-batch job 44046: SUCCEEDED 100%" in out
     assert "paas job 17465: SUCCEEDED (WARN) - CREATE_SERVICE" in out
     assert "huawei job f588ce71-e26c-400d-8981-f854355f6849: FAILED" in out
-    assert "the CFW task failed: exit 1" in out
+    # the failed CFW task's exit 1: the page's "# exits 1", which run_page holds it to
     assert re.search(r"request 4711  SUCCESS$", out, re.MULTILINE)
     assert "# stopped; 1 callback(s) received" in out
-    assert "Traceback" not in done.stderr
+    assert "Traceback" not in out
 
 
 def test_unresolvable_host_ends_the_wait_at_once_exit_75() -> None:

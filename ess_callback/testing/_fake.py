@@ -40,11 +40,16 @@ REPEAT_FINAL = ("reject", "accept")
 class FakeScheduler(FaultInjection):
     """A loopback ESS that behaves as Oracle documents it (SPEC section 8).
 
+    >>> from ess_callback import JobExecution
     >>> with FakeScheduler() as ess:
     ...     request = ess.submit(42)        # requests exist only once submitted
-    ...     # give the job ess.env(request) (ESS_BASE_URL, ESS_REQUEST_ID, ...), run it, then:
+    ...     env = ess.env(request)          # ESS_BASE_URL, ESS_REQUEST_ID, ... for the job
+    ...     with JobExecution(base_url=ess.url, request_id=42, request_handle=request.handle):
+    ...         pass                        # the job
     ...     ess.received                    # the accepted Callbacks, in order
     ...     ess.state(42)                   # "SUCCEEDED", "RUNNING", ...
+    [Callback(request_id=42, ..., status=<Status.SUCCESS: 'SUCCESS'>, message=None)]
+    'SUCCEEDED'
 
     Credentials given here are required of every call (Basic or bearer); with none given,
     any call is accepted. A callback for a request that was never submitted is answered 404

@@ -1,9 +1,13 @@
 """Waiting on other jobs: status readers for four APIs and ``wait()`` (SPEC section 9).
 
+>>> from ess_callback.testing import FakeScheduler
 >>> from ess_callback.watch import SaasBatchReader, wait
->>> reader = SaasBatchReader("https://fa.example.com", token)
->>> final = wait(reader, "44046", timeout=3600, poll=10)
->>> final.state, final.message
+>>> with FakeScheduler() as fusion:             # a stand-in for Fusion's Job Scheduler
+...     fusion.add_watched("saas-batch", "44046", [("RUNNING", 50, None), ("SUCCEEDED", 100, None)])
+...     reader = SaasBatchReader(fusion.url, "a-token")
+...     final = wait(reader, "44046", timeout=3600, poll=0.01)
+>>> final.state
+<JobState.SUCCEEDED: 'SUCCEEDED'>
 """
 
 from ._http import HostNotFoundError
