@@ -57,6 +57,7 @@ nitpick_ignore = [
     ("py:class", "enum.Enum"),
     ("py:class", "pathlib.Path"),
     ("py:class", "requests.Session"),
+    ("py:class", "ess_callback._frozen.Frozen"),
     ("py:class", "ess_callback.testing._faults.FaultInjection"),
     ("py:class", "ess_callback.watch._http.HttpReader"),
 ]

@@ -28,7 +28,7 @@ if TYPE_CHECKING:
 
     from .._settings import outbox_folder
     from ._flush import flush_outbox
-    from ._flush_report import FlushReport, FlushResult
+    from ._flush_report import FlushCounts, FlushReport, FlushResult
     from ._listing import list_leases, list_outbox
     from ._outbox import FORMAT_VERSION, CorruptEntryError, OutboxEntry, OutboxError, read_entry
 
@@ -36,6 +36,7 @@ if TYPE_CHECKING:
 _WHERE = {
     "FORMAT_VERSION": "._outbox",
     "CorruptEntryError": "._outbox",
+    "FlushCounts": "._flush_report",
     "FlushReport": "._flush_report",
     "FlushResult": "._flush_report",
     "OutboxEntry": "._outbox",
@@ -50,6 +51,7 @@ _WHERE = {
 __all__ = [
     "FORMAT_VERSION",
     "CorruptEntryError",
+    "FlushCounts",
     "FlushReport",
     "FlushResult",
     "OutboxEntry",

@@ -58,7 +58,7 @@ class FlushReport:
     """The outcome of one flush: what was delivered, rejected, kept (pending) or set aside.
 
     ``counts`` holds the exact numbers. ``results`` (and ``delivered``, ``pending``, ...)
-    hold at most :data:`SAMPLES` files of each kind, the first ones to end that way, so that
+    hold at most ``SAMPLES`` (100) files of each kind, the first ones to end that way, so that
     a flush of any backlog keeps its memory flat.
     """
 
