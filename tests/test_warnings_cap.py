@@ -74,17 +74,29 @@ def test_without_a_window_later_short_warnings_still_fit() -> None:
 
 
 # -- JobExecution --------------------------------------------------------------------------
+def nothing_left_out(warnings: list[str], room: int) -> bool:
+    """Whether the first part (*room* characters, filled in order until a warning does not
+    fit) and the window after it (*room* characters too) hold every warning."""
+    head = room
+    for split, text in enumerate(warnings):
+        head -= len(text) + 1
+        if head < 0:
+            return sum(len(w) + 1 for w in warnings[split:]) <= room
+    return True
+
+
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     warnings=st.lists(st.text(max_size=40), min_size=1, max_size=12),
     limit=st.integers(min_value=24, max_value=200),
 )
+# the first part stops at the first warning that does not fit; the rest overflow the window
+@example(warnings=["0" * n for n in (6, 17, 23, 5, 6, 11)], limit=24)
 def test_message_is_unchanged_while_the_warnings_fit(warnings: list[str], limit: int) -> None:
     """While the warnings fit in the first part and the window (twice the message's size
     each), the message is exactly the one sent before there was a cap."""
     secret = "s3cr3t-pw"
-    fits = all(len(w) <= limit for w in warnings)
-    fits = fits and sum(len(w) + 1 for w in warnings) <= 4 * limit
+    fits = all(len(w) <= limit for w in warnings) and nothing_left_out(warnings, 2 * limit)
     message, job = sent_message(warnings, secret, limit)
     if fits:
         assert message == old_message(warnings, secret, limit)
