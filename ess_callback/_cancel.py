@@ -4,7 +4,7 @@ ESS cannot signal a process it did not start: a cancelled asynchronous request g
 CANCELLING and waits for the job to report CANCEL. So the job looks, in a daemon thread,
 with Oracle's job-side call ``POST .../requests/{id}/checkInCancelling`` (which also counts
 as the job's check-in for ``forceCancel``), or, from an ESS without that call, by reading
-the request's state (``_request_state.py``; SPEC section 10).
+the request's state (``_request_state.py``; docs/howto/cancel.md).
 """
 
 from __future__ import annotations

@@ -50,7 +50,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("ess_callback")
 
 STATUS_PATH = "/ess/rest/scheduler/v1/requests/{request_id}/executionStatus"
-#: the request states a final status leads to (SPEC section 5): a retried final status
+#: the request states a final status leads to (docs/reference/retries.md): a retried final status
 #: refused with 400 or 409 was delivered after all when the request already stands there
 LEADS_TO: dict[Status, frozenset[str]] = {
     Status.SUCCESS: frozenset({"SUCCEEDED"}),
@@ -219,7 +219,7 @@ class SchedulerClient:
         retry policy; never other 4xx. A final status sent more than once (a retry here, or
         *sent_before*: an earlier send, e.g. before it went to the outbox, got no answer)
         and then refused with 400 or 409 counts as delivered when the request's state shows
-        it arrived (SPEC section 5).
+        it arrived (docs/reference/retries.md).
         """
         status = Status.parse(status)
         if message is not None:
@@ -288,8 +288,8 @@ class SchedulerClient:
                     error.retry_after = retry_after
                     raise error
                 if attempt == 1 and callback.status.is_final:
-                    # SPEC 5's retry notice: a wrong port or a down scheduler must not
-                    # mean a silent minute at the default log level.
+                    # the retry notice (docs/reference/retries.md): a wrong port or a down
+                    # scheduler must not mean a silent minute at the default log level.
                     log.warning(
                         "final status %s not delivered yet: %s; retrying for up to %.0f s",
                         callback.status,
@@ -402,7 +402,7 @@ class SchedulerClient:
         """True when ESS refused a final status sent again (*code* 400 or 409) because an
         earlier attempt, whose answer was lost, already delivered it: the request, read with
         the same credentials and TLS settings within *seconds*, stands where that status
-        leads (SPEC 5)."""
+        leads (docs/reference/retries.md)."""
         expected = LEADS_TO.get(callback.status)
         if expected is None or callback.request_id is None:
             return False

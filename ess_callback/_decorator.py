@@ -1,4 +1,6 @@
-"""``@job``: a function whose every call is one execution reported to ESS (SPEC section 13).
+"""``@job``: a function whose every call is one execution reported to ESS.
+
+See docs/howto/python-job.md.
 
 A plain function runs inside ``with JobExecution(...)``, an ``async def`` one inside
 ``async with JobExecution(...)``: the end rules, signals and the final send are those of

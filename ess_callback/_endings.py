@@ -1,9 +1,9 @@
 """How an execution's end becomes a status: the two tables of rules, as pure functions.
 
-``block_ending`` is the Python table (SPEC section 4: how a ``JobExecution`` block ended),
-``command_ending`` the ``run`` table (SPEC section 7: how a command ended, as the supervisor
-saw it). Both return an :class:`Ending` and touch nothing, so every row can be tested
-without a scheduler or a process.
+``block_ending`` is the Python table (how a ``JobExecution`` block ended), ``command_ending``
+the ``run`` table (how a command ended, as the supervisor saw it); both are in
+docs/reference/status-mapping.md. Both return an :class:`Ending` and touch nothing, so
+every row can be tested without a scheduler or a process.
 """
 
 from __future__ import annotations
@@ -39,7 +39,7 @@ class Ending:
     exit_code: int | None = None
 
 
-# -- the Python table (SPEC section 4) ------------------------------------------------------
+# -- the Python table (docs/reference/status-mapping.md) -------------------------------
 def block_ending(
     exc: BaseException | None,
     *,
@@ -50,7 +50,8 @@ def block_ending(
 ) -> Ending:
     """How a ``JobExecution`` block that ended with *exc* (None: normally) is reported.
 
-    The first rule that matches wins (SPEC section 4): a signal (``SignalReceived``, with
+    The first rule that matches wins (docs/reference/status-mapping.md):
+    a signal (``SignalReceived``, with
     *cancel_reason* when a cancel seen in ESS sent it), ``JobCancelled``,
     ``KeyboardInterrupt`` and ``asyncio.CancelledError`` CANCEL; ``JobPaused`` PAUSE;
     ``JobSuspended`` SUSPEND; what *classify* chose; ``BusinessError`` and *business_errors*
@@ -128,7 +129,7 @@ def _warning_text(warnings: Sequence[str], extra: str | None = None) -> str:
     return "\n".join([*warnings, *([extra] if extra else [])])
 
 
-# -- the run table (SPEC section 7) ---------------------------------------------------------
+# -- the run table (docs/reference/status-mapping.md) ----------------------------------
 @attrs.frozen
 class ChildEnd:
     """What the supervisor saw of the command's end."""

@@ -76,8 +76,9 @@ class JobExecution:
     ...     job.update("extracted 1200 rows")
     ...     job.warn("3 rows skipped")       # the end becomes WARNING
 
-    How the block ended decides the status (SPEC section 4): cancellation and signals give
-    CANCEL, ``JobPaused`` PAUSE, ``JobSuspended`` SUSPEND, ``classify(exc)`` may choose,
+    How the block ended decides the status (docs/reference/status-mapping.md):
+    cancellation and signals give CANCEL, ``JobPaused`` PAUSE, ``JobSuspended`` SUSPEND,
+    ``classify(exc)`` may choose,
     ``BusinessError`` (or a class in *business_errors*) BUSINESS_ERROR, ``JobWarning`` or
     ``job.warn`` WARNING, any other exception ERROR, a normal end SUCCESS.
     """

@@ -36,7 +36,7 @@ class Callback:
         return body
 
     def __iter__(self) -> Iterator[Any]:
-        """Unpack as the tuple SPEC writes: ``(request_id, request_handle, status, message)``."""
+        """Unpack as a tuple: ``(request_id, request_handle, status, message)``."""
         return iter((self.request_id, self.request_handle, self.status, self.message))
 
 

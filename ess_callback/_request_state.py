@@ -1,8 +1,8 @@
 """An ESS request's state: ``GET {base}/ess/rest/scheduler/v1/requests/{id}``.
 
 The one reading of a RequestDetails body's ``state``: the job's cancellation check
-(SPEC section 10), the retried final status (SPEC section 5) and ``watch``'s ``EssReader``
-all go through it.
+(docs/howto/cancel.md), the retried final status (docs/reference/retries.md) and ``watch``'s
+``EssReader`` all go through it.
 """
 
 from __future__ import annotations

@@ -188,7 +188,7 @@ class ReportingSession:
         self._finished = False
         #: how the final status went, once ``finish`` returned
         self.outcome: Outcome | None = None
-        #: the execution's lease in the outbox's ``running/`` (SPEC 11), once held
+        #: the execution's lease in the outbox's ``running/`` (docs/guarantees.md), once held
         self.lease: Lease | None = None
 
     def __repr__(self) -> str:
@@ -207,7 +207,7 @@ class ReportingSession:
         self, kind: str, *, command: tuple[str, ...] | None = None, durable: bool = True
     ) -> None:
         """Write the execution's lease (not in dry run or recording), so that a flush can
-        report it should the process die without reporting (SPEC 11)."""
+        report it should the process die without reporting (docs/guarantees.md)."""
         from .outbox._lease_file import open_lease
 
         self.lease = open_lease(

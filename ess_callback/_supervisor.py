@@ -107,7 +107,7 @@ class Supervisor:
         self._look_at_child = True  # set again by each SIGCHLD
         self._watcher: CancelWatcher | None = None
         self._exec_pipe = -1  # a forked command's exec result (see _spawn.py)
-        #: the cgroup whose memory.events tells an OOM kill (SPEC 11)
+        #: the cgroup whose memory.events tells an OOM kill (docs/guarantees.md)
         self._cgroup = _host.cgroup_folder(settings.cgroup_dir)
         self._oom_before: int | None = None
 

@@ -24,7 +24,7 @@ import attrs
 if TYPE_CHECKING:
     import requests
 
-#: the most of an answer's body ever read (SPEC 2: "a few KB")
+#: the most of an answer's body ever read (docs/reference/wire-format.md)
 BODY_CAP = 8192
 
 _local = threading.local()

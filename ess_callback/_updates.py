@@ -154,7 +154,7 @@ class UpdatePump:
                 with self._lock:
                     with self._state:
                         # However late the thread woke, never two posts closer than the
-                        # interval (SPEC: due once the previous was *posted* that long ago).
+                        # interval (due once the previous was *posted* that long ago).
                         self._next_due = max(self._next_due, self._clock() + self._interval)
                     self._deliver_safely(item[1])
                 continue

@@ -9,6 +9,8 @@ The convention (also told in docs/development.md):
 * The blocks of a page run in order in one folder of the page's own (the working directory
   and ``HOME``), with a loopback fake scheduler (``auto_submit``) behind
   ``ESS_BASE_URL``, ``ESS_REQUEST_ID=42`` and ``ESS_REQUEST_HANDLE=handle-42``.
+* A console command that is only ``export NAME=VALUE ...`` changes the page's environment
+  for the blocks after it, as in a shell.
 * The ports 8765 to 8799 that examples give ``ess-callback fake-server`` (8765 is its
   default) are replaced by free ports of the page's own, everywhere on that page (pages run
   side by side, with other tests): a fake-server command without ``--port`` gets
@@ -420,6 +422,27 @@ def run_console(page: Page, block: Block, text: str) -> None:
         missing = match_output(expected, output)
         if missing:
             raise _report(block, f"`{command}`: {missing}", output)
+        apply_export(page, command)
+
+
+#: one word of an ``export`` line: NAME=VALUE
+_ASSIGNMENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*=.*", re.DOTALL)
+
+
+def apply_export(page: Page, command: str) -> None:
+    """A console command that is only ``export NAME=VALUE ...`` sets those variables for
+    the page's later blocks too, as it would in the reader's shell."""
+    try:
+        words = shlex.split(command)
+    except ValueError:
+        return
+    if len(words) < 2 or words[0] != "export":
+        return
+    if not all(_ASSIGNMENT.fullmatch(word) for word in words[1:]):
+        return
+    for word in words[1:]:
+        name, _, value = word.partition("=")
+        page.env[name] = value
 
 
 def start_background(

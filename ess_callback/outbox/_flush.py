@@ -2,7 +2,7 @@
 
 What one run (one ``ess-callback flush``, one ``flush_outbox()`` call) does:
 
-1. Each dead execution of this host (SPEC 11) becomes an ERROR entry of the outbox.
+1. Each dead execution of this host (docs/guarantees.md) becomes an ERROR entry of the outbox.
 2. The folder is listed once, by name (names start with the creation time: oldest first).
    Only the names are held; each file is claimed, read, sent and let go one at a time, so a
    run's memory does not grow with the backlog. The report keeps counts and at most
@@ -56,7 +56,7 @@ log = logging.getLogger("ess_callback")
 
 #: temp files older than this were left by a writer that died mid-write
 STALE_TEMP_SECONDS = 3600.0
-#: the longest one attempt of a flush may take (SPEC 5's per-attempt timeout)
+#: the longest one attempt of a flush may take (the per-attempt timeout, docs/reference/retries.md)
 ATTEMPT_SECONDS = 10.0
 #: the wait before sweep n+1 grows from SWEEP_WAIT (jittered) up to SWEEP_MAX_WAIT: a sweep
 #: over many files already spaces the attempts at each one, so the wait matters only once
@@ -265,7 +265,8 @@ def flush_outbox(
     of each kind, so that its memory stays flat at any backlog.
 
     First, each dead execution of this host (a lease in ``running/`` whose process is gone,
-    SPEC 11) has what is left of it stopped and becomes an ERROR entry, sent with the rest;
+    docs/guarantees.md) has what is left of it stopped and becomes an ERROR entry, sent with
+    the rest;
     ``report.dead_reported`` counts them.
     Raises ``ConfigurationError`` for malformed settings and ``OutboxError`` when the folder
     cannot be read or written; every per-file trouble ends up in the report instead.

@@ -69,8 +69,8 @@ class FlushReport:
     existed: bool = True
     #: True when nothing was sent: ``pending`` lists what would have been
     dry_run: bool = False
-    #: dead executions (SPEC 11) reported as ERROR: each became an outbox entry, sent with
-    #: the rest
+    #: dead executions (docs/guarantees.md) reported as ERROR: each became an outbox entry,
+    #: sent with the rest
     dead_reported: int = 0
     #: the exact counts per kind; None: counted from ``results`` (a report built by hand)
     totals: FlushCounts | None = None

@@ -44,7 +44,7 @@ log = logging.getLogger("ess_callback")
 
 #: 4xx answers that a later retry may turn around: the flush's own setup is at fault
 FIXABLE_STATUSES = frozenset({401, 407, 415})
-#: a final status sent this long after it was kept says when the job ended (SPEC 11)
+#: a final status sent this long after it was kept says when the job ended (docs/guarantees.md)
 LATE_SECONDS = 60.0
 LATE_STATUSES = frozenset({Status.ERROR, Status.BUSINESS_ERROR, Status.WARNING})
 DEFAULT_PORTS = {"https": 443, "http": 80}
@@ -257,7 +257,7 @@ class FlushSender:
             return FlushResult(path, PENDING, entry, now_at=path, reason=f"not tried: {stop}")
         server = self.other_server(entry.base_url)
         if server is not None:
-            # Credentials go only to their own server (SPEC 6): this one waits for a flush
+            # Credentials go only to their own server: this one waits for a flush
             # with that server's settings, untouched.
             log.info("%s kept: it is for another server, %s", path.name, server)
             why = f"for another server, {server}"
@@ -361,7 +361,8 @@ class FlushSender:
             )
             return FlushResult(path, PENDING, entry, now_at=path, reason=str(error), error=error)
         if base not in self.warned:
-            # SPEC 5's retry notice, once per server and run: not one line per file.
+            # the retry notice (docs/reference/retries.md), once per server and run: not one
+            # line per file.
             self.warned.add(base)
             budget = self.config.retry_seconds
             log.warning(

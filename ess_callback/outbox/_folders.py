@@ -2,7 +2,7 @@
 followed through a symbolic link, never another user's, never open to others' writes.
 
 A kept callback carries the request handle that identifies a live execution, so the outbox
-and every folder made for it are for the job's user alone (SPEC section 6). The folder is
+and every folder made for it are for the job's user alone (docs/howto/install.md). The folder is
 opened with ``O_NOFOLLOW | O_DIRECTORY`` and checked and tightened through that descriptor
 (``fstat``, ``fchmod``), and files are written and moved relative to it, so that a link
 planted in place of the folder (``corrupt -> /etc``) is refused, not followed.

@@ -1,5 +1,5 @@
 """This process's own lease: written when an execution starts, removed once its end is
-safe (SPEC section 11; ``_leases.py`` reads leases back and reports the dead ones).
+safe (docs/guarantees.md; ``_leases.py`` reads leases back and reports the dead ones).
 
 Light on purpose: ``run`` writes its lease before it starts the command.
 """

@@ -2,7 +2,7 @@
 
 An execution (``JobExecution``, ``run``, ``wait --relay``) writes a lease into ``running/``
 inside the outbox folder when it starts, and removes it once its final status was
-delivered, kept in the outbox, or refused for good (SPEC section 11). At every moment an
+delivered, kept in the outbox, or refused for good (docs/guarantees.md). At every moment an
 execution is thus in a lease, in the outbox, or delivered. A lease whose process is gone
 (killed by SIGKILL or the out-of-memory killer, or the host restarted) is a *dead
 execution*: ``flush`` stops what is left of it and turns its lease into an ERROR entry of

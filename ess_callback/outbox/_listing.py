@@ -56,7 +56,7 @@ def list_outbox(
 def list_leases(
     outbox: str | os.PathLike[str] | None = None, *, env: Mapping[str, str] | None = None
 ) -> list[LeaseRecord]:
-    """The leases of running executions in the outbox's ``running/`` (SPEC 11), oldest
+    """The leases of running executions in the outbox's ``running/`` (docs/guarantees.md), oldest
     first (unreadable files left out); nothing is checked or changed."""
     folder = outbox_folder(outbox, env)
     leases = []
@@ -139,7 +139,7 @@ def _entry_item(path: Path, state: str, now: float) -> OutboxItem:
 
 
 def _lease_item(path: Path, now: float) -> OutboxItem:
-    """A lease (SPEC 11) as a listed item; one that cannot be read is still listed."""
+    """A lease (docs/guarantees.md) as a listed item; one that cannot be read is still listed."""
     try:
         lease = read_lease(path)
     except (OSError, ValueError):

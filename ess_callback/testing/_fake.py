@@ -38,7 +38,7 @@ REPEAT_FINAL = ("reject", "accept")
 
 
 class FakeScheduler(FaultInjection):
-    """A loopback ESS that behaves as Oracle documents it (SPEC section 8).
+    """A loopback ESS that behaves as Oracle documents it (docs/howto/testing.md).
 
     >>> from ess_callback import JobExecution
     >>> with FakeScheduler() as ess:

@@ -480,7 +480,7 @@ class Handler(BaseHTTPRequestHandler):
         self._json_answer(seen, 200, details)
 
     def _get_watched(self, seen: ReceivedRequest, api: str, match: re.Match[str]) -> None:
-        """A watched API's job status, in its vendor's shape (SPEC section 8)."""
+        """A watched API's job status, in its vendor's shape (docs/howto/testing.md)."""
         token_header = WATCHED_TOKEN_HEADERS.get(api)
         if token_header is not None:
             allowed = self.fake._token is None or self.headers.get(token_header) == self.fake._token

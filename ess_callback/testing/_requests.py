@@ -1,5 +1,5 @@
 """The fake scheduler's requests: ESS's documented states, what a callback does to them,
-and the RequestDetails body a GET answers (SPEC section 8).
+and the RequestDetails body a GET answers (docs/howto/testing.md).
 
 Only what Oracle documents is modelled: the states of ``oracle.as.scheduler.State``, the
 ``cause`` values of RequestDetails, and the cancel rules of ``POST .../requests/{id}/cancel``.

@@ -1,4 +1,6 @@
-"""Fakes of the job-status APIs that ``ess-callback wait`` reads (SPEC sections 8 and 9).
+"""Fakes of the job-status APIs that ``ess-callback wait`` reads.
+
+See docs/howto/testing.md and docs/howto/wait.md.
 
 Each watched job answers its GETs with the next of its steps (the last one repeats), in a
 body shaped like the vendor's documented example, at the vendor's path; an unknown job is

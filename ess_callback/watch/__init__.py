@@ -1,4 +1,4 @@
-"""Waiting on other jobs: status readers for four APIs and ``wait()`` (SPEC section 9).
+"""Waiting on other jobs: status readers for four APIs and ``wait()`` (docs/howto/wait.md).
 
 >>> from ess_callback.testing import FakeScheduler
 >>> from ess_callback.watch import SaasBatchReader, wait

@@ -1,4 +1,4 @@
-"""One reader per job-status API (SPEC section 9), each with ``status(job_id) -> JobStatus``.
+"""One reader per job-status API (docs/howto/wait.md), each with ``status(job_id) -> JobStatus``.
 
 Unknown status values never fail a read: they give ``JobState.UNKNOWN`` with the raw value
 kept. A body without a status is a ``MalformedAnswerError``.

@@ -95,7 +95,7 @@ class Relay:
             sent=self.sent,
         )
         self.session.start_updates()
-        self.session.hold_lease("relay")  # before the first poll (SPEC 11)
+        self.session.hold_lease("relay")  # before the first poll (docs/guarantees.md)
 
     def __repr__(self) -> str:
         return f"Relay({self.what!r}, request_id={self.settings.request_id!r})"

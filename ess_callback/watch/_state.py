@@ -35,7 +35,7 @@ class JobState(str, enum.Enum):
         return self in (JobState.SUCCEEDED, JobState.FAILED, JobState.CANCELLED)
 
 
-#: ESS request states (``oracle.as.scheduler.State``, SPEC section 9); anything else is UNKNOWN
+#: ESS request states (``oracle.as.scheduler.State``, docs/howto/wait.md); anything else is UNKNOWN
 ESS_STATES: dict[str, JobState] = {
     **dict.fromkeys(
         ("WAIT", "READY", "BLOCKED", "HOLD", "PENDING_VALIDATION", "ERROR_AUTO_RETRY"),
