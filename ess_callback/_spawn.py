@@ -24,6 +24,10 @@ from collections.abc import Callable, Iterable, Sequence
 
 from . import _host
 
+TYPE_CHECKING = False  # typing.TYPE_CHECKING, without loading typing (see _launch.py)
+if TYPE_CHECKING:
+    from typing import Any
+
 PR_SET_PDEATHSIG = 1
 
 
@@ -146,8 +150,11 @@ def _c_function(name: str) -> Callable[..., object] | None:
     try:
         import _ctypes
 
+        # dlopen is missing from older typeshed stubs (mypy 1.8): looked up untyped
+        core: Any = _ctypes
+
         class _Library:
-            _handle = _ctypes.dlopen(None, 0)  # type: ignore[arg-type]  # this program
+            _handle = core.dlopen(None, 0)  # this program
 
         class _Function(_ctypes.CFuncPtr):
             _flags_ = _ctypes.FUNCFLAG_CDECL | _ctypes.FUNCFLAG_USE_ERRNO
