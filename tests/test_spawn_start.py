@@ -3,15 +3,15 @@ call that asks for the parent-death signal."""
 
 from __future__ import annotations
 
-import ctypes
 import os
 import signal
+import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-from ess_callback._spawn import _first_on_path, _prctl
+from ess_callback._spawn import _first_on_path
 
 
 def test_the_first_executable_file_on_path_is_found(tmp_path: Path) -> None:
@@ -31,16 +31,29 @@ def test_the_first_executable_file_on_path_is_found(tmp_path: Path) -> None:
     assert _first_on_path("./job", env) is None  # a name with a slash is run as it is
 
 
+#: run in a fresh interpreter, which has one thread: the test process may have more, and
+#: a fork there is unsafe
+DEATH_SIGNAL_CHECK = """
+import ctypes, os, sys
+from ess_callback._spawn import _prctl
+set_death_signal = _prctl()
+if set_death_signal is None:
+    sys.exit(100)
+pid = os.fork()
+if pid == 0:
+    set_death_signal()
+    value = ctypes.c_int(-1)
+    ctypes.CDLL(None, use_errno=True).prctl(2, ctypes.byref(value), 0, 0, 0)  # GET
+    os._exit(value.value)
+_, status = os.waitpid(pid, 0)
+sys.exit(os.waitstatus_to_exitcode(status))
+"""
+
+
+@pytest.mark.integration
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="prctl is Linux's")
 def test_the_parent_death_call_sets_sigkill() -> None:
-    """The call found before the fork sets SIGKILL as the parent-death signal."""
-    set_death_signal = _prctl()
-    assert set_death_signal is not None
-    pid = os.fork()
-    if pid == 0:  # pragma: no cover  (the child)
-        set_death_signal()
-        value = ctypes.c_int(-1)
-        ctypes.CDLL(None, use_errno=True).prctl(2, ctypes.byref(value), 0, 0, 0)  # GET
-        os._exit(value.value)
-    _, status = os.waitpid(pid, 0)
-    assert os.waitstatus_to_exitcode(status) == int(signal.SIGKILL)
+    """The call found before the fork sets SIGKILL as the parent-death signal (checked in
+    the forked child with PR_GET_PDEATHSIG)."""
+    done = subprocess.run([sys.executable, "-c", DEATH_SIGNAL_CHECK], timeout=60)
+    assert done.returncode == int(signal.SIGKILL), done.returncode
